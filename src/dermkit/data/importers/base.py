@@ -1,0 +1,301 @@
+"""What every importer shares: the registry, CSV reading with located errors, value parsers.
+
+An importer is one module with one class that yields :class:`~dermkit.data.table.Case` rows;
+:func:`run_import` does the rest (ontology mapping checks, duplicate ids, image checks, the
+``--on-error skip`` report and the atomic write), so importers stay short and alike.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from dermkit.core.errors import DermkitError, InputError
+from dermkit.data.images import check_image
+from dermkit.data.table import Case, write_table
+from dermkit.ontology import Ontology, UnknownTermError, default_ontology
+
+IMPORTERS: dict[str, type[Importer]] = {}
+
+ON_ERROR_CHOICES = ("raise", "skip")
+
+
+def register_importer(cls: type[Importer]) -> type[Importer]:
+    """Class decorator: make an importer available by its ``name`` (CLI and :func:`get_importer`)."""
+    if cls.name in IMPORTERS:
+        raise ValueError(f"importer {cls.name!r} registered twice")
+    IMPORTERS[cls.name] = cls
+    return cls
+
+
+def get_importer(name: str) -> type[Importer]:
+    if name not in IMPORTERS:
+        close = difflib.get_close_matches(name, list(IMPORTERS), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise DermkitError(f"unknown source {name!r}{hint}; known: {', '.join(sorted(IMPORTERS))}")
+    return IMPORTERS[name]
+
+
+@dataclass
+class ImportContext:
+    """State of one import run: error policy, collected problems, the ontology."""
+
+    on_error: str = "raise"
+    ontology: Ontology = field(default_factory=default_ontology)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.on_error not in ON_ERROR_CHOICES:
+            raise DermkitError(f"on_error must be one of {ON_ERROR_CHOICES}, got {self.on_error!r}")
+
+    def reject(self, error: InputError) -> None:
+        """Raise ``error``, or record it and let the caller skip the row under ``--on-error skip``."""
+        if self.on_error == "raise":
+            raise error
+        self.problems.append(error.as_record())
+
+
+class Importer(ABC):
+    """Reads one source's released layout into cases."""
+
+    name: ClassVar[str]
+    licence: ClassVar[str | None] = None
+    acquisition: ClassVar[str | None] = None
+    description: ClassVar[str] = ""
+
+    def __init__(self, options: Mapping[str, str] | None = None) -> None:
+        self.options = dict(options or {})
+
+    @abstractmethod
+    def read(self, path: Path, context: ImportContext) -> Iterator[Case]:
+        """Yield the cases found at ``path``; report bad rows through ``context.reject``."""
+
+    def map_label(self, code: str, context: ImportContext, *, file: Path, row: int, field_name: str) -> str:
+        try:
+            return context.ontology.map_label(self.name, code)
+        except UnknownTermError as exc:
+            raise InputError(str(exc), file=file, row=row, field=field_name) from exc
+
+
+# -- CSV reading ------------------------------------------------------------------------------
+
+def read_csv(path: Path, required: Sequence[str], **kwargs: Any) -> pd.DataFrame:
+    """Read a CSV as strings, checking that every required column is present (with suggestions)."""
+    if not path.exists():
+        raise InputError("file not found", file=path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, **kwargs)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"not a readable CSV: {exc}", file=path) from exc
+    for column in required:
+        if column not in frame.columns:
+            close = difflib.get_close_matches(column, list(frame.columns), n=1)
+            hint = f" (found {close[0]!r}: misspelt?)" if close else ""
+            raise InputError(f"required column is missing{hint}", file=path, field=column)
+    return frame
+
+
+def rows(frame: pd.DataFrame, description: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """(1-based data row number, row as dict) with a progress bar."""
+    records = frame.to_dict(orient="records")
+    for number, record in enumerate(tqdm(records, desc=description, unit="row", leave=False), start=1):
+        yield number, record
+
+
+# -- value parsers: empty means missing; anything else must parse or the row is rejected --------
+
+MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "none", "null", "unknown", "-1"})
+
+
+def is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip().lower() in MISSING_TOKENS
+
+
+@dataclass(frozen=True)
+class Where:
+    """Location of a value, so a parser error can name it."""
+
+    file: Path
+    row: int
+
+    def error(self, field_name: str, message: str) -> InputError:
+        return InputError(message, file=self.file, row=self.row, field=field_name)
+
+
+def parse_float(value: Any, where: Where, field_name: str, low: float | None = None, high: float | None = None) -> float | None:
+    if is_missing(value):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise where.error(field_name, f"{value!r} is not a number") from exc
+    if math.isnan(number):
+        return None
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise where.error(field_name, f"{number} is outside {low}–{high}")
+    return number
+
+
+def parse_int(value: Any, where: Where, field_name: str, low: int | None = None, high: int | None = None) -> int | None:
+    number = parse_float(value, where, field_name, low, high)
+    if number is None:
+        return None
+    if number != int(number):
+        raise where.error(field_name, f"{value!r} is not a whole number")
+    return int(number)
+
+
+_TRUE = {"true", "yes", "y", "1", "t"}
+_FALSE = {"false", "no", "n", "0", "f"}
+
+
+def parse_bool(value: Any, where: Where, field_name: str) -> bool | None:
+    if is_missing(value):
+        return None
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise where.error(field_name, f"{value!r} is not a yes/no value")
+
+
+def parse_literal(value: Any, where: Where, field_name: str, expected: type | tuple[type, ...] = (list, dict)) -> Any:
+    """Parse a Python-literal string such as ``"['a', 'b']"`` (SCIN's list and dict columns)."""
+    if is_missing(value):
+        return None
+    try:
+        parsed = ast.literal_eval(str(value))
+    except (ValueError, SyntaxError) as exc:
+        raise where.error(field_name, f"malformed literal {str(value)[:80]!r}") from exc
+    if not isinstance(parsed, expected):
+        raise where.error(field_name, f"expected {expected}, got {type(parsed).__name__}")
+    return parsed
+
+
+SEX_WORDS = {
+    "female": "female", "f": "female", "woman": "female", "girl": "female",
+    "male": "male", "m": "male", "man": "male", "boy": "male",
+    "other": "other", "other_or_unspecified": "other", "intersex": "other", "non_binary": "other",
+}
+
+
+def parse_sex(value: Any, where: Where, field_name: str) -> str | None:
+    if is_missing(value):
+        return None
+    key = str(value).strip().lower().replace(" ", "_")
+    if key not in SEX_WORDS:
+        raise where.error(field_name, f"{value!r} is not a recognised sex")
+    return SEX_WORDS[key]
+
+
+def parse_body_site(value: Any, context: ImportContext, where: Where, field_name: str) -> str | None:
+    if is_missing(value):
+        return None
+    node = context.ontology.body_sites.find(str(value))
+    if node is None:
+        suggestions = context.ontology.body_sites.suggest(str(value))
+        hint = f" (did you mean {', '.join(suggestions)}?)" if suggestions else ""
+        raise where.error(field_name, f"unknown body site {value!r}{hint}")
+    return node.id
+
+
+# -- the whole run ------------------------------------------------------------------------------
+
+def _check_images(cases: list[Case], context: ImportContext, workers: int = 4) -> list[Case]:
+    """Decode every image once (in threads); drop or raise on missing, corrupt or oversized ones."""
+    paths = sorted({p for case in cases for p in case.image_paths})
+
+    def check(path: str) -> InputError | None:
+        try:
+            check_image(path)
+        except InputError as exc:
+            return exc
+        return None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(tqdm(pool.map(check, paths), total=len(paths), desc="checking images", unit="img", leave=False))
+    bad = {path: error for path, error in zip(paths, results) if error is not None}
+    kept = []
+    for case in cases:
+        errors = [bad[p] for p in case.image_paths if p in bad]
+        if errors:
+            error = errors[0]
+            context.reject(InputError(f"case {case.case_id}: {error.message}", file=error.file, field="image_paths"))
+            continue
+        kept.append(case)
+    return kept
+
+
+def _drop_duplicates(cases: list[Case], context: ImportContext, origin: Path) -> list[Case]:
+    seen: dict[str, int] = {}
+    kept = []
+    for position, case in enumerate(cases, start=1):
+        if case.case_id in seen:
+            context.reject(
+                InputError(f"duplicated case id {case.case_id!r} (first at case {seen[case.case_id]})",
+                           file=origin, row=position, field="case_id")
+            )
+            continue
+        seen[case.case_id] = position
+        kept.append(case)
+    return kept
+
+
+@dataclass
+class ImportResult:
+    out_dir: Path
+    cases: int
+    problems: list[dict[str, Any]]
+
+
+def run_import(
+    source: str,
+    path: str | Path,
+    out_dir: str | Path,
+    *,
+    on_error: str = "raise",
+    options: Mapping[str, str] | None = None,
+    check_images: bool = True,
+    ontology: Ontology | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ImportResult:
+    """Import ``path`` with the ``source`` importer and write a case table to ``out_dir``.
+
+    Nothing is written unless the whole import succeeds (or, with ``on_error='skip'``, every
+    rejected row is in ``import_report.json`` beside the table).
+    """
+    importer = get_importer(source)(options)
+    context = ImportContext(on_error=on_error, ontology=ontology or default_ontology())
+    path = Path(path)
+    if not path.exists():
+        raise InputError("path not found", file=path)
+    cases = []
+    for case in importer.read(path, context):
+        case.source = importer.name
+        case.licence = case.licence or importer.licence
+        case.acquisition = case.acquisition or importer.acquisition
+        cases.append(case)
+    cases = _drop_duplicates(cases, context, path)
+    if check_images:
+        cases = _check_images(cases, context)
+    if not cases:
+        raise InputError(f"no usable cases found ({len(context.problems)} rejected)", file=path)
+    manifest = {"source": importer.name, "imported_from": str(path.resolve()), "licence": importer.licence,
+                "rejected": len(context.problems), "options": dict(options or {})}
+    written = write_table(cases, out_dir, manifest=manifest, report=context.problems)
+    return ImportResult(written, len(cases), context.problems)

@@ -1,0 +1,94 @@
+"""The shipped clinical ontology: conditions, concepts, body sites and each source's label map."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from dermkit.ontology.normalize import normalize_term
+from dermkit.ontology.tree import Hierarchy, UnknownTermError
+
+
+class ConditionHierarchy(Hierarchy):
+    kind = "condition"
+
+
+class ConceptVocabulary(Hierarchy):
+    kind = "concept"
+
+
+class BodySites(Hierarchy):
+    kind = "body site"
+
+
+@dataclass(frozen=True)
+class Ontology:
+    """Everything a caption, a label code or a user's free text can be resolved against."""
+
+    conditions: ConditionHierarchy
+    concepts: ConceptVocabulary
+    body_sites: BodySites
+    mappings: Mapping[str, Mapping[str, str]]
+
+    def map_label(self, source: str, code: str) -> str:
+        """The condition id for ``source``'s label ``code``.
+
+        The source's own table is tried first (codes such as HAM10000's ``bkl``), then the
+        condition names and synonyms, so sources with plain-text labels need no table.
+        """
+        table = self.mappings.get(source, {})
+        key = normalize_term(code)
+        if key in table:
+            return table[key]
+        node = self.conditions.find(code)
+        if node is None:
+            raise UnknownTermError(code, f"{source} label", self.conditions.suggest(code))
+        return node.id
+
+    def source_codes(self, source: str) -> Mapping[str, str]:
+        """The explicit code table of ``source`` (normalised code → condition id)."""
+        return self.mappings.get(source, {})
+
+
+def _read(name: str) -> dict:
+    text = resources.files("dermkit.ontology").joinpath("data", name).read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def load_ontology(conditions_path: str | Path | None = None) -> Ontology:
+    """Load the shipped ontology; ``conditions_path`` swaps in a Derm1M ``ontology.json``.
+
+    The mapping tables refer to shipped ids, so they are kept only with the shipped conditions.
+    """
+    if conditions_path is not None:
+        conditions = ConditionHierarchy.from_derm1m_json(conditions_path)
+        mappings: dict[str, dict[str, str]] = {}
+    else:
+        conditions = ConditionHierarchy.from_nested(_read("conditions.yaml")["conditions"])
+        mappings = _compile_mappings(_read("mappings.yaml")["mappings"], conditions)
+    concepts = ConceptVocabulary.from_nested(_read("concepts.yaml")["concepts"])
+    body_sites = BodySites.from_nested(_read("body_sites.yaml")["body_sites"])
+    return Ontology(conditions, concepts, body_sites, mappings)
+
+
+def _compile_mappings(raw: Mapping[str, Mapping[str, str]], conditions: Hierarchy) -> dict[str, dict[str, str]]:
+    compiled: dict[str, dict[str, str]] = {}
+    for source, table in raw.items():
+        compiled[source] = {}
+        for code, target in table.items():
+            node = conditions.find(str(target))
+            if node is None:
+                raise ValueError(f"mappings.yaml: {source} code {code!r} maps to unknown condition {target!r}")
+            compiled[source][normalize_term(str(code))] = node.id
+    return compiled
+
+
+@lru_cache(maxsize=1)
+def default_ontology() -> Ontology:
+    """The shipped ontology, loaded once per process."""
+    return load_ontology()

@@ -1,0 +1,57 @@
+"""Shared fixtures: the real sample in ../shared/data (skipped where absent) and synthetic images."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# Keep torch and BLAS from oversubscribing the two cores CI has.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("DERMKIT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def shared_dataset(name: str) -> Path:
+    """Path of a real dataset in ../shared/data, or skip the test saying why."""
+    path = SHARED_DATA / name
+    if not (path / "metadata.csv").exists() and not any(path.glob("*.csv")):
+        pytest.skip(f"real data {path} is absent (tests read ../shared/data beside the checkout)")
+    return path
+
+
+@pytest.fixture
+def pad_ufes_dir() -> Path:
+    return shared_dataset("pad-ufes-20")
+
+
+@pytest.fixture
+def ham_dir() -> Path:
+    return shared_dataset("ham10000")
+
+
+@pytest.fixture
+def fitzpatrick17k_dir() -> Path:
+    return shared_dataset("fitzpatrick17k")
+
+
+@pytest.fixture
+def make_image(tmp_path: Path) -> Callable[..., Path]:
+    """Write a small random RGB image and return its path."""
+    rng = np.random.default_rng(0)
+
+    def make(name: str = "img.png", size: tuple[int, int] = (32, 32), folder: Path | None = None) -> Path:
+        target = (folder or tmp_path) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 255, size=(size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(target)
+        return target
+
+    return make
