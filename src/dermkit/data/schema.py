@@ -44,7 +44,7 @@ FIELDS: tuple[tuple[str, pa.DataType, bool, str], ...] = (
     ("source", pa.string(), False, "Source dataset name (the importer's name)."),
     ("licence", pa.string(), True, "Licence of the source data."),
     ("split", pa.string(), True, "train | val | test once split."),
-    ("date", pa.timestamp("s"), True, "When the case was acquired (enables temporal splits)."),
+    ("date", pa.timestamp("ms"), True, "When the case was acquired (enables temporal splits)."),
     ("synthetic", pa.bool_(), False, "True for generated images (never in val/test)."),
     ("derived_from", pa.string(), True, "For synthetic cases, the case they were generated from."),
     ("extra", pa.string(), True, "JSON object of source-specific fields kept verbatim."),

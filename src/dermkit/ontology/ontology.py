@@ -26,6 +26,10 @@ class BodySites(Hierarchy):
     kind = "body site"
 
 
+class Symptoms(Hierarchy):
+    kind = "symptom"
+
+
 @dataclass(frozen=True)
 class Ontology:
     """Everything a caption, a label code or a user's free text can be resolved against."""
@@ -33,7 +37,9 @@ class Ontology:
     conditions: ConditionHierarchy
     concepts: ConceptVocabulary
     body_sites: BodySites
+    symptoms: Symptoms
     mappings: Mapping[str, Mapping[str, str]]
+    label_sets: Mapping[str, tuple[str, ...]]
 
     def map_label(self, source: str, code: str) -> str:
         """The condition id for ``source``'s label ``code``.
@@ -54,6 +60,15 @@ class Ontology:
         """The explicit code table of ``source`` (normalised code → condition id)."""
         return self.mappings.get(source, {})
 
+    def label_set(self, name: str) -> list[str]:
+        """The condition ids of a named label set (``ddx26``, ``ham10000``, ``isic2019``, ...).
+
+        Models and services train and report on these fixed class lists, in this order.
+        """
+        if name not in self.label_sets:
+            raise UnknownTermError(name, "label set", sorted(self.label_sets))
+        return list(self.label_sets[name])
+
 
 def _read(name: str) -> dict:
     text = resources.files("dermkit.ontology").joinpath("data", name).read_text(encoding="utf-8")
@@ -63,17 +78,25 @@ def _read(name: str) -> dict:
 def load_ontology(conditions_path: str | Path | None = None) -> Ontology:
     """Load the shipped ontology; ``conditions_path`` swaps in a Derm1M ``ontology.json``.
 
-    The mapping tables refer to shipped ids, so they are kept only with the shipped conditions.
+    The mapping tables and label sets refer to shipped ids, so they are kept only with the
+    shipped conditions.
     """
     if conditions_path is not None:
         conditions = ConditionHierarchy.from_derm1m_json(conditions_path)
         mappings: dict[str, dict[str, str]] = {}
+        label_sets: dict[str, tuple[str, ...]] = {}
     else:
         conditions = ConditionHierarchy.from_nested(_read("conditions.yaml")["conditions"])
         mappings = _compile_mappings(_read("mappings.yaml")["mappings"], conditions)
-    concepts = ConceptVocabulary.from_nested(_read("concepts.yaml")["concepts"])
-    body_sites = BodySites.from_nested(_read("body_sites.yaml")["body_sites"])
-    return Ontology(conditions, concepts, body_sites, mappings)
+        label_sets = _compile_label_sets(_read("label_sets.yaml")["label_sets"], conditions)
+    return Ontology(
+        conditions=conditions,
+        concepts=ConceptVocabulary.from_nested(_read("concepts.yaml")["concepts"]),
+        body_sites=BodySites.from_nested(_read("body_sites.yaml")["body_sites"]),
+        symptoms=Symptoms.from_nested(_read("symptoms.yaml")["symptoms"]),
+        mappings=mappings,
+        label_sets=label_sets,
+    )
 
 
 def _compile_mappings(raw: Mapping[str, Mapping[str, str]], conditions: Hierarchy) -> dict[str, dict[str, str]]:
@@ -85,6 +108,22 @@ def _compile_mappings(raw: Mapping[str, Mapping[str, str]], conditions: Hierarch
             if node is None:
                 raise ValueError(f"mappings.yaml: {source} code {code!r} maps to unknown condition {target!r}")
             compiled[source][normalize_term(str(code))] = node.id
+    return compiled
+
+
+def _compile_label_sets(
+    raw: Mapping[str, list[str]], conditions: Hierarchy
+) -> dict[str, tuple[str, ...]]:
+    """Check every label set names shipped condition ids, so a typo fails at load, not in training."""
+    known = {node.id for node in conditions}
+    compiled: dict[str, tuple[str, ...]] = {}
+    for name, ids in raw.items():
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise ValueError(f"label_sets.yaml: {name} names unknown condition ids {unknown}")
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"label_sets.yaml: {name} repeats a condition id")
+        compiled[name] = tuple(ids)
     return compiled
 
 
