@@ -55,6 +55,44 @@ def _cmd_data_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_split(args: argparse.Namespace) -> int:
+    from dermkit.data.splits import format_split_counts, split_table
+
+    summary = split_table(args.table, by=args.by, val=args.val, test=args.test, seed=args.seed,
+                          temporal=args.temporal)
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"split {summary['cases']} cases ({summary['groups']} {args.by} groups) in {args.table}")
+        print(format_split_counts(summary["counts"]))
+    return 0
+
+
+def _cmd_data_check_leaks(args: argparse.Namespace) -> int:
+    from dermkit.data.leaks import check_table, format_leaks
+
+    report = check_table(args.table, hash_distance=None if args.no_images else args.hash_distance)
+    if args.json:
+        print_json(report.as_dict())
+    else:
+        print(format_leaks(report))
+    return 0 if report.clean else 1
+
+
+def _cmd_data_stats(args: argparse.Namespace) -> int:
+    from dermkit.data.stats import format_stats, plot_stats, stats_for_table
+
+    stats = stats_for_table(args.table)
+    plots = plot_stats(stats, args.plots) if args.plots else []
+    if args.json:
+        print_json({**stats, "plots": [str(p) for p in plots]})
+    else:
+        print(format_stats(stats))
+        if plots:
+            print(f"wrote {len(plots)} charts to {args.plots}")
+    return 0
+
+
 def _add_data(sub: argparse._SubParsersAction) -> None:
     from dermkit.data.importers import IMPORTERS
 
@@ -73,6 +111,224 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--json", action="store_true", help="print a JSON summary")
     imp.set_defaults(func=_cmd_data_import)
 
+    # Literal choices and defaults (mirroring dermkit.data.splits/leaks) keep scipy out of --help.
+    split = data_sub.add_parser("split", help="assign leak-free train/val/test splits in place")
+    split.add_argument("table", type=Path, help="case-table directory")
+    split.add_argument("--by", choices=["patient", "lesion", "case"], default="patient",
+                       help="keep each patient (falling back to lesion, then case), lesion or case in one split")
+    split.add_argument("--val", type=float, default=0.15, help="share of cases for validation (default 0.15)")
+    split.add_argument("--test", type=float, default=0.15, help="share of cases for testing (default 0.15)")
+    split.add_argument("--seed", type=int, default=0, help="random seed (same seed, same split)")
+    split.add_argument("--temporal", action="store_true", help="earliest cases in train, latest in test")
+    split.add_argument("--json", action="store_true", help="print the counts as JSON")
+    split.set_defaults(func=_cmd_data_split)
+
+    leaks = data_sub.add_parser("check-leaks", help="find patients, lesions and images shared across splits",
+                                description="Exit status: 0 clean, 1 leaks found, 2 error.")
+    leaks.add_argument("table", type=Path, help="case-table directory")
+    leaks.add_argument("--hash-distance", type=int, default=4, metavar="K",
+                       help="images within K bits of perceptual hash count as identical (default 4)")
+    leaks.add_argument("--no-images", action="store_true", help="skip the image comparison")
+    leaks.add_argument("--json", action="store_true", help="print the leaks as JSON")
+    leaks.set_defaults(func=_cmd_data_check_leaks)
+
+    stats = data_sub.add_parser("stats", help="counts per label, ontology level, skin type, site, age, ...")
+    stats.add_argument("table", type=Path, help="case-table directory")
+    stats.add_argument("--plots", type=Path, metavar="DIR", help="also write PNG bar charts to DIR")
+    stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    stats.set_defaults(func=_cmd_data_stats)
+
+
+# -- train --------------------------------------------------------------------------------------
+
+def _cmd_train_clip(args: argparse.Namespace) -> int:
+    from dermkit.train import ClipTrainConfig, train_clip
+
+    summary = train_clip(ClipTrainConfig(
+        model=args.model, data=[str(d) for d in args.data], out=str(args.out), epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, wd=args.wd, warmup=args.warmup, accum=args.accum,
+        precision=args.precision, lock_image=args.lock_image, lock_text=args.lock_text, loss=args.loss,
+        seed=args.seed, grad_checkpointing=args.grad_checkpointing, resume=args.resume, workers=args.workers,
+        save_every=args.save_every, max_steps=args.max_steps,
+        cache_dir=None if args.cache_dir is None else str(args.cache_dir),
+        tensorboard=args.tensorboard, export=not args.no_export,
+    ))
+    if args.json:
+        print_json(summary)
+    else:
+        state = "finished" if summary["finished"] else "stopped"
+        print(f"{state} at epoch {summary['epoch']}, step {summary['step']}: {summary['out']}")
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train models (multi-process: torchrun -m dermkit.cli train ...)")
+    train_sub = train.add_subparsers(dest="train_command", required=True)
+
+    clip = train_sub.add_parser("clip", help="contrastive (CLIP or SigLIP) training on case tables")
+    clip.add_argument("--model", default="dermlip-lite", help="model name for dermkit.models.load_model")
+    clip.add_argument("--data", type=Path, action="append", required=True, metavar="TABLE_DIR",
+                      help="case table (repeatable); trains on split 'train', validates on 'val'")
+    clip.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, metrics, export)")
+    clip.add_argument("--epochs", type=int, default=30)
+    clip.add_argument("--batch-size", type=int, default=2048, help="global batch over all processes")
+    clip.add_argument("--lr", type=float, default=1e-4)
+    clip.add_argument("--wd", type=float, default=0.1, help="AdamW weight decay (matrices only)")
+    clip.add_argument("--warmup", type=int, default=1000, help="linear warm-up steps before cosine decay")
+    clip.add_argument("--accum", type=int, default=1, help="batches per optimiser step")
+    clip.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 autocast or fp32")
+    clip.add_argument("--lock-image", action="store_true", help="freeze the image trunk (features cached)")
+    clip.add_argument("--lock-text", action="store_true", help="freeze the text trunk (features cached)")
+    clip.add_argument("--loss", choices=["clip", "siglip"], default="clip")
+    clip.add_argument("--seed", type=int, default=0)
+    clip.add_argument("--grad-checkpointing", action="store_true", help="trade compute for activation memory")
+    clip.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt if present")
+    clip.add_argument("--workers", type=int, default=0, help="data-loading processes per training process")
+    clip.add_argument("--save-every", type=int, default=0, metavar="STEPS",
+                      help="also checkpoint every STEPS optimiser steps (default: each epoch's end)")
+    clip.add_argument("--max-steps", type=int, help="stop with a checkpoint after this many steps in total")
+    clip.add_argument("--cache-dir", type=Path, help="feature cache of frozen trunks (default OUT/feature-cache)")
+    clip.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard")
+    clip.add_argument("--no-export", action="store_true", help="skip exporting the final model to OUT/model")
+    clip.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    clip.set_defaults(func=_cmd_train_clip)
+
+
+# -- ontology -----------------------------------------------------------------------------------
+
+def _cmd_ontology_show(args: argparse.Namespace) -> int:
+    from dermkit.ontology import UnknownTermError, default_ontology, load_ontology
+
+    try:
+        ontology = load_ontology(args.ontology) if args.ontology else default_ontology()
+        hierarchy, node = ontology.lookup(args.name)
+    except UnknownTermError as error:
+        raise DermkitError(str(error)) from error
+    except (OSError, ValueError) as error:
+        raise DermkitError(f"cannot read ontology {args.ontology}: {error}") from error
+    record = hierarchy.describe(node.id)
+    if args.json:
+        print_json(record)
+        return 0
+    print(f"{record['name']} [{record['id']}]: {record['kind']}, level {record['level']}")
+    print("path: " + " > ".join(step["name"] for step in record["path"]))
+    if record["synonyms"]:
+        print("synonyms: " + ", ".join(record["synonyms"]))
+    for child in record["children"]:
+        print(f"  - {child['name']} [{child['id']}]")
+    return 0
+
+
+def _cmd_ontology_tag(args: argparse.Namespace) -> int:
+    from dermkit.ontology import tag_text
+
+    tags = tag_text(args.text).as_dict()
+    if args.json:
+        print_json(tags)
+        return 0
+    for field, values in tags.items():
+        if field == "negated":
+            values = [f"{vocabulary}:{node_id}" for vocabulary, ids in values.items() for node_id in ids]
+        if values:
+            print(f"{field}: {', '.join(str(v) for v in values)}")
+    return 0
+
+
+def _add_ontology(sub: argparse._SubParsersAction) -> None:
+    ontology = sub.add_parser("ontology", help="look up ontology terms and tag free text")
+    ontology_sub = ontology.add_subparsers(dest="ontology_command", required=True)
+
+    show = ontology_sub.add_parser("show", help="show a condition, concept, body site or symptom")
+    show.add_argument("name", help="an id, name or synonym (case and punctuation ignored)")
+    show.add_argument("--ontology", type=Path, metavar="FILE",
+                      help="a Derm1M ontology.json to use instead of the shipped conditions")
+    show.add_argument("--json", action="store_true", help="print the node as JSON")
+    show.set_defaults(func=_cmd_ontology_show)
+
+    tag = ontology_sub.add_parser("tag", help="tag conditions, concepts, sites, symptoms and skin types in text")
+    tag.add_argument("text", help="free text, e.g. a caption")
+    tag.add_argument("--json", action="store_true", help="print the tags as JSON")
+    tag.set_defaults(func=_cmd_ontology_tag)
+
+
+# -- models -------------------------------------------------------------------------------------
+
+def _cmd_models_list(args: argparse.Namespace) -> int:
+    from dermkit.models import list_models
+
+    names = list_models()
+    if args.json:
+        print_json(names)
+    else:
+        print("\n".join(names))
+        print("also: open_clip:ARCH[:TAG], hf-hub:ORG/REPO, local-dir:PATH or a directory path")
+    return 0
+
+
+def _cmd_models_export(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from dermkit.models import ModelCard, export_model, load_model
+
+    loaded = load_model(args.name)
+    card = loaded.card or ModelCard(model_id=args.out.name, base_model=args.name)
+    if args.model_id:
+        card = dataclasses.replace(card, model_id=args.model_id)
+    out = export_model(loaded, args.out, card, overwrite=args.overwrite)
+    if args.json:
+        print_json({"out": str(out), "model_id": card.model_id})
+    else:
+        print(f"exported {args.name} to {out}")
+    return 0
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    models = sub.add_parser("models", help="list model families and export models in open_clip's layout")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+
+    listing = models_sub.add_parser("list", help="list the registered model families")
+    listing.add_argument("--json", action="store_true", help="print the names as a JSON list")
+    listing.set_defaults(func=_cmd_models_list)
+
+    export = models_sub.add_parser("export", help="export a model (any accepted name) with a model card")
+    export.add_argument("name", help="model name, e.g. dermlip-lite, hf-hub:ORG/REPO or a directory")
+    export.add_argument("--out", type=Path, required=True, help="export directory (open_clip layout)")
+    export.add_argument("--model-id", help="id written in the model card (default: the card's or OUT's name)")
+    export.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    export.add_argument("--json", action="store_true", help="print a JSON summary")
+    export.set_defaults(func=_cmd_models_export)
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from dermkit.data.stats import format_stats
+    from dermkit.demo import run_demo
+
+    summary = run_demo(args.data_root, args.out, seed=args.seed)
+    if args.json:
+        print_json(summary)
+        return 0
+    print(f"dermkit demo on the {summary['data']} -> {args.out}")
+    for name, table in summary["tables"].items():
+        print(f"\n== {name}: {table['cases']} cases in {table['table']}")
+        print(format_stats(table["stats"]))
+        print(f"leaks across splits: {table['leaks']}")
+        print(f"plots: {Path(table['plots'][0]).parent}")
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    from dermkit.demo import default_data_root
+
+    demo = sub.add_parser("demo", help="run the main job end to end on the real sample (or synthetic data)")
+    demo.add_argument("--data-root", type=Path, default=default_data_root(),
+                      help="folder holding pad-ufes-20/ and ham10000/ (default: $DERMKIT_DATA or ../shared/data)")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="where everything is written")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.set_defaults(func=_cmd_demo)
+
 
 # -- entry point --------------------------------------------------------------------------------
 
@@ -81,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dermkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_data(sub)
+    _add_demo(sub)
+    _add_train(sub)
+    _add_ontology(sub)
+    _add_models(sub)
     return parser
 
 

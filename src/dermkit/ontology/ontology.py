@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from dermkit.ontology.normalize import normalize_term
-from dermkit.ontology.tree import Hierarchy, UnknownTermError
+from dermkit.ontology.tree import Hierarchy, Node, UnknownTermError
 
 
 class ConditionHierarchy(Hierarchy):
@@ -30,9 +30,13 @@ class Symptoms(Hierarchy):
     kind = "symptom"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Ontology:
-    """Everything a caption, a label code or a user's free text can be resolved against."""
+    """Everything a caption, a label code or a user's free text can be resolved against.
+
+    Compared and hashed by identity, so per-ontology work (the caption tagger's compiled
+    matcher) can be cached on it.
+    """
 
     conditions: ConditionHierarchy
     concepts: ConceptVocabulary
@@ -59,6 +63,22 @@ class Ontology:
     def source_codes(self, source: str) -> Mapping[str, str]:
         """The explicit code table of ``source`` (normalised code → condition id)."""
         return self.mappings.get(source, {})
+
+    def vocabularies(self) -> tuple[Hierarchy, ...]:
+        """Conditions, concepts, body sites, symptoms: the order :meth:`lookup` searches them."""
+        return (self.conditions, self.concepts, self.body_sites, self.symptoms)
+
+    def lookup(self, term: str) -> tuple[Hierarchy, Node]:
+        """The first vocabulary that knows ``term``, and its node.
+
+        Raises :class:`UnknownTermError` with the closest names of every vocabulary.
+        """
+        for hierarchy in self.vocabularies():
+            node = hierarchy.find(term)
+            if node is not None:
+                return hierarchy, node
+        suggestions = [name for hierarchy in self.vocabularies() for name in hierarchy.suggest(term, limit=2)]
+        raise UnknownTermError(term, "term", suggestions[:5])
 
     def label_set(self, name: str) -> list[str]:
         """The condition ids of a named label set (``ddx26``, ``ham10000``, ``isic2019``, ...).

@@ -10,11 +10,14 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from dermkit.ontology.normalize import normalize_term
+
+
+_H = TypeVar("_H", bound="Hierarchy")
 
 
 class UnknownTermError(KeyError):
@@ -75,7 +78,7 @@ class Hierarchy:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_nested(cls, roots: list[Mapping[str, Any]]) -> Hierarchy:
+    def from_nested(cls: type[_H], roots: list[Mapping[str, Any]]) -> _H:
         """Build from nested mappings ``{id, name, synonyms?, children?, ...attributes}``."""
         nodes: list[Node] = []
 
@@ -99,13 +102,14 @@ class Hierarchy:
         return cls(nodes)
 
     @classmethod
-    def from_yaml(cls, path: str | Path, key: str) -> Hierarchy:
+    def from_yaml(cls: type[_H], path: str | Path, key: str) -> _H:
+        """Build from the nested list under ``key`` of a YAML file (the shipped data's layout)."""
         with open(path, encoding="utf-8") as handle:
             document = yaml.safe_load(handle)
         return cls.from_nested(document[key])
 
     @classmethod
-    def from_derm1m_json(cls, path: str | Path) -> Hierarchy:
+    def from_derm1m_json(cls: type[_H], path: str | Path) -> _H:
         """Read Derm1M's ``ontology.json``: a mapping of node name → list of child names.
 
         Names become ids by normalisation; nodes that are nobody's child are roots.
@@ -173,14 +177,32 @@ class Hierarchy:
         return node
 
     def suggest(self, term: str, limit: int = 3) -> list[str]:
+        """Names of up to ``limit`` distinct nodes with a term close to ``term``, for error hints."""
         import difflib
 
-        matches = difflib.get_close_matches(normalize_term(term), list(self._by_term), n=limit)
-        return [self._nodes[self._by_term[m]].name for m in matches]
+        names: list[str] = []
+        for match in difflib.get_close_matches(normalize_term(term), list(self._by_term), n=limit * 4):
+            name = self._nodes[self._by_term[match]].name
+            if name not in names:
+                names.append(name)
+        return names[:limit]
 
     def terms(self) -> Mapping[str, str]:
         """Every normalised term → node id (what a tagger compiles)."""
         return dict(self._by_term)
+
+    def describe(self, term: str) -> dict[str, Any]:
+        """A JSON-friendly record of one node: what ``dermkit ontology show`` prints."""
+        node = self.get(term)
+        return {
+            "kind": self.kind,
+            "id": node.id,
+            "name": node.name,
+            "level": node.level,
+            "synonyms": list(node.synonyms),
+            "path": [{"id": n.id, "name": n.name} for n in self.path(node.id)],
+            "children": [{"id": n.id, "name": n.name} for n in self.children(node.id)],
+        }
 
     # -- tree walks ---------------------------------------------------------------------------
     def parent(self, term: str) -> Node | None:

@@ -7,7 +7,14 @@ one file.
 import importlib
 import pkgutil
 
-from dermkit.data.importers.base import IMPORTERS, ImportContext, Importer, get_importer, register_importer, run_import
+from dermkit.data.importers.base import (
+    IMPORTERS,
+    ImportContext,
+    Importer,
+    get_importer,
+    register_importer,
+    run_import,
+)
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,8 @@ class ImportContext:
     on_error: str = "raise"
     ontology: Ontology = field(default_factory=default_ontology)
     problems: list[dict[str, Any]] = field(default_factory=list)
+    # Keyed by object identity: run_import keeps every yielded case alive until the table is written.
+    origins: dict[int, Origin] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.on_error not in ON_ERROR_CHOICES:
@@ -63,6 +66,23 @@ class ImportContext:
         if self.on_error == "raise":
             raise error
         self.problems.append(error.as_record())
+
+    def locate(self, case: Case, where: Where, id_field: str, image_field: str | None = None) -> Case:
+        """Remember the row and columns ``case`` came from and return it (``yield context.locate(...)``).
+
+        Duplicate ids and bad images are only found after reading; this lets those errors name
+        the source row and column instead of just the dataset's path.
+        """
+        self.origins[id(case)] = Origin(where, id_field, image_field or id_field)
+        return case
+
+    def error_about(self, case: Case, message: str, *, image: bool, fallback: Path) -> InputError:
+        """An error about ``case`` at its recorded origin (or at ``fallback`` for unlocated cases)."""
+        origin = self.origins.get(id(case))
+        text = f"case {case.case_id}: {message}"
+        if origin is None:
+            return InputError(text, file=fallback, field="image_paths" if image else "case_id")
+        return origin.where.error(origin.image_field if image else origin.id_field, text)
 
 
 class Importer(ABC):
@@ -105,6 +125,25 @@ def read_csv(path: Path, required: Sequence[str], **kwargs: Any) -> pd.DataFrame
     return frame
 
 
+def find_csv(path: Path, names: Sequence[str]) -> Path:
+    """The table of a source: ``path`` itself, or the first of ``names`` (then the only CSV) in it.
+
+    Releases rename their files (``metadata.csv`` vs ``HAM10000_metadata.csv``), so PATH may be
+    the file or its folder.
+    """
+    if path.is_file():
+        return path
+    for name in names:
+        if (path / name).exists():
+            return path / name
+    found = sorted(path.glob("*.csv"))
+    if len(found) == 1:
+        return found[0]
+    wanted = " or ".join(names) or "single CSV"
+    listed = f"; it holds {', '.join(p.name for p in found)}" if found else ""
+    raise InputError(f"no {wanted} here (pass the CSV itself){listed}", file=path)
+
+
 def rows(frame: pd.DataFrame, description: str) -> Iterator[tuple[int, dict[str, str]]]:
     """(1-based data row number, row as dict) with a progress bar."""
     records = frame.to_dict(orient="records")
@@ -114,7 +153,7 @@ def rows(frame: pd.DataFrame, description: str) -> Iterator[tuple[int, dict[str,
 
 # -- value parsers: empty means missing; anything else must parse or the row is rejected --------
 
-MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "none", "null", "unknown", "-1"})
+MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "none", "null", "unknown", "unk", "-1"})
 
 
 def is_missing(value: Any) -> bool:
@@ -134,6 +173,75 @@ class Where:
 
     def error(self, field_name: str, message: str) -> InputError:
         return InputError(message, file=self.file, row=self.row, field=field_name)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a case was read from: its row, the column of its id and the column naming its image."""
+
+    where: Where
+    id_field: str
+    image_field: str
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def find_image(folder: Path, stem: str, default_suffix: str = ".jpg") -> Path:
+    """The image ``stem`` in ``folder`` with whichever known suffix exists, else the expected path.
+
+    A missing image is then reported by the image check of :func:`run_import` (with its row),
+    and ``--no-image-check`` keeps the expected path for images that are fetched later.
+    """
+    for suffix in IMAGE_SUFFIXES:
+        candidate = folder / f"{stem}{suffix}"
+        if candidate.exists():
+            return candidate
+    return folder / f"{stem}{default_suffix}"
+
+
+ROMAN_NUMERALS = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6}
+FITZPATRICK_PREFIX = re.compile(r"^(?:(?:fitzpatrick|skin|type|fst)[\s_-]*)+")
+
+
+def locate_image(text: str, roots: Sequence[Path]) -> Path:
+    """The image a CSV names: an absolute path, else under the first root that holds it.
+
+    Under each root the path is tried as written, then by file name alone, so images may be
+    kept in the released sub-folders or all in one folder. When none exists the path under the
+    first root is returned, for the image check of ``run_import`` to report with its row.
+    """
+    relative = Path(text.strip())
+    if relative.is_absolute():
+        return relative
+    candidates = [candidate for root in roots for candidate in (root / relative, root / relative.name)]
+    return next((candidate for candidate in candidates if candidate.is_file()), candidates[0])
+
+
+def checked_label_source(options: Mapping[str, str], context: ImportContext, default: str) -> str:
+    """The ``label_source`` option (whose code table maps labels), refusing a table that does not exist.
+
+    Without the check a misspelt source would silently fall back to plain condition names.
+    """
+    if "label_source" not in options:
+        return default
+    if options["label_source"] not in context.ontology.mappings:
+        raise InputError(f"no label table {options['label_source']!r} in the ontology; known: "
+                         f"{', '.join(sorted(context.ontology.mappings))}", field="label_source")
+    return options["label_source"]
+
+
+def parse_fitzpatrick(value: Any, where: Where, field_name: str) -> int | None:
+    """Fitzpatrick type as 1–6, I–VI, ``FST3`` or ``type III``."""
+    if is_missing(value):
+        return None
+    text = FITZPATRICK_PREFIX.sub("", str(value).strip().lower())
+    if text in ROMAN_NUMERALS:
+        return ROMAN_NUMERALS[text]
+    try:
+        return parse_int(text, where, field_name, 1, 6)
+    except InputError:
+        raise where.error(field_name, f"{value!r} is not a Fitzpatrick type (1–6, I–VI, FST1–FST6)") from None
 
 
 def parse_float(value: Any, where: Where, field_name: str, low: float | None = None, high: float | None = None) -> float | None:
@@ -235,23 +343,24 @@ def _check_images(cases: list[Case], context: ImportContext, workers: int = 4) -
         errors = [bad[p] for p in case.image_paths if p in bad]
         if errors:
             error = errors[0]
-            context.reject(InputError(f"case {case.case_id}: {error.message}", file=error.file, field="image_paths"))
+            context.reject(context.error_about(case, f"image {error.file}: {error.message}", image=True,
+                                               fallback=Path(str(error.file))))
             continue
         kept.append(case)
     return kept
 
 
 def _drop_duplicates(cases: list[Case], context: ImportContext, origin: Path) -> list[Case]:
-    seen: dict[str, int] = {}
+    seen: dict[str, Case] = {}
     kept = []
-    for position, case in enumerate(cases, start=1):
-        if case.case_id in seen:
-            context.reject(
-                InputError(f"duplicated case id {case.case_id!r} (first at case {seen[case.case_id]})",
-                           file=origin, row=position, field="case_id")
-            )
+    for case in cases:
+        first = seen.get(case.case_id)
+        if first is not None:
+            earlier = context.origins.get(id(first))
+            at = f" (first at row {earlier.where.row})" if earlier else ""
+            context.reject(context.error_about(case, f"duplicated case id{at}", image=False, fallback=origin))
             continue
-        seen[case.case_id] = position
+        seen[case.case_id] = case
         kept.append(case)
     return kept
 

@@ -11,6 +11,8 @@ from dermkit.data.importers.base import (
     ImportContext,
     Importer,
     Where,
+    find_csv,
+    find_image,
     is_missing,
     parse_body_site,
     parse_float,
@@ -20,16 +22,6 @@ from dermkit.data.importers.base import (
     rows,
 )
 from dermkit.data.table import Case
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-def find_image(folder: Path, stem: str) -> Path | None:
-    for suffix in IMAGE_SUFFIXES:
-        candidate = folder / f"{stem}{suffix}"
-        if candidate.exists():
-            return candidate
-    return None
 
 
 @register_importer
@@ -43,20 +35,15 @@ class HAM10000Importer(Importer):
     columns = ("lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization")
 
     def read(self, path: Path, context: ImportContext) -> Iterator[Case]:
-        csv_path = path if path.is_file() else next(
-            (path / name for name in ("metadata.csv", "HAM10000_metadata.csv") if (path / name).exists()),
-            path / "metadata.csv",
-        )
+        csv_path = find_csv(path, ("metadata.csv", "HAM10000_metadata.csv"))
         image_dir = Path(self.options.get("images", csv_path.parent / "images"))
         frame = read_csv(csv_path, self.columns)
         for number, row in rows(frame, "ham10000"):
             where = Where(csv_path, number)
             try:
                 image = find_image(image_dir, row["image_id"])
-                if image is None:
-                    raise where.error("image_id", f"no image {row['image_id']}.jpg in {image_dir}")
                 condition = self.map_label(row["dx"], context, file=csv_path, row=number, field_name="dx")
-                yield Case(
+                yield context.locate(Case(
                     case_id=f"ham10000:{row['image_id']}",
                     image_paths=[str(image.resolve())],
                     source=self.name,
@@ -68,6 +55,6 @@ class HAM10000Importer(Importer):
                     differential=single_label(condition),
                     lesion_id=None if is_missing(row["lesion_id"]) else row["lesion_id"],
                     extra={"dx_type": row["dx_type"] or None},
-                )
+                ), where, "image_id")
             except InputError as error:
                 context.reject(error)

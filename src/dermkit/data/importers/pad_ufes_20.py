@@ -1,0 +1,111 @@
+"""PAD-UFES-20 (Pacheco et al. 2020): smartphone photos with patient data, ``metadata.csv`` + ``images/``.
+
+One case per image (``img_id``). The release's yes/no columns become the ``history`` map, the
+six lesion-symptom columns also become ontology ``symptoms``; ``UNK`` and empty cells are
+"not recorded" and leave the key out rather than guessing "no".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from dermkit.core.errors import InputError
+from dermkit.data.aggregate import single_label
+from dermkit.data.importers.base import (
+    ImportContext,
+    Importer,
+    Where,
+    find_csv,
+    is_missing,
+    parse_body_site,
+    parse_bool,
+    parse_float,
+    parse_int,
+    parse_sex,
+    read_csv,
+    register_importer,
+    rows,
+)
+from dermkit.data.table import Case
+
+# Lesion symptoms the patient was asked about; the ontology's symptom synonyms resolve these names.
+SYMPTOM_COLUMNS = ("itch", "grew", "hurt", "changed", "bleed", "elevation")
+HISTORY_COLUMNS = (
+    "smoke", "drink", "pesticide", "skin_cancer_history", "cancer_history", "has_piped_water",
+    "has_sewage_system", *SYMPTOM_COLUMNS, "biopsed",
+)
+MEASUREMENT_COLUMNS = {"diameter_1": "diameter_1_mm", "diameter_2": "diameter_2_mm"}
+EXTRA_COLUMNS = ("background_father", "background_mother")
+
+
+@register_importer
+class PadUfes20Importer(Importer):
+    """PATH is the folder holding ``metadata.csv`` and ``images/`` (or the CSV itself)."""
+
+    name = "pad-ufes-20"
+    licence = "CC BY 4.0"
+    acquisition = "clinical"
+    description = "PAD-UFES-20 smartphone clinical photos with patient history (6 lesion classes)"
+    columns = (
+        "patient_id", "lesion_id", "age", "gender", "fitspatrick", "region", "diagnostic", "img_id",
+        *HISTORY_COLUMNS, *MEASUREMENT_COLUMNS, *EXTRA_COLUMNS,
+    )
+
+    def read(self, path: Path, context: ImportContext) -> Iterator[Case]:
+        csv_path = find_csv(path, ("metadata.csv",))
+        image_dir = Path(self.options.get("images", csv_path.parent / "images"))
+        frame = read_csv(csv_path, self.columns)
+        symptom_ids = _symptom_ids(context, csv_path)
+        for number, row in rows(frame, self.name):
+            where = Where(csv_path, number)
+            try:
+                if is_missing(row["img_id"]):
+                    raise where.error("img_id", "image name is empty")
+                condition = self.map_label(row["diagnostic"], context, file=csv_path, row=number,
+                                           field_name="diagnostic")
+                history = {name: answer for name in HISTORY_COLUMNS
+                           if (answer := parse_bool(row[name], where, name)) is not None}
+                recorded = [name for name in SYMPTOM_COLUMNS if name in history]
+                patient = None if is_missing(row["patient_id"]) else row["patient_id"]
+                # Lesion numbers repeat across patients in the release: prefix them with the
+                # patient (as the image names do) so splits never join two patients' lesions.
+                lesion = None if patient is None or is_missing(row["lesion_id"]) else f"{patient}_{row['lesion_id']}"
+                yield context.locate(Case(
+                    case_id=f"{self.name}:{Path(row['img_id']).stem}",
+                    image_paths=[str((image_dir / row["img_id"]).resolve())],
+                    source=self.name,
+                    age=parse_float(row["age"], where, "age", 0, 120),
+                    sex=parse_sex(row["gender"], where, "gender"),
+                    fitzpatrick=parse_int(row["fitspatrick"], where, "fitspatrick", 1, 6),
+                    body_site=parse_body_site(row["region"], context, where, "region"),
+                    symptoms=[symptom_ids[name] for name in recorded if history[name]] if recorded else None,
+                    history=history or None,
+                    measurements=_measurements(row, where),
+                    diagnosis=row["diagnostic"],
+                    diagnosis_id=condition,
+                    differential=single_label(condition),
+                    patient_id=patient,
+                    lesion_id=lesion,
+                    extra={name: row[name] for name in EXTRA_COLUMNS if not is_missing(row[name])} or None,
+                ), where, "img_id")
+            except InputError as error:
+                context.reject(error)
+
+
+def _symptom_ids(context: ImportContext, csv_path: Path) -> dict[str, str]:
+    """Resolve the symptom columns once; a gap in the ontology is a setup error, not a bad row."""
+    ids = {}
+    for name in SYMPTOM_COLUMNS:
+        node = context.ontology.symptoms.find(name)
+        if node is None:
+            raise InputError("the ontology's symptom vocabulary does not resolve this column", file=csv_path,
+                             field=name)
+        ids[name] = node.id
+    return ids
+
+
+def _measurements(row: Mapping[str, str], where: Where) -> dict[str, float] | None:
+    values = {key: parse_float(row[column], where, column, low=0) for column, key in MEASUREMENT_COLUMNS.items()}
+    present = {key: value for key, value in values.items() if value is not None}
+    return present or None

@@ -1,0 +1,372 @@
+"""Frozen image and text embeddings of a model, computed once per (model, table) and cached on disk.
+
+Every model-running task (zero-shot, concepts, linear probe, retrieval) starts from these
+embeddings, so extraction is the one expensive step and is never repeated to redo a cheap one.
+The cache key is the model name, a fingerprint of its weights, a fingerprint of the table's
+image content (case ids, image paths, file sizes and modification times), the preprocessing,
+the image mode and the numeric precision: change any of them and the features are recomputed.
+
+Embeddings are stored L2-normalised, because every task here works in cosine geometry.
+``images="first"`` embeds the first image of each case; ``images="all"`` embeds every image and
+:meth:`ImageFeatures.by_case` pools a case's images (mean of unit vectors, renormalised).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from dermkit.core.atomic import atomic_dir
+from dermkit.core.errors import InputError
+from dermkit.core.optional import require
+from dermkit.data.images import open_image
+from dermkit.data.table import read_table
+
+if TYPE_CHECKING:
+    import torch
+
+    from dermkit.models.loaded import LoadedModel
+
+ImageMode = Literal["first", "all"]
+Precision = Literal["auto", "bf16", "fp32"]
+
+CACHE_FORMAT = 1
+EMBEDDINGS_FILE = "embeddings.npy"
+INDEX_FILE = "index.parquet"
+META_FILE = "meta.json"
+# Memory addresses in a transform's repr (e.g. of a Lambda) change every run; the key must not.
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+# A bf16 run is kept only if its embeddings of the first images point where fp32's do.
+BF16_MIN_COSINE = 0.99
+BF16_CHECK_IMAGES = 8
+
+
+@dataclass(frozen=True)
+class ImageFeatures:
+    """Unit-norm embeddings, one row per embedded image, with the case each image belongs to."""
+
+    case_ids: np.ndarray
+    image_index: np.ndarray
+    embeddings: np.ndarray
+    meta: dict[str, Any]
+
+    def by_case(self, case_ids: Sequence[str] | None = None) -> np.ndarray:
+        """One unit vector per case, in the order of ``case_ids`` (default: table order).
+
+        A case with several images gets the renormalised mean of its images' embeddings.
+        """
+        codes, uniques = pd.factorize(pd.Series(self.case_ids))
+        pooled = mean_direction(self.embeddings, codes, len(uniques))
+        if case_ids is None:
+            return pooled
+        position = pd.Index(uniques).get_indexer(list(case_ids))
+        missing = [c for c, p in zip(case_ids, position) if p < 0]
+        if missing:
+            raise InputError(f"no features for cases {missing[:5]} (extracted from another table?)")
+        return pooled[position]
+
+
+def resolve_model(model: str | LoadedModel, device: str = "cpu") -> LoadedModel:
+    """A :class:`LoadedModel` from a model name (any name ``load_model`` accepts) or as given."""
+    if isinstance(model, str):
+        from dermkit.models import load_model
+
+        return load_model(model, device=device)
+    return model
+
+
+def default_cache_dir() -> Path:
+    """``$DERMKIT_CACHE_DIR/features``, else ``~/.cache/dermkit/features``."""
+    root = os.environ.get("DERMKIT_CACHE_DIR") or Path.home() / ".cache" / "dermkit"
+    return Path(root) / "features"
+
+
+def extract_image_features(
+    model: str | LoadedModel,
+    table: str | Path | pd.DataFrame,
+    *,
+    images: ImageMode = "first",
+    cache_dir: str | Path | None = None,
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    precision: Precision = "auto",
+    device: str = "cpu",
+    progress: bool = True,
+) -> ImageFeatures:
+    """Embeddings of every case of ``table`` (all splits), from the cache when it has them."""
+    require("torch", "torch", "feature extraction")
+    loaded = resolve_model(model, device)
+    frame = table if isinstance(table, pd.DataFrame) else read_table(table)
+    index = image_index(frame, images)
+    wanted = _resolve_precision(precision, _device_of(loaded.model))
+    key_parts = {
+        "format": CACHE_FORMAT,
+        "model": loaded.name,
+        "weights": weights_fingerprint(loaded.model),
+        "table": table_fingerprint(index),
+        "preprocess": _ADDRESS.sub("", repr(loaded.preprocess_eval)),
+        "images": images,
+        "precision": wanted,
+    }
+    key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:20]
+    entry = Path(cache_dir or default_cache_dir()) / f"{_slug(loaded.name)}-{key}"
+    if (entry / META_FILE).exists():
+        return _read_entry(entry)
+    embeddings, used = _embed_images(
+        loaded, index["path"].tolist(), batch_size, num_workers, wanted, progress
+    )
+    meta = {**key_parts, "precision_used": used, "n_images": len(index), "embed_dim": embeddings.shape[1]}
+    with atomic_dir(entry) as tmp:
+        np.save(tmp / EMBEDDINGS_FILE, embeddings)
+        index.to_parquet(tmp / INDEX_FILE, index=False)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return _read_entry(entry)
+
+
+def select_split(frame: pd.DataFrame, split: str | None) -> pd.DataFrame:
+    """The rows of ``split`` (all rows for ``None``), re-indexed from 0; an empty split is an error."""
+    rows = frame if split is None else frame[frame["split"] == split]
+    if rows.empty:
+        raise InputError(f"the table has no cases in split {split!r}", field="split")
+    return rows.reset_index(drop=True)
+
+
+def split_embeddings(
+    model: str | LoadedModel,
+    table: str | Path | pd.DataFrame,
+    split: str | None,
+    *,
+    images: ImageMode = "first",
+    features: ImageFeatures | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The cases of ``split`` and one unit embedding per case, the common start of every task.
+
+    The whole table is embedded (and cached) once, so the other splits cost nothing later;
+    pass ``features`` to reuse embeddings already in memory.
+    """
+    frame = table if isinstance(table, pd.DataFrame) else read_table(table)
+    cases = select_split(frame, split)
+    if features is None:
+        features = extract_image_features(model, frame, images=images, cache_dir=cache_dir, progress=progress)
+    return cases, features.by_case(cases["case_id"].tolist())
+
+
+def encode_texts(model: str | LoadedModel, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    """Unit-norm fp32 text embeddings, one row per text (cheap, so never cached)."""
+    torch = require("torch", "torch", "text embeddings")
+    loaded = resolve_model(model)
+    device = _device_of(loaded.model)
+    rows = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            tokens = loaded.tokenizer(list(texts[start:start + batch_size])).to(device)
+            rows.append(loaded.model.encode_text(tokens).float().cpu().numpy())
+    if not rows:
+        return np.zeros((0, loaded.embed_dim), dtype=np.float32)
+    return l2_normalize(np.concatenate(rows)).astype(np.float32)
+
+
+def encode_prompt_sets(model: str | LoadedModel, prompt_sets: Sequence[Sequence[str]]) -> np.ndarray:
+    """One unit vector per set of prompts: the renormalised mean of its prompts' unit embeddings.
+
+    This is prompt ensembling (a class described by many templates and synonyms): normalising
+    before averaging keeps one long or unusual prompt from dominating its set.
+    """
+    sizes = [len(prompts) for prompts in prompt_sets]
+    if any(size == 0 for size in sizes):
+        raise InputError("every prompt set needs at least one prompt")
+    embeddings = encode_texts(model, [prompt for prompts in prompt_sets for prompt in prompts])
+    return mean_direction(embeddings, np.repeat(np.arange(len(sizes)), sizes), len(sizes))
+
+
+def image_index(frame: pd.DataFrame, images: ImageMode) -> pd.DataFrame:
+    """One row per image to embed: ``case_id``, ``image_index`` (within the case), ``path``."""
+    if images not in ("first", "all"):
+        raise InputError(f"images must be 'first' or 'all', got {images!r}", field="images")
+    rows = []
+    for case_id, paths in zip(frame["case_id"], frame["image_paths"]):
+        chosen = list(paths)[:1] if images == "first" else list(paths)
+        rows.extend((case_id, position, str(path)) for position, path in enumerate(chosen))
+    return pd.DataFrame(rows, columns=["case_id", "image_index", "path"])
+
+
+def table_fingerprint(index: pd.DataFrame) -> str:
+    """Hash of what determines the features: case ids, image paths and each file's size and mtime.
+
+    Relabelling or re-splitting a table keeps its features; replacing an image file does not.
+    """
+    digest = hashlib.sha256()
+    for case_id, position, path in index.itertuples(index=False):
+        try:
+            stat = os.stat(path)
+        except OSError as exc:
+            raise InputError(f"cannot read image: {exc.strerror}", file=path) from exc
+        digest.update(f"{case_id}\0{position}\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """Hash of every parameter and buffer (name, dtype, shape, bytes): two models share it iff equal."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{value.dtype}:{tuple(value.shape)}".encode())
+        digest.update(value.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast is fast here (native bf16 on CUDA; AVX512-BF16 or AMX on CPU)."""
+    import torch
+
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return False
+
+
+def _autocast(precision: str, device: torch.device) -> AbstractContextManager[Any]:
+    """bf16 autocast for ``"bf16"``, nothing for ``"fp32"``."""
+    import torch
+
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _resolve_precision(precision: Precision, device: torch.device) -> str:
+    if precision not in ("auto", "bf16", "fp32"):
+        raise InputError(f"precision must be auto, bf16 or fp32, got {precision!r}", field="precision")
+    if precision == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    return precision
+
+
+class _ImageDataset:
+    """Decodes and preprocesses in DataLoader workers, so the model never waits on JPEG decoding."""
+
+    def __init__(self, paths: Sequence[str], transform: Callable[[Any], torch.Tensor]) -> None:
+        self.paths = list(paths)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, item: int) -> torch.Tensor:
+        return self.transform(open_image(self.paths[item]))
+
+
+def _single_thread_worker(_: int) -> None:
+    """Each worker decodes one image at a time; intra-op threads would only fight the model."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def default_num_workers() -> int:
+    """Leave one core to the model; none at all on a single-core machine."""
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def _embed_images(
+    loaded: LoadedModel,
+    paths: Sequence[str],
+    batch_size: int,
+    num_workers: int | None,
+    precision: str,
+    progress: bool,
+) -> tuple[np.ndarray, str]:
+    """Run the image encoder over ``paths``; return unit-norm embeddings and the precision used."""
+    import torch
+    from tqdm.auto import tqdm
+
+    model = loaded.model.eval().to(memory_format=torch.channels_last)
+    device = _device_of(model)
+    workers = default_num_workers() if num_workers is None else num_workers
+    loader = torch.utils.data.DataLoader(
+        _ImageDataset(paths, loaded.preprocess_eval),
+        batch_size=batch_size,
+        num_workers=workers,
+        worker_init_fn=_single_thread_worker if workers else None,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if workers else None,
+    )
+    chunks: list[np.ndarray] = []
+    with torch.inference_mode(), tqdm(total=len(paths), unit="img", disable=not progress, desc="embed") as bar:
+        for batch in loader:
+            batch = batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            if not chunks and precision == "bf16":
+                precision = _check_bf16(model, batch)
+            with _autocast(precision, device):
+                chunks.append(model.encode_image(batch).float().cpu().numpy())
+            bar.update(len(batch))
+    if not chunks:
+        raise InputError("the table has no images to embed")
+    return l2_normalize(np.concatenate(chunks)).astype(np.float32), precision
+
+
+def _check_bf16(model: torch.nn.Module, batch: torch.Tensor) -> str:
+    """Try bf16 on a slice of the first batch; fall back to fp32 (warning) if its embeddings drift."""
+    sample = batch[:BF16_CHECK_IMAGES]
+    reference = l2_normalize(model.encode_image(sample).float().cpu().numpy())
+    with _autocast("bf16", batch.device):
+        trial = l2_normalize(model.encode_image(sample).float().cpu().numpy())
+    agreement = float(np.min(np.sum(reference * trial, axis=1)))
+    if agreement >= BF16_MIN_COSINE:
+        return "bf16"
+    warnings.warn(
+        f"bf16 embeddings disagree with fp32 (min cosine {agreement:.4f} < {BF16_MIN_COSINE}); using fp32",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return "fp32"
+
+
+def _read_entry(entry: Path) -> ImageFeatures:
+    index = pd.read_parquet(entry / INDEX_FILE)
+    return ImageFeatures(
+        case_ids=index["case_id"].to_numpy(dtype=object),
+        image_index=index["image_index"].to_numpy(),
+        embeddings=np.load(entry / EMBEDDINGS_FILE),
+        meta=json.loads((entry / META_FILE).read_text()),
+    )
+
+
+def l2_normalize(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+def mean_direction(embeddings: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per group, the renormalised mean of its rows' unit vectors (``groups[i]`` in ``[0, n_groups)``)."""
+    sums = np.zeros((n_groups, embeddings.shape[1]), dtype=np.float64)
+    np.add.at(sums, groups, l2_normalize(embeddings.astype(np.float64)))
+    return l2_normalize(sums).astype(np.float32)
+
+
+def _device_of(module: torch.nn.Module) -> torch.device:
+    import torch
+
+    parameter = next(module.parameters(), None)
+    return torch.device("cpu") if parameter is None else parameter.device
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:60]

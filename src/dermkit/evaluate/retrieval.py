@@ -1,0 +1,115 @@
+"""Image–text retrieval: recall at k and mean rank in both directions, with many-to-many ground truth.
+
+An image may have several captions and one caption may describe several images (captions built
+from structured fields repeat across cases with the same findings). Ground truth is therefore a
+boolean relevance matrix, not a one-to-one index: a query scores a hit at k when *any* relevant
+partner is among its k best, and its rank is that of its best-ranked relevant partner. The usual
+one-to-one shortcut (diagonal = correct) would count a retrieved identical caption of another
+image as a miss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from dermkit.core.errors import InputError
+from dermkit.data.table import Case
+from dermkit.evaluate.features import ImageFeatures, ImageMode, encode_texts, resolve_model, split_embeddings
+
+if TYPE_CHECKING:
+    from dermkit.models.loaded import LoadedModel
+
+DEFAULT_KS = (1, 5, 10)
+
+
+def relevance_matrix(pairs: Iterable[tuple[int, int]], n_images: int, n_texts: int) -> np.ndarray:
+    """The n_images × n_texts boolean matrix of (image index, text index) pairs."""
+    relevant = np.zeros((n_images, n_texts), dtype=bool)
+    for image, text in pairs:
+        relevant[image, text] = True
+    return relevant
+
+
+def first_hit_ranks(similarity: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """Per query row, the 1-based rank of its best-ranked relevant item.
+
+    Ties are broken against the query: an irrelevant item scoring the same as the best relevant
+    one ranks above it, so a model that scores everything equally gets the worst rank, not the best.
+    """
+    scores = np.asarray(similarity, dtype=np.float64)
+    truth = np.asarray(relevant, dtype=bool)
+    if scores.shape != truth.shape or scores.ndim != 2:
+        raise InputError(f"similarity {scores.shape} and relevance {truth.shape} must be equal-shape matrices")
+    lonely = np.flatnonzero(~truth.any(axis=1))
+    if lonely.size:
+        raise InputError(f"{lonely.size} queries have no relevant item (first: row {lonely[0]})")
+    best = np.where(truth, scores, -np.inf).max(axis=1, keepdims=True)
+    return 1 + np.sum((scores >= best) & ~truth, axis=1)
+
+
+def recall_at_k(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+    """Share of queries with a hit in the top k, for each k, plus mean and median first-hit rank."""
+    out = {f"R@{k}": float(np.mean(ranks <= k)) for k in ks}
+    out["mean_rank"] = float(np.mean(ranks))
+    out["median_rank"] = float(np.median(ranks))
+    return out
+
+
+def retrieval_metrics(
+    similarity: np.ndarray, relevant: np.ndarray, ks: Sequence[int] = DEFAULT_KS
+) -> dict[str, dict[str, float]]:
+    """Image→text (rows are images) and text→image recall at k and ranks."""
+    return {
+        "image_to_text": recall_at_k(first_hit_ranks(similarity, relevant), ks),
+        "text_to_image": recall_at_k(first_hit_ranks(np.transpose(similarity), np.transpose(relevant)), ks),
+    }
+
+
+def case_captions(
+    cases: pd.DataFrame, captions_per_case: int = 3, seed: int = 0
+) -> tuple[list[str], np.ndarray]:
+    """Distinct captions of ``cases`` (their own, else built from fields) and the case × text relevance."""
+    from dermkit.data.captions import captions_for_case
+
+    texts: dict[str, int] = {}
+    pairs = []
+    for row, record in enumerate(cases.to_dict(orient="records")):
+        for caption in captions_for_case(Case.from_row(record), n=captions_per_case, seed=seed):
+            pairs.append((row, texts.setdefault(caption, len(texts))))
+    return list(texts), relevance_matrix(pairs, len(cases), len(texts))
+
+
+def retrieval_report(
+    model_name: str | LoadedModel,
+    table_dir: str | Path | pd.DataFrame,
+    split: str | None = "test",
+    captions_per_case: int = 3,
+    *,
+    seed: int = 0,
+    ks: Sequence[int] = DEFAULT_KS,
+    images: ImageMode = "first",
+    features: ImageFeatures | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Image↔text retrieval of the cases of ``split`` against their captions (see :func:`case_captions`)."""
+    loaded = resolve_model(model_name)
+    cases, embeddings = split_embeddings(
+        loaded, table_dir, split, images=images, features=features, cache_dir=cache_dir, progress=progress
+    )
+    texts, relevant = case_captions(cases, captions_per_case, seed)
+    similarity = embeddings @ encode_texts(loaded, texts).T
+    return {
+        "model": loaded.name,
+        "split": split,
+        "n_images": len(cases),
+        "n_texts": len(texts),
+        "captions_per_image": float(relevant.sum(axis=1).mean()),
+        "images_per_caption": float(relevant.sum(axis=0).mean()),
+        **retrieval_metrics(similarity, relevant, ks),
+    }

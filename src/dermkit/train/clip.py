@@ -1,0 +1,404 @@
+"""Contrastive (CLIP / SigLIP) training over case tables: one loop for one process or many.
+
+Under ``torchrun`` each rank encodes its contiguous slice of every global batch, the loss is
+computed on the gathered global batch and gradients are averaged by hand (see ``losses`` and
+``distributed``), so N processes train the same weights as one process given the same global
+batch. Frozen trunks are encoded once into a feature cache; only heads and the logit scale (and
+bias) then run per step, which makes frozen-trunk training of a real model feasible on a CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from dermkit.core.errors import InputError
+from dermkit.data.table import Case
+from dermkit.train import distributed
+from dermkit.train.checkpoint import all_rng_states, load_checkpoint, restore_rng, save_checkpoint
+from dermkit.train.data import CaptionedImages, all_captions, all_image_paths, caption_candidates, read_splits
+from dermkit.train.features import FeatureCache, Tower, compute_features, image_identity, weights_digest
+from dermkit.train.losses import LOSSES
+from dermkit.train.metrics import MetricsLog, retrieval_recall
+
+SIGLIP_INIT_BIAS = -10.0
+MAX_LOGIT_SCALE = math.log(100)  # CLIP's clamp: a temperature below 0.01 destabilises training
+RECALL_AT = (1, 5, 10)
+
+
+@dataclass
+class ClipTrainConfig:
+    """Everything that defines a run; defaults follow the DermLIP recipe (batch and epochs aside)."""
+
+    model: str
+    data: list[str]
+    out: str
+    epochs: int = 30
+    batch_size: int = 2048
+    lr: float = 1e-4
+    wd: float = 0.1
+    warmup: int = 1000
+    accum: int = 1
+    precision: str = "fp32"
+    lock_image: bool = False
+    lock_text: bool = False
+    loss: str = "clip"
+    seed: int = 0
+    grad_checkpointing: bool = False
+    # Run control: these may differ between a run and its resumption.
+    resume: bool = False
+    workers: int = 0
+    save_every: int = 0  # optimiser steps between checkpoints; 0 = at the end of each epoch only
+    max_steps: int | None = None  # stop (with a checkpoint) after this many optimiser steps in total
+    cache_dir: str | None = None
+    tensorboard: bool = False
+    export: bool = True
+    model_options: dict[str, Any] = field(default_factory=dict)
+
+    RUN_CONTROL = ("resume", "workers", "save_every", "max_steps", "cache_dir", "tensorboard", "export")
+
+    def recipe(self) -> dict[str, Any]:
+        """The fields a resumed run must share with the run it continues."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_CONTROL}
+
+
+def train_clip(config: ClipTrainConfig) -> dict[str, Any]:
+    """Train (or resume) a run; returns the run's summary (also written to ``OUT/summary.json``)."""
+    owns_group = not torch.distributed.is_initialized()
+    device = distributed.setup()
+    try:
+        return ClipTrainer(config, device).run()
+    finally:
+        if owns_group:
+            distributed.teardown()
+
+
+class ClipTrainer:
+    """One training run; attributes hold the live state a checkpoint saves and restores."""
+
+    def __init__(self, config: ClipTrainConfig, device: torch.device) -> None:
+        _check(config)
+        from dermkit.models import load_model
+
+        self.config, self.device, self.out = config, device, Path(config.out)
+        distributed.seed_everything(config.seed + distributed.rank())
+        self.loaded = load_model(config.model, **config.model_options)
+        self.model = self.loaded.model.to(device)
+        distributed.broadcast_parameters(self.model.state_dict().values())
+        if config.grad_checkpointing:
+            self.model.set_grad_checkpointing(True)
+        self.towers = {side: Tower.of(self.model, side) for side in ("image", "text")}
+        self.locked = {"image": config.lock_image, "text": config.lock_text}
+        for side, tower in self.towers.items():
+            for parameter in tower.trunk_parameters() if self.locked[side] else ():
+                parameter.requires_grad_(False)
+        self.logit_bias = self._logit_bias()
+        self.log = MetricsLog(self.out, tensorboard=config.tensorboard, enabled=distributed.is_main())
+
+        train, val, self.manifests = read_splits(config.data)
+        self.train_cases, self.val_cases = train, val
+        train_captions = [caption_candidates(c) for c in train]
+        val_captions = [caption_candidates(c)[:1] for c in val]
+        caches = {side: self._cached_features(side, train + val, train_captions + val_captions)
+                  for side in ("image", "text") if self.locked[side]}
+        make = dict(tokenize=self.loaded.tokenizer, seed=config.seed,
+                    image_features=caches.get("image"), text_features=caches.get("text"))
+        self.train_set = CaptionedImages(train, train_captions, image_transform=self.loaded.preprocess_train, **make)
+        self.val_set = CaptionedImages(val, val_captions, image_transform=self.loaded.preprocess_eval, **make)
+
+        self.batches_per_epoch = len(train) // config.batch_size // config.accum * config.accum
+        if self.batches_per_epoch == 0:
+            raise InputError(f"{len(train)} training cases cannot fill one step of "
+                             f"{config.accum} × {config.batch_size}; lower --batch-size or --accum")
+        self.total_steps = config.epochs * self.batches_per_epoch // config.accum
+        self.parameters = [p for p in self.model.parameters() if p.requires_grad]
+        if self.logit_bias is not None and all(self.logit_bias is not p for p in self.parameters):
+            self.parameters.append(self.logit_bias)
+        self.optimizer = _adamw(self.parameters, lr=config.lr, wd=config.wd)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _warmup_cosine(config.warmup, self.total_steps))
+        self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
+        self.results: dict[str, Any] = {}
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def _logit_bias(self) -> nn.Parameter | None:
+        """SigLIP's learned bias: the model's own when it has one, else a new one saved with the run."""
+        if self.config.loss != "siglip":
+            return None
+        own = getattr(self.model, "logit_bias", None)
+        if own is not None:
+            return own
+        return nn.Parameter(torch.tensor(SIGLIP_INIT_BIAS, device=self.device))
+
+    def _cached_features(
+        self, side: str, cases: list[Case], captions: list[list[str]]
+    ) -> dict[str, torch.Tensor]:
+        """Trunk features of a frozen side, from the cache or computed once by the main rank."""
+        tower = self.towers[side]
+        if side == "image":
+            keys = all_image_paths(cases)
+            items: list[Any] = [image_identity(p) for p in keys]
+            preprocessing = repr(self.loaded.preprocess_eval)
+            from dermkit.data.images import open_image
+
+            def load(key: str) -> torch.Tensor:
+                return self.loaded.preprocess_eval(open_image(key))
+        else:
+            keys = all_captions(captions)
+            items = keys
+            preprocessing = f"{type(self.loaded.tokenizer).__name__}:{getattr(self.loaded.tokenizer, 'context_length', '')}"
+
+            def load(key: str) -> torch.Tensor:
+                return self.loaded.tokenizer([key])[0]
+
+        cache = FeatureCache(
+            Path(self.config.cache_dir) if self.config.cache_dir else self.out / "feature-cache",
+            side,
+            {"model": self.loaded.name, "weights": weights_digest(tower.trunk_parameters()),
+             "preprocessing": preprocessing, "items": items},
+        )
+        if distributed.is_main() and not cache.path.exists():
+            started = time.perf_counter()
+            self.model.eval()
+            features = compute_features(keys, load, tower.encode_trunk, batch_size=min(self.config.batch_size, 256),
+                                        device=self.device, workers=self.config.workers,
+                                        description=f"caching {side} features")
+            cache.save(keys, features)
+            self.log.write({"event": "feature_cache", "side": side, "hit": False, "items": len(keys),
+                            "seconds": round(time.perf_counter() - started, 3), "file": str(cache.path)})
+        elif distributed.is_main():
+            self.log.write({"event": "feature_cache", "side": side, "hit": True, "items": len(keys),
+                            "file": str(cache.path)})
+        distributed.barrier()
+        features = cache.load()
+        assert features is not None
+        return features  # stays on the CPU: loader workers cannot share accelerator tensors
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        if self.config.resume:
+            self._resume()
+        stopped = False
+        while self.epoch < self.config.epochs and not stopped:
+            stopped = self._train_epoch()
+            if not stopped:
+                self.results = self._validate()
+                self.log.write({"event": "val", "epoch": self.epoch, "step": self.step, **self.results})
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                self._save()
+        summary = {"out": str(self.out), "epoch": self.epoch, "step": self.step,
+                   "finished": self.epoch >= self.config.epochs, "results": self.results}
+        if summary["finished"] and self.config.export:
+            self._export()
+        if distributed.is_main():
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        self.log.close()
+        return summary
+
+    def _train_epoch(self) -> bool:
+        """Train the rest of the current epoch; True when ``max_steps`` stopped it early."""
+        config = self.config
+        self.model.train()
+        self.train_set.epoch = self.epoch
+        sampler = distributed.ShardedBatches(len(self.train_set), config.batch_size, seed=config.seed,
+                                             epoch=self.epoch, start=self.batch_in_epoch,
+                                             count=self.batches_per_epoch)
+        loader = DataLoader(self.train_set, batch_sampler=sampler, num_workers=config.workers,
+                            generator=torch.Generator().manual_seed(config.seed))
+        progress = _progress(len(sampler), f"epoch {self.epoch + 1}/{config.epochs}")
+        losses: list[torch.Tensor] = []
+        started = time.perf_counter()
+        for images, texts in loader:
+            loss = self._loss(images.to(self.device), texts.to(self.device))
+            (loss / config.accum).backward()
+            losses.append(loss.detach())
+            self.batch_in_epoch += 1
+            progress.update(1)
+            if self.batch_in_epoch % config.accum:
+                continue
+            self._optimiser_step()
+            elapsed, started = time.perf_counter() - started, time.perf_counter()
+            record = {"event": "step", "epoch": self.epoch, "step": self.step,
+                      "loss": float(torch.stack(losses).mean()), "lr": self.scheduler.get_last_lr()[0],
+                      "logit_scale": float(self.model.logit_scale.detach().exp()),
+                      "images_per_s": round(config.batch_size * config.accum / elapsed, 1)}
+            losses.clear()
+            self.log.write(record)
+            progress.set_postfix(loss=f"{record['loss']:.4f}")
+            if config.max_steps is not None and self.step >= config.max_steps:
+                progress.close()
+                self._save()
+                return True
+            if config.save_every and self.step % config.save_every == 0:
+                self._save()
+        progress.close()
+        return False
+
+    def _loss(self, images: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            image_features = self._encode("image", images)
+            text_features = self._encode("text", texts)
+        image_features = F.normalize(image_features.float(), dim=-1)
+        text_features = F.normalize(text_features.float(), dim=-1)
+        return LOSSES[self.config.loss](image_features, text_features, self.model.logit_scale.exp(), self.logit_bias)
+
+    def _encode(self, side: str, inputs: torch.Tensor) -> torch.Tensor:
+        tower = self.towers[side]
+        return tower.head()(inputs) if self.locked[side] else tower.encode(inputs)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[None]:
+        if self.config.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _optimiser_step(self) -> None:
+        distributed.average_gradients(self.parameters)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+        self.step += 1
+
+    @torch.no_grad()
+    def _validate(self) -> dict[str, float]:
+        """Val loss (mean over global-batch-sized chunks) and image↔text recall@k, on the main rank.
+
+        A retrieved item counts as a hit when its caption equals the query's: structured captions
+        repeat across cases, so demanding the very same case would punish correct retrievals.
+        """
+        if not self.val_cases or not distributed.is_main():
+            distributed.barrier()
+            return {}
+        self.model.eval()
+        loader = DataLoader(self.val_set, batch_size=min(self.config.batch_size, 256), num_workers=self.config.workers)
+        image_chunks, text_chunks = [], []
+        for images, texts in loader:
+            with self._autocast():
+                image_chunks.append(self._encode("image", images.to(self.device)).float())
+                text_chunks.append(self._encode("text", texts.to(self.device)).float())
+        image_features = F.normalize(torch.cat(image_chunks), dim=-1)
+        text_features = F.normalize(torch.cat(text_chunks), dim=-1)
+        loss_fn, scale = LOSSES[self.config.loss], self.model.logit_scale.exp()
+        size = self.config.batch_size
+        chunk_losses = [loss_fn(image_features[i : i + size], text_features[i : i + size], scale, self.logit_bias,
+                                gather=False) for i in range(0, len(image_features), size)]
+        captions = [self.val_set.pick(i)[1] for i in range(len(self.val_set))]
+        results = {"val_loss": float(torch.stack(chunk_losses).mean()), "val_cases": len(captions)}
+        results.update(retrieval_recall(image_features, text_features, captions, RECALL_AT))
+        distributed.barrier()
+        return results
+
+    # -- checkpoints and export -----------------------------------------------------------------
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "logit_bias": self.logit_bias.detach() if self.logit_bias is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "step": self.step,
+            "results": self.results,
+            "config": self.config.recipe(),
+        }
+
+    def _save(self) -> None:
+        rng = all_rng_states(self.device)  # collective: every rank takes part
+        if distributed.is_main():
+            path = save_checkpoint(self.out, {**self._state(), "rng": rng})
+            self.log.write({"event": "checkpoint", "epoch": self.epoch, "step": self.step, "file": str(path)})
+        distributed.barrier()
+
+    def _resume(self) -> None:
+        state = load_checkpoint(self.out)
+        if state is None:
+            if distributed.is_main():
+                self.log.write({"event": "resume", "found": False})
+            return
+        differing = sorted(k for k, v in self.config.recipe().items() if state["config"].get(k) != v)
+        if differing:
+            raise InputError(f"--resume with settings that differ from the checkpoint's: {differing}",
+                             file=self.out)
+        self.model.load_state_dict(state["model"])
+        if self.logit_bias is not None and state["logit_bias"] is not None:
+            with torch.no_grad():
+                self.logit_bias.copy_(state["logit_bias"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
+        self.results = state["results"]
+        restore_rng(state["rng"], self.device)
+        self.log.write({"event": "resume", "found": True, "epoch": self.epoch, "step": self.step})
+
+    def _export(self) -> None:
+        if distributed.is_main():
+            from dermkit.models import ModelCard, export_model
+
+            card = ModelCard(
+                model_id=self.out.name,
+                description=f"Contrastively trained ({self.config.loss}) from {self.config.model} with dermkit.",
+                base_model=self.config.model,
+                training_data=_training_data(self.manifests),
+                results={"validation": self.results, "training": self.config.recipe()},
+            )
+            export_model(self.loaded, self.out / "model", card)
+        distributed.barrier()
+
+
+def _check(config: ClipTrainConfig) -> None:
+    if config.loss not in LOSSES:
+        raise InputError(f"unknown loss {config.loss!r}; choose from {sorted(LOSSES)}")
+    if config.precision not in ("fp32", "bf16"):
+        raise InputError(f"unknown precision {config.precision!r}; choose fp32 or bf16")
+    for name in ("epochs", "batch_size", "accum"):
+        if getattr(config, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+    if config.batch_size % distributed.world_size():
+        raise InputError(f"--batch-size {config.batch_size} must be divisible by the "
+                         f"{distributed.world_size()} processes")
+
+
+def _adamw(parameters: list[nn.Parameter], *, lr: float, wd: float) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only: decaying gains, biases or the logit scale hurts CLIP."""
+    decay = [p for p in parameters if p.ndim >= 2]
+    rest = [p for p in parameters if p.ndim < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}], lr=lr)
+
+
+def _warmup_cosine(warmup: int, total: int) -> Any:
+    """Linear warm-up to the base rate over ``warmup`` steps, then cosine decay to zero at ``total``."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _training_data(manifests: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """One entry per table, its source and licence as its manifest records them."""
+    return [{"name": str(m.get("source") or Path(m["table"]).name), "license": str(m.get("licence") or "unknown")}
+            for m in manifests]
+
+
+def _progress(total: int, description: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, disable=not distributed.is_main(), leave=False)

@@ -1,0 +1,145 @@
+"""Exact resume, feature caching and checkpoint atomicity of ``dermkit train clip`` (tiny-clip, CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("open_clip")
+
+from dermkit.core.errors import InputError  # noqa: E402
+from dermkit.data.table import Case, write_table  # noqa: E402
+from dermkit.train import ClipTrainConfig, train_clip  # noqa: E402
+from dermkit.train import checkpoint  # noqa: E402
+from dermkit.train.checkpoint import CHECKPOINT, load_checkpoint  # noqa: E402
+
+CAPTIONS = ["a melanoma on the back", "a benign nevus on the arm", "a basal cell carcinoma on the face",
+            "seborrhoeic keratosis on the chest"]
+
+
+def write_pair_table(out: Path, make_image: Callable[..., Path], n_train: int = 16, n_val: int = 4) -> Path:
+    """A case table of ``n_train`` + ``n_val`` cases; every third case has no caption (built ones used)."""
+    cases = []
+    for i in range(n_train + n_val):
+        images = [str(make_image(f"img{i}_{k}.png", folder=out.parent / "images")) for k in range(1 + i % 2)]
+        cases.append(Case(case_id=f"c{i}", image_paths=images, source="synthetic", diagnosis="melanoma",
+                          caption=None if i % 3 == 0 else CAPTIONS[i % 4], split="train" if i < n_train else "val",
+                          age=40.0 + i, sex="female" if i % 2 else "male"))
+    return write_table(cases, out, manifest={"source": "synthetic", "licence": "CC0"})
+
+
+def config(table: Path, out: Path, **overrides: object) -> ClipTrainConfig:
+    settings: dict[str, object] = dict(model="tiny-clip", data=[str(table)], out=str(out), epochs=2, batch_size=4,
+                                       lr=1e-3, warmup=2, export=False)
+    settings.update(overrides)
+    return ClipTrainConfig(**settings)  # type: ignore[arg-type]
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    state = load_checkpoint(run)
+    assert state is not None
+    return state["model"]
+
+
+def events(run: Path, kind: str) -> list[dict[str, object]]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [record for record in map(json.loads, lines) if record["event"] == kind]
+
+
+@pytest.fixture
+def table(tmp_path: Path, make_image: Callable[..., Path]) -> Path:
+    return write_pair_table(tmp_path / "table", make_image)
+
+
+def test_resume_after_stop_mid_epoch_equals_uninterrupted_run(table: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    full = train_clip(config(table, tmp_path / "full"))
+    stopped = train_clip(config(table, tmp_path / "split", max_steps=3))  # 4 steps per epoch: stops mid-epoch 0
+    assert not stopped["finished"] and stopped["step"] == 3
+    resumed = train_clip(config(table, tmp_path / "split", resume=True))
+    assert resumed["finished"] and resumed["step"] == full["step"] == 8
+    expected, actual = weights(tmp_path / "full"), weights(tmp_path / "split")
+    for name, value in expected.items():
+        assert torch.equal(value, actual[name]), name
+    assert resumed["results"] == full["results"]
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_equals_uninterrupted_run(table: Path, tmp_path: Path) -> None:
+    run = tmp_path / "killed"
+    args = ["train", "clip", "--model", "tiny-clip", "--data", str(table), "--out", str(run), "--epochs", "6",
+            "--batch-size", "4", "--lr", "1e-3", "--warmup", "2", "--save-every", "1", "--no-export"]
+    child = subprocess.Popen([sys.executable, "-m", "dermkit.cli", *args],
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not ((run / CHECKPOINT).exists() and events(run, "checkpoint")[-1]["step"] >= 2):
+            assert child.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    killed_at = load_checkpoint(run)["step"]  # type: ignore[index]
+    assert 2 <= killed_at < 24
+    train_clip(config(table, run, epochs=6, save_every=1, resume=True))
+    train_clip(config(table, tmp_path / "full", epochs=6, save_every=1))
+    expected, actual = weights(tmp_path / "full"), weights(run)
+    for name, value in expected.items():
+        assert torch.equal(value, actual[name]), name
+
+
+def test_resume_refuses_a_changed_recipe(table: Path, tmp_path: Path) -> None:
+    train_clip(config(table, tmp_path / "run", max_steps=1))
+    with pytest.raises(InputError, match="lr"):
+        train_clip(config(table, tmp_path / "run", max_steps=2, resume=True, lr=5e-4))
+
+
+def test_frozen_trunk_features_are_cached_reused_and_invalidated(
+    table: Path, tmp_path: Path, make_image: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    frozen = dict(lock_image=True, lock_text=True, cache_dir=str(cache), epochs=1)
+    first = train_clip(config(table, tmp_path / "a", **frozen))
+    assert [e["hit"] for e in events(tmp_path / "a", "feature_cache")] == [False, False]
+    assert len(list(cache.glob("*.pt"))) == 2
+
+    def no_recompute(*args: object, **kwargs: object) -> None:
+        raise AssertionError("features were recomputed although cached")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("dermkit.train.clip.compute_features", no_recompute)
+        second = train_clip(config(table, tmp_path / "b", **frozen))
+    assert [e["hit"] for e in events(tmp_path / "b", "feature_cache")] == [True, True]
+    assert second["results"] == first["results"]
+
+    make_image("img5_0.png", folder=tmp_path / "images", size=(40, 40))  # new content for one case's image
+    train_clip(config(table, tmp_path / "c", **frozen))
+    assert {e["side"]: e["hit"] for e in events(tmp_path / "c", "feature_cache")} == {"image": False, "text": True}
+
+
+def test_failed_checkpoint_save_keeps_the_previous_checkpoint(
+    table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    train_clip(config(table, run, max_steps=1))
+    before = (run / CHECKPOINT).read_bytes()
+
+    def broken_save(obj: object, path: Path) -> None:
+        Path(path).write_bytes(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint.torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        train_clip(config(table, run, max_steps=2, resume=True))
+    assert (run / CHECKPOINT).read_bytes() == before
+    assert load_checkpoint(run)["step"] == 1  # type: ignore[index]
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["last.pt"]

@@ -1,0 +1,86 @@
+"""The predictions table: validation, Parquet round trip with metadata, and the ISIC CSV export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from dermkit.core import InputError
+from dermkit.evaluate.predictions import Predictions, read_predictions, to_isic_csv, write_predictions
+
+CLASSES = ("melanoma", "nevus", "bcc")
+
+
+@pytest.fixture
+def predictions() -> Predictions:
+    cases = pd.DataFrame(
+        {
+            "case_id": ["ham:1", "ham:2", "ham:3", "ham:4"],
+            "patient_id": ["p1", "p1", None, "p2"],
+            "fitzpatrick": [2, None, 5, 3],
+            "sex": ["female", "male", None, "female"],
+            "age": [35.0, None, 70.0, 52.0],
+            "source": "ham10000",
+            "image_paths": [["a.jpg"]] * 4,  # case-table columns outside the schema are dropped
+        }
+    )
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4], [0.25, 0.25, 0.5]])
+    return Predictions.from_cases(cases, probs, [0, 1, 2, -1], "clip-vit-b16@abc", CLASSES)
+
+
+def test_parquet_round_trip_keeps_values_and_metadata(predictions: Predictions, tmp_path: Path) -> None:
+    path = tmp_path / "preds.parquet"
+    write_predictions(predictions, path)
+    back = read_predictions(path)
+    assert back.model_id == "clip-vit-b16@abc"
+    assert back.classes == CLASSES
+    np.testing.assert_array_equal(back.probs(), predictions.probs())
+    np.testing.assert_array_equal(back.labels(), [0, 1, 2, -1])
+    assert back.frame["patient_id"].isna().tolist() == [False, False, True, False]
+    assert back.frame["fitzpatrick"].iloc[0] == 2 and pd.isna(back.frame["fitzpatrick"].iloc[1])
+    assert "image_paths" not in back.frame.columns
+    assert pq.read_schema(path).field("probs").type.value_type.bit_width == 64
+    assert list(tmp_path.iterdir()) == [path]  # the atomic write left no temporary file
+
+
+def test_labelled_drops_only_unlabelled_rows(predictions: Predictions) -> None:
+    labelled = predictions.labelled()
+    assert len(labelled) == 3
+    assert labelled.frame["case_id"].tolist() == ["ham:1", "ham:2", "ham:3"]
+
+
+def test_invalid_tables_are_refused(predictions: Predictions, tmp_path: Path) -> None:
+    frame = predictions.frame
+    with pytest.raises(InputError, match="one score per class"):
+        Predictions(frame, "m", CLASSES[:2])
+    with pytest.raises(InputError, match="one score per class"):
+        Predictions(frame.assign(probs=[None, *frame["probs"][1:]]), "m", CLASSES)
+    with pytest.raises(InputError, match="unique"):
+        Predictions(pd.concat([frame, frame.iloc[:1]]), "m", CLASSES)
+    with pytest.raises(InputError, match="label"):
+        Predictions(frame.assign(label=[0, 1, 3, 0]), "m", CLASSES)
+    with pytest.raises(InputError, match="label"):
+        Predictions(frame.assign(label=[0, 1, None, 0.5]), "m", CLASSES)
+    plain = tmp_path / "plain.parquet"
+    frame[["case_id"]].to_parquet(plain)
+    with pytest.raises(InputError, match="metadata"):
+        read_predictions(plain)
+
+
+def test_isic_csv_export(predictions: Predictions, tmp_path: Path) -> None:
+    scores, truth = tmp_path / "pred.csv", tmp_path / "truth.csv"
+    to_isic_csv(predictions, scores)
+    written = pd.read_csv(scores)
+    assert list(written.columns) == ["image", *CLASSES]
+    np.testing.assert_array_equal(written[list(CLASSES)].to_numpy(), predictions.probs())
+    with pytest.raises(InputError):
+        to_isic_csv(predictions, truth, truth=True)  # the unlabelled row has no ground truth
+    to_isic_csv(predictions.labelled(), truth, truth=True)
+    np.testing.assert_array_equal(pd.read_csv(truth)[list(CLASSES)].to_numpy(), np.eye(3))
+    logits = Predictions(predictions.frame.assign(probs=[[2.0, -1.0, 0.0]] * 4), "m", CLASSES)
+    with pytest.raises(InputError):
+        to_isic_csv(logits, tmp_path / "bad.csv")

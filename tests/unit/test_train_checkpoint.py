@@ -1,0 +1,43 @@
+"""RNG states survive a save/load round trip; unreadable checkpoints are reported, not crashed on."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from dermkit.core.errors import InputError  # noqa: E402
+from dermkit.train.checkpoint import CHECKPOINT, all_rng_states, load_checkpoint, restore_rng, save_checkpoint  # noqa: E402
+
+CPU = torch.device("cpu")
+
+
+def draws() -> tuple[float, float, float]:
+    return random.random(), float(np.random.rand()), float(torch.rand(()))
+
+
+def test_rng_states_round_trip_through_a_checkpoint(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path, {"rng": all_rng_states(CPU), "step": 7})
+    expected = draws()
+    draws()
+    state = load_checkpoint(tmp_path)
+    assert state is not None and state["step"] == 7
+    restore_rng(state["rng"], CPU)
+    assert draws() == expected
+
+
+def test_missing_and_corrupt_checkpoints(tmp_path: Path) -> None:
+    assert load_checkpoint(tmp_path) is None
+    (tmp_path / CHECKPOINT).parent.mkdir()
+    (tmp_path / CHECKPOINT).write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="unreadable checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_resuming_on_another_process_count_is_refused() -> None:
+    with pytest.raises(InputError, match="2 processes"):
+        restore_rng(all_rng_states(CPU) * 2, CPU)

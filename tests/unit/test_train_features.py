@@ -1,0 +1,53 @@
+"""Splitting towers at their projection, and the feature cache's key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("open_clip")
+
+from dermkit.models import load_model  # noqa: E402
+from dermkit.train.features import FeatureCache, Tower, image_identity  # noqa: E402
+
+
+@pytest.mark.parametrize("side", ["image", "text"])
+def test_head_of_trunk_features_equals_the_full_tower(side: str) -> None:
+    loaded = load_model("tiny-clip")
+    tower = Tower.of(loaded.model, side)
+    inputs = torch.randn(3, 3, 32, 32) if side == "image" else loaded.tokenizer(["a mole", "a rash", "a scar"])
+    with torch.no_grad():
+        trunk = tower.encode_trunk(inputs)
+        assert trunk.shape[1] == 32 and not torch.equal(trunk, tower.encode(inputs))
+        torch.testing.assert_close(tower.head()(trunk), tower.encode(inputs))
+    assert getattr(tower.holder, tower.projection) is not None  # the projection is put back
+
+
+def test_trunk_and_head_parameters_partition_the_tower() -> None:
+    model = load_model("tiny-clip").model
+    for side in ("image", "text"):
+        tower = Tower.of(model, side)
+        trunk, head = tower.trunk_parameters(), list(tower.head().parameters())
+        assert len(trunk) + len(head) == len(tower.parameters) and head
+    text_ids = {id(p) for p in Tower.of(model, "text").parameters}
+    assert id(model.logit_scale) not in text_ids and not text_ids & {id(p) for p in model.visual.parameters()}
+
+
+def test_cache_key_follows_model_preprocessing_and_image_content(
+    tmp_path: Path, make_image: Callable[..., Path]
+) -> None:
+    image = str(make_image("a.png"))
+
+    def cache(**changes: object) -> FeatureCache:
+        fingerprint = {"model": "m", "weights": "w", "preprocessing": "p", "items": [image_identity(image)]}
+        return FeatureCache(tmp_path / "cache", "image", {**fingerprint, **changes})
+
+    first = cache()
+    first.save([image], torch.ones(1, 4))
+    assert torch.equal(cache().load()[image], torch.ones(4))  # type: ignore[index]
+    assert cache(weights="other").load() is None and cache(preprocessing="q").load() is None
+    make_image("a.png", size=(48, 48))
+    assert cache().path != first.path and cache().load() is None
