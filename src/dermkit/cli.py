@@ -93,6 +93,18 @@ def _cmd_data_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_shard(args: argparse.Namespace) -> int:
+    from dermkit.data.shards import write_shards
+
+    manifest = write_shards(args.table, args.out, samples_per_shard=args.samples_per_shard)
+    if args.json:
+        print_json(manifest)
+    else:
+        print(f"wrote {manifest['samples']} samples in {len(manifest['shards'])} shards to {args.out}"
+              + (f" ({len(manifest['skipped'])} images skipped, see manifest.json)" if manifest["skipped"] else ""))
+    return 0
+
+
 def _add_data(sub: argparse._SubParsersAction) -> None:
     from dermkit.data.importers import IMPORTERS
 
@@ -126,8 +138,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     leaks = data_sub.add_parser("check-leaks", help="find patients, lesions and images shared across splits",
                                 description="Exit status: 0 clean, 1 leaks found, 2 error.")
     leaks.add_argument("table", type=Path, help="case-table directory")
-    leaks.add_argument("--hash-distance", type=int, default=4, metavar="K",
-                       help="images within K bits of perceptual hash count as identical (default 4)")
+    leaks.add_argument("--hash-distance", type=int, default=20, metavar="K",
+                       help="images within K of 256 perceptual-hash bits count as identical (default 20)")
     leaks.add_argument("--no-images", action="store_true", help="skip the image comparison")
     leaks.add_argument("--json", action="store_true", help="print the leaks as JSON")
     leaks.set_defaults(func=_cmd_data_check_leaks)
@@ -138,6 +150,13 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
     stats.set_defaults(func=_cmd_data_stats)
 
+    shard = data_sub.add_parser("shard", help="write WebDataset-style tar shards (image, caption, case JSON)")
+    shard.add_argument("table", type=Path, help="case-table directory")
+    shard.add_argument("--out", type=Path, required=True, help="shard directory (tars + index.parquet)")
+    shard.add_argument("--samples-per-shard", type=int, default=1000, help="image-text pairs per tar (default 1000)")
+    shard.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    shard.set_defaults(func=_cmd_data_shard)
+
 
 # -- train --------------------------------------------------------------------------------------
 
@@ -147,12 +166,15 @@ def _cmd_train_clip(args: argparse.Namespace) -> int:
     summary = train_clip(ClipTrainConfig(
         model=args.model, data=[str(d) for d in args.data], out=str(args.out), epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, wd=args.wd, warmup=args.warmup, accum=args.accum,
-        precision=args.precision, lock_image=args.lock_image, lock_text=args.lock_text, loss=args.loss,
+        precision=args.precision, lock_image=args.lock_image, lock_text=args.lock_text,
+        unlock_image_groups=args.unlock_image_groups, unlock_text_layers=args.unlock_text_layers, loss=args.loss,
         seed=args.seed, grad_checkpointing=args.grad_checkpointing, resume=args.resume, workers=args.workers,
         save_every=args.save_every, max_steps=args.max_steps,
         cache_dir=None if args.cache_dir is None else str(args.cache_dir),
         tensorboard=args.tensorboard, export=not args.no_export,
     ))
+    if summary is None:  # not the main process of a torchrun launch: rank 0 reports
+        return 0
     if args.json:
         print_json(summary)
     else:
@@ -179,6 +201,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     clip.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 autocast or fp32")
     clip.add_argument("--lock-image", action="store_true", help="freeze the image trunk (features cached)")
     clip.add_argument("--lock-text", action="store_true", help="freeze the text trunk (features cached)")
+    clip.add_argument("--unlock-image-groups", type=int, default=0, metavar="N",
+                      help="with --lock-image: train the last N layer groups (open_clip's numbering)")
+    clip.add_argument("--unlock-text-layers", type=int, default=0, metavar="N",
+                      help="with --lock-text: train the last N layers (open_clip's numbering)")
     clip.add_argument("--loss", choices=["clip", "siglip"], default="clip")
     clip.add_argument("--seed", type=int, default=0)
     clip.add_argument("--grad-checkpointing", action="store_true", help="trade compute for activation memory")
@@ -330,6 +356,314 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=_cmd_demo)
 
 
+# -- eval (model-running tasks) -------------------------------------------------------------------
+
+def _cmd_eval_features(args: argparse.Namespace) -> int:
+    from dermkit.evaluate.features import extract_image_features
+
+    features = extract_image_features(
+        args.model, args.table, images=args.images, cache_dir=args.cache_dir, batch_size=args.batch_size,
+        num_workers=args.workers, precision=args.precision,
+    )
+    print_json({key: features.meta[key] for key in ("model", "n_images", "embed_dim", "precision_used")})
+    return 0
+
+
+def _cmd_eval_zeroshot(args: argparse.Namespace) -> int:
+    from dermkit.evaluate.predictions import write_predictions
+    from dermkit.evaluate.zeroshot import classification_metrics, zero_shot_predictions
+
+    predictions = zero_shot_predictions(
+        args.model, args.table, classes=args.label_set, split=args.split, images=args.images, cache_dir=args.cache_dir
+    )
+    if args.out is not None:
+        write_predictions(predictions, args.out)
+    print_json({"model": predictions.model_id, "split": args.split, **classification_metrics(predictions)})
+    return 0
+
+
+def _cmd_eval_concepts(args: argparse.Namespace) -> int:
+    from dermkit.evaluate.concepts import concept_report
+
+    print_json(concept_report(args.model, args.table, args.annotations, split=args.split, id_column=args.id_column,
+                              images=args.images, cache_dir=args.cache_dir))
+    return 0
+
+
+def _cmd_eval_probe(args: argparse.Namespace) -> int:
+    from dermkit.evaluate.linear_probe import DEFAULT_REGIMES, linear_probe_report
+
+    print_json(linear_probe_report(args.model, args.table, classes=args.label_set,
+                                   regimes=args.regime or DEFAULT_REGIMES, seeds=args.seeds,
+                                   images=args.images, cache_dir=args.cache_dir, out=args.out))
+    return 0
+
+
+def _cmd_eval_retrieval(args: argparse.Namespace) -> int:
+    from dermkit.evaluate.retrieval import retrieval_report
+
+    print_json(retrieval_report(args.model, args.table, args.split, args.captions_per_case, seed=args.seed,
+                                images=args.images, cache_dir=args.cache_dir))
+    return 0
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    evaluate = sub.add_parser("eval", help="run a model on a case table (features, zero-shot, concepts, probe, ...)")
+    eval_sub = evaluate.add_subparsers(dest="eval_command", required=True)
+
+    def task(name: str, help_text: str, func: Any) -> argparse.ArgumentParser:
+        parser = eval_sub.add_parser(name, help=help_text)
+        parser.add_argument("model", help="model name for dermkit.models.load_model")
+        parser.add_argument("table", type=Path, help="case-table directory")
+        parser.add_argument("--images", choices=["first", "all"], default="first",
+                            help="embed each case's first image, or all of them (averaged)")
+        parser.add_argument("--cache-dir", type=Path, help="feature cache (default $DERMKIT_CACHE_DIR/features)")
+        parser.set_defaults(func=func)
+        return parser
+
+    features = task("features", "extract and cache image embeddings of every case", _cmd_eval_features)
+    features.add_argument("--batch-size", type=int, default=64)
+    features.add_argument("--workers", type=int, help="decoding processes (default: cores - 1)")
+    features.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+
+    zeroshot = task("zeroshot", "zero-shot classification into a label set", _cmd_eval_zeroshot)
+    zeroshot.add_argument("--split", default="test", help="split to classify (default test)")
+    zeroshot.add_argument("--label-set", help="ontology label set (default: the source's, else the table's)")
+    zeroshot.add_argument("--out", type=Path, help="also write the predictions table (Parquet) here")
+
+    concepts = task("concepts", "concept identification (MONET scoring), per-concept AUROC", _cmd_eval_concepts)
+    concepts.add_argument("--split", help="split to score (default: every case)")
+    concepts.add_argument("--annotations", type=Path, help="CSV: an id column and one 0/1 column per concept name")
+    concepts.add_argument("--id-column", default="case_id")
+
+    probe = task("probe", "linear probe on cached features (train/val/test splits)", _cmd_eval_probe)
+    probe.add_argument("--label-set", help="ontology label set (default: the source's, else the table's)")
+    probe.add_argument("--regime", action="append", help="full, fraction:F or shot:K (repeatable; default all)")
+    probe.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    probe.add_argument("--out", type=Path, help="also write the results as JSON here")
+
+    retrieval = task("retrieval", "image-text retrieval against the cases' captions", _cmd_eval_retrieval)
+    retrieval.add_argument("--split", default="test", help="split to search (default test)")
+    retrieval.add_argument("--captions-per-case", type=int, default=3)
+    retrieval.add_argument("--seed", type=int, default=0, help="seed of the built captions")
+
+
+# -- collect (the contribution and grading platform) ---------------------------------------------
+
+def _cmd_collect_serve(args: argparse.Namespace) -> int:
+    from dermkit.core.optional import require
+
+    uvicorn = require("uvicorn", "collect", "the collection platform")
+    require("fastapi", "collect", "the collection platform")
+    from dermkit.collect.app import Settings, create_app
+    from dermkit.collect.grading import GradesNeeded
+
+    settings = Settings(db_url=args.db, media_dir=args.media, secure_cookies=args.secure_cookies,
+                        needed=GradesNeeded(args.dermatologist_grades, args.lay_grades))
+    # One process: the media sweep at start-up assumes no other worker is mid-upload.
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, workers=1, log_level="info")
+    return 0
+
+
+def _collect_session(args: argparse.Namespace) -> Any:
+    from dermkit.core.optional import require
+
+    require("sqlalchemy", "collect", "the collection platform")
+    from sqlalchemy.orm import Session
+
+    from dermkit.collect.db import make_engine, upgrade
+
+    engine = make_engine(args.db)
+    upgrade(engine)
+    return Session(engine)
+
+
+def _cmd_collect_export(args: argparse.Namespace) -> int:
+    from dermkit.collect.export import export
+    from dermkit.collect.storage import MediaStore
+
+    with _collect_session(args) as session:
+        summary = export(session, MediaStore(args.media), args.format, args.out)
+    print(f"exported {summary.cases} cases ({summary.images} images) to {summary.out_dir}")
+    return 0
+
+
+def _cmd_collect_add_user(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+
+    from dermkit.collect.auth import create_user
+
+    password = os.environ.get("DERMKIT_COLLECT_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
+    with _collect_session(args) as session:
+        create_user(session, args.username, password, args.role)
+    print(f"added {args.role} {args.username}")
+    return 0
+
+
+def _add_collect(sub: argparse._SubParsersAction) -> None:
+    collect = sub.add_parser("collect", help="contribution and grading platform (consent, grades, export)")
+    collect_sub = collect.add_subparsers(dest="collect_command", required=True)
+
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--db", default="sqlite:///dermkit-collect.db",
+                            help="SQLAlchemy URL (default sqlite:///dermkit-collect.db; postgresql+psycopg://...)")
+        parser.add_argument("--media", type=Path, default=Path("dermkit-collect-media"),
+                            help="folder of the uploaded photos (default dermkit-collect-media)")
+
+    serve = collect_sub.add_parser("serve", help="run the web app (migrates the database first)")
+    common(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    serve.add_argument("--port", type=int, default=8100)
+    serve.add_argument("--dermatologist-grades", type=int, default=3, help="dermatologist grades per case (1-3)")
+    serve.add_argument("--lay-grades", type=int, default=1, help="lay Monk-tone grades per case")
+    serve.add_argument("--secure-cookies", action="store_true", help="mark cookies Secure (behind HTTPS)")
+    serve.set_defaults(func=_cmd_collect_serve)
+    exp = collect_sub.add_parser("export", help="write the SCIN layout or a dermkit case table")
+    common(exp)
+    exp.add_argument("--format", choices=("scin", "dermkit"), required=True)
+    exp.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    exp.set_defaults(func=_cmd_collect_export)
+    user = collect_sub.add_parser("add-user", help="create an account (password from $DERMKIT_COLLECT_PASSWORD "
+                                                    "or a prompt)")
+    common(user)
+    user.add_argument("--username", required=True)
+    user.add_argument("--role", choices=("dermatologist", "lay_grader", "admin"), required=True)
+    user.set_defaults(func=_cmd_collect_add_user)
+
+
+# -- serve (the HTTP service and its similar-case index) ----------------------------------------
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from dermkit.serve import ServeConfig
+    from dermkit.serve.server import serve
+
+    serve(ServeConfig(
+        model=args.model, ddx_model=args.ddx_model, index=args.index, host=args.host, port=args.port,
+        classes=None if args.classes is None else tuple(args.classes), max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms, threads=args.threads, store_uploads=args.store_uploads,
+    ))
+    return 0
+
+
+def _cmd_index_build(args: argparse.Namespace) -> int:
+    from dermkit.serve.build import build_index
+
+    print_json(build_index(args.model, args.table, args.out, images=args.images, cache_dir=args.cache_dir))
+    return 0
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser("serve", help="HTTP API and web page: differential, concepts, similar cases")
+    serve.add_argument("--model", default="dermlip-lite", help="vision-language model (any load_model name)")
+    serve.add_argument("--ddx-model", help="differential-diagnosis model (default: zero-shot with --model)")
+    serve.add_argument("--index", type=Path, help="similar-case index from 'dermkit index build'")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--classes", nargs="+", metavar="CONDITION",
+                       help="zero-shot condition list (default: ddx26 + HAM10000 + PAD-UFES-20 classes)")
+    serve.add_argument("--max-batch", type=int, default=8, help="images per model call; 1 disables batching")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill")
+    serve.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    serve.add_argument("--store-uploads", type=Path, metavar="DIR",
+                       help="keep uploaded photos (pixels only, EXIF stripped) in DIR; default: never stored")
+    serve.set_defaults(func=_cmd_serve)
+
+    index = sub.add_parser("index", help="similar-case indexes for 'dermkit serve'")
+    index_sub = index.add_subparsers(dest="index_command", required=True)
+    build = index_sub.add_parser("build", help="embed a case table into a similar-case index")
+    build.add_argument("table", type=Path, help="case-table directory")
+    build.add_argument("--model", default="dermlip-lite", help="the model the server will run")
+    build.add_argument("--out", type=Path, required=True, help="index directory")
+    build.add_argument("--images", choices=["first", "all"], default="all",
+                       help="embed every image of a case (pooled) or only the first")
+    build.add_argument("--cache-dir", type=Path, help="feature cache (default ~/.cache/dermkit/features)")
+    build.set_defaults(func=_cmd_index_build)
+
+
+# -- curate -------------------------------------------------------------------------------------
+
+def _cmd_curate_tag(args: argparse.Namespace) -> int:
+    from dermkit.curate.tagging import tag_table
+
+    summary = tag_table(args.table, workers=args.workers, out=args.out)
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"tagged {summary['cases']} captions ({summary['with_condition']} name a condition): {summary['out']}")
+    return 0
+
+
+def _cmd_curate_dedup(args: argparse.Namespace) -> int:
+    from dermkit.curate.dedup import dedup_table
+
+    split = None if not args.split else {"by": args.by, "val": args.val, "test": args.test, "seed": args.seed}
+    summary = dedup_table(args.table, max_distance=args.hash_distance, captions=not args.no_captions, split=split,
+                          workers=args.workers)
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"{summary['cases']} cases: {summary['clusters']} near-duplicate clusters holding "
+              f"{summary['duplicated_cases']} cases ({summary['image_pairs']} image pairs, "
+              f"{summary['caption_pairs']} caption links); {len(summary['leaks'])} clusters span splits")
+    return 1 if summary["leaks"] else 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    import os
+
+    from dermkit.curate.embed import embed_table
+
+    manifest = embed_table(args.table, args.model, args.out, images=args.images, batch_size=args.batch_size,
+                           num_workers=args.workers, precision=args.precision, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports for everyone
+        return 0
+    if args.json:
+        print_json(manifest)
+    else:
+        print(f"embedded {manifest['rows']} images with {manifest['world_size']} processes into {args.out}")
+    return 0
+
+
+def _add_curate(sub: argparse._SubParsersAction) -> None:
+    curate = sub.add_parser("curate", help="tag captions and find near-duplicates at Derm1M scale")
+    curate_sub = curate.add_subparsers(dest="curate_command", required=True)
+
+    tag = curate_sub.add_parser("tag", help="tag every caption with ontology ids (writes caption_tags.parquet)")
+    tag.add_argument("table", type=Path, help="case-table directory")
+    tag.add_argument("--workers", type=int, default=1, help="tagging processes (default 1)")
+    tag.add_argument("--out", type=Path, help="output Parquet (default TABLE/caption_tags.parquet)")
+    tag.add_argument("--json", action="store_true", help="print a JSON summary")
+    tag.set_defaults(func=_cmd_curate_tag)
+
+    dedup = curate_sub.add_parser("dedup", help="cluster near-duplicate images and captions; split keeping clusters",
+                                  description="Exit status: 0 no cluster spans two splits, 1 some do, 2 error.")
+    dedup.add_argument("table", type=Path, help="case-table directory")
+    dedup.add_argument("--hash-distance", type=int, default=20, metavar="K",
+                       help="images within K of 256 perceptual-hash bits (or mirrored) are duplicates (default 20)")
+    dedup.add_argument("--no-captions", action="store_true", help="ignore identical captions")
+    dedup.add_argument("--split", action="store_true", help="reassign splits keeping each cluster in one split")
+    dedup.add_argument("--by", choices=["patient", "lesion", "case"], default="patient", help="as for data split")
+    dedup.add_argument("--val", type=float, default=0.15)
+    dedup.add_argument("--test", type=float, default=0.15)
+    dedup.add_argument("--seed", type=int, default=0)
+    dedup.add_argument("--workers", type=int, help="hashing threads")
+    dedup.add_argument("--json", action="store_true", help="print the summary as JSON")
+    dedup.set_defaults(func=_cmd_curate_dedup)
+
+    embed = sub.add_parser("embed", help="embed a case table's images (run under torchrun for many processes)")
+    embed.add_argument("table", type=Path, help="case-table directory")
+    embed.add_argument("--model", required=True, help="model name or directory (e.g. dermlip-lite)")
+    embed.add_argument("--out", type=Path, required=True, help="output directory (img_emb/, metadata/)")
+    embed.add_argument("--images", choices=["first", "all"], default="first", help="embed the first or every image")
+    embed.add_argument("--batch-size", type=int, default=64)
+    embed.add_argument("--workers", type=int, help="DataLoader workers per process")
+    embed.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    embed.add_argument("--quiet", action="store_true", help="no progress bar")
+    embed.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    embed.set_defaults(func=_cmd_embed)
+
+
 # -- entry point --------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,6 +675,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_ontology(sub)
     _add_models(sub)
+    _add_eval(sub)
+    _add_serve(sub)
+    _add_collect(sub)
+    _add_curate(sub)
     return parser
 
 

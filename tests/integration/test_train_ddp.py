@@ -55,7 +55,7 @@ def test_two_processes_match_one_process(
 
     single_steps, ddp_steps = events(tmp_path / "single", "step"), events(tmp_path / "ddp", "step")
     assert len(ddp_steps) == len(single_steps) == 2
-    for one, two in zip(single_steps, ddp_steps):
+    for one, two in zip(single_steps, ddp_steps, strict=True):
         assert two["loss"] == pytest.approx(one["loss"], abs=1e-5)
     expected, actual = weights(tmp_path / "single"), weights(tmp_path / "ddp")
     for name, value in expected.items():

@@ -225,7 +225,8 @@ def test_monet_score_is_the_template_mean_of_two_way_softmax() -> None:
 def test_recall_on_a_one_to_one_matrix() -> None:
     similarity = np.array([[0.9, 0.1, 0.0], [0.2, 0.1, 0.8], [0.3, 0.2, 0.1]])
     result = retrieval.retrieval_metrics(similarity, np.eye(3, dtype=bool), ks=(1, 2))
-    assert result["image_to_text"] == pytest.approx({"R@1": 1 / 3, "R@2": 1 / 3, "mean_rank": 7 / 3, "median_rank": 3.0})
+    expected = {"R@1": 1 / 3, "R@2": 1 / 3, "mean_rank": 7 / 3, "median_rank": 3.0}
+    assert result["image_to_text"] == pytest.approx(expected)
     assert result["text_to_image"]["R@1"] == 1 / 3
     assert result["text_to_image"]["mean_rank"] == pytest.approx((1 + 3 + 2) / 3)
 

@@ -12,9 +12,18 @@ import pytest
 from PIL import Image
 
 from dermkit.cli import main
+from dermkit.data import image_hash
 from dermkit.core.errors import InputError
-from dermkit.data.image_hash import duplicate_clusters, hamming, hash_images, near_duplicate_pairs, phash
-from dermkit.data.leaks import find_leaks
+from dermkit.data.image_hash import (
+    HASH_BITS,
+    HASH_WORDS,
+    duplicate_clusters,
+    hamming,
+    hash_images,
+    near_duplicate_pairs,
+    phash,
+)
+from dermkit.data.leaks import DEFAULT_HASH_DISTANCE, find_leaks
 from dermkit.data.splits import split_table
 from dermkit.data.table import Case, cases_to_frame, read_table, update_table, write_table
 
@@ -102,7 +111,7 @@ def test_near_identical_image_under_another_case_id(table: Path, tmp_path: Path,
     assert report["patients"] == report["lesions"] == []
     [leak] = report["images"]
     assert {image["case_id"] for image in leak["images"]} == {"c4-0", "planted"}
-    assert leak["distance"] <= 4
+    assert leak["distance"] <= DEFAULT_HASH_DISTANCE
     code, _ = run_check(table, capsys, "--hash-distance", "0")
     assert (code == 1) == (leak["distance"] == 0)
 
@@ -137,54 +146,68 @@ def test_unsplit_table_and_bad_distance_are_errors(tmp_path: Path, make_image: C
     assert main(["data", "check-leaks", str(tmp_path)]) == 2
     assert "no case table here" in capsys.readouterr().err
     split_table(table)
-    assert main(["data", "check-leaks", str(table), "--hash-distance", "64"]) == 2
-    assert "--hash-distance must be in 0–63" in capsys.readouterr().err
+    assert main(["data", "check-leaks", str(table), "--hash-distance", "256"]) == 2
+    assert "--hash-distance must be in 0–255" in capsys.readouterr().err
 
 
 # -- the hash index -----------------------------------------------------------------------------
 
 def brute_force(hashes: np.ndarray, k: int) -> set[tuple[int, int]]:
-    return {(i, j) for i, j in itertools.combinations(range(len(hashes)), 2) if hamming(hashes[i], hashes[j]) <= k}
+    distances = hamming(hashes[:, None, :], hashes[None, :, :])
+    return {(i, j) for i, j in zip(*np.nonzero(distances <= k)) if i < j}
 
 
-@pytest.mark.parametrize("k", [0, 1, 4, 7])
-def test_near_duplicate_pairs_match_brute_force(k: int) -> None:
-    rng = np.random.default_rng(k)
-    base = rng.integers(0, 2**63, size=150, dtype=np.uint64)
-    # Plant neighbours at 0..8 flipped bits so every distance around k is represented.
-    flips = [np.bitwise_or.reduce(np.uint64(1) << rng.choice(64, size=d, replace=False).astype(np.uint64))
-             if d else np.uint64(0) for d in range(9)]
-    hashes = np.concatenate([base, base[:9] ^ np.array(flips, dtype=np.uint64)])
+def with_neighbours(count: int, flips: range, seed: int) -> np.ndarray:
+    """Random 256-bit hashes plus, for each distance in ``flips``, a copy of one of them that far away."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 2**63, size=(count, HASH_WORDS), dtype=np.uint64)
+    copies = []
+    for row, distance in enumerate(flips):
+        bits = np.unpackbits(base[row].view(np.uint8))
+        bits[rng.choice(bits.size, size=distance, replace=False)] ^= 1
+        copies.append(np.packbits(bits).view(np.uint64))
+    return np.concatenate([base, np.array(copies)])
+
+
+@pytest.mark.parametrize("bands", [None, 4, 7])
+@pytest.mark.parametrize("k", [0, 3, 12, 20, 40])
+def test_near_duplicate_pairs_match_brute_force(k: int, bands: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    if bands is not None:  # force wide bands searched within a radius, as chosen for large n
+        monkeypatch.setattr(image_hash, "_band_count", lambda bits, count, max_distance: bands)
+    hashes = with_neighbours(200, range(0, 45, 3), seed=k)
     pairs, distances = near_duplicate_pairs(hashes, k)
     assert set(map(tuple, pairs.tolist())) == brute_force(hashes, k)
     assert (distances == hamming(hashes[pairs[:, 0]], hashes[pairs[:, 1]])).all()
-    assert len(pairs) >= k + 1
+    assert len(pairs) >= k // 3 + 1  # the planted neighbours within k
 
 
-def test_near_duplicate_pairs_edge_cases() -> None:
-    pairs, distances = near_duplicate_pairs(np.array([], dtype=np.uint64), 3)
+def test_near_duplicate_pairs_on_single_words_and_edge_cases() -> None:
+    words = np.array([0b0, 0b1, 0b111, 0b111 << 60], dtype=np.uint64)
+    pairs, distances = near_duplicate_pairs(words, 2)
+    assert pairs.tolist() == [[0, 1], [1, 2]] and distances.tolist() == [1, 2]
+    pairs, distances = near_duplicate_pairs(np.empty((0, HASH_WORDS), dtype=np.uint64), 3)
     assert pairs.shape == (0, 2) and distances.shape == (0,)
     with pytest.raises(ValueError, match="max_distance"):
-        near_duplicate_pairs(np.zeros(3, dtype=np.uint64), 64)
-    same = np.full(5, 0xDEADBEEF, dtype=np.uint64)
+        near_duplicate_pairs(np.zeros((3, HASH_WORDS), dtype=np.uint64), HASH_BITS)
+    same = np.full((5, HASH_WORDS), 0xDEADBEEF, dtype=np.uint64)
     assert len(near_duplicate_pairs(same, 0)[0]) == 10
 
 
 def test_duplicate_clusters_link_chains() -> None:
-    hashes = np.array([0b0, 0b1, 0b11, 0xFFFF_0000, 0xFFFF_0001, 0xF0F0_F0F0_F0F0_F0F0], dtype=np.uint64)
-    clusters = duplicate_clusters(hashes, 1)
+    words = np.array([0b0, 0b1, 0b11, 0xFFFF_0000, 0xFFFF_0001, 0xF0F0_F0F0_F0F0_F0F0], dtype=np.uint64)
+    clusters = duplicate_clusters(words, 1)
     assert [c.tolist() for c in clusters] == [[0, 1, 2], [3, 4]]
 
 
 def test_phash_is_robust_to_resizing_but_tells_images_apart(make_image: Callable[..., Path], tmp_path: Path) -> None:
-    paths = [make_image(f"{i}.png", size=(64, 64)) for i in range(6)]
+    paths = [make_image(f"{i}.png", size=(96, 96)) for i in range(6)]
     resized = tmp_path / "resized.jpg"
-    Image.open(paths[0]).resize((40, 40), Image.Resampling.BICUBIC).save(resized, quality=80)
+    Image.open(paths[0]).resize((60, 60), Image.Resampling.BICUBIC).save(resized, quality=75)
     hashes = hash_images([*paths, resized], workers=2, progress=False)
-    assert hashes.dtype == np.uint64 and len(hashes) == 7
-    assert hamming(hashes[0], hashes[6]) <= 4
-    assert min(int(hamming(a, b)) for a, b in itertools.combinations(hashes[:6], 2)) > 10
-    assert hashes[0] == phash(Image.open(paths[0]))
+    assert hashes.dtype == np.uint64 and hashes.shape == (7, HASH_WORDS)
+    assert hamming(hashes[0], hashes[6]) <= DEFAULT_HASH_DISTANCE
+    assert min(int(hamming(a, b)) for a, b in itertools.combinations(hashes[:6], 2)) > 3 * DEFAULT_HASH_DISTANCE
+    assert (hashes[0] == phash(Image.open(paths[0]))).all()
 
 
 def test_hash_images_names_an_unreadable_file(tmp_path: Path) -> None:

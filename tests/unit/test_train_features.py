@@ -11,14 +11,23 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
 from dermkit.models import load_model  # noqa: E402
+from dermkit.models.build import build_open_clip  # noqa: E402
+from dermkit.models.families.tiny_clip import MODEL_CFG, PREPROCESS_CFG  # noqa: E402
 from dermkit.train.features import FeatureCache, Tower, image_identity  # noqa: E402
 
 
+def models() -> list[torch.nn.Module]:
+    """tiny-clip (open_clip's CustomTextCLIP, text tower in ``.text``) and the same towers as a stock
+    open_clip CLIP, which keeps its text modules on the model itself."""
+    return [load_model("tiny-clip").model, build_open_clip({**MODEL_CFG, "custom_text": False}, PREPROCESS_CFG, seed=0)]
+
+
 @pytest.mark.parametrize("side", ["image", "text"])
-def test_head_of_trunk_features_equals_the_full_tower(side: str) -> None:
-    loaded = load_model("tiny-clip")
-    tower = Tower.of(loaded.model, side)
-    inputs = torch.randn(3, 3, 32, 32) if side == "image" else loaded.tokenizer(["a mole", "a rash", "a scar"])
+@pytest.mark.parametrize("which", [0, 1])
+def test_head_of_trunk_features_equals_the_full_tower(side: str, which: int) -> None:
+    tower = Tower.of(models()[which], side)
+    tokens = load_model("tiny-clip").tokenizer(["a mole", "a rash", "a scar"])
+    inputs = torch.randn(3, 3, 32, 32) if side == "image" else tokens
     with torch.no_grad():
         trunk = tower.encode_trunk(inputs)
         assert trunk.shape[1] == 32 and not torch.equal(trunk, tower.encode(inputs))
@@ -26,8 +35,9 @@ def test_head_of_trunk_features_equals_the_full_tower(side: str) -> None:
     assert getattr(tower.holder, tower.projection) is not None  # the projection is put back
 
 
-def test_trunk_and_head_parameters_partition_the_tower() -> None:
-    model = load_model("tiny-clip").model
+@pytest.mark.parametrize("which", [0, 1])
+def test_trunk_and_head_parameters_partition_the_tower(which: int) -> None:
+    model = models()[which]
     for side in ("image", "text"):
         tower = Tower.of(model, side)
         trunk, head = tower.trunk_parameters(), list(tower.head().parameters())

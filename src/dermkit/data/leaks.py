@@ -18,7 +18,7 @@ from dermkit.core.errors import InputError
 from dermkit.data.image_hash import HASH_BITS, hash_images, near_duplicate_pairs
 from dermkit.data.table import read_table
 
-DEFAULT_HASH_DISTANCE = 4
+DEFAULT_HASH_DISTANCE = 20  # of 256 bits; see dermkit.data.image_hash for the measured margins
 
 
 @dataclass

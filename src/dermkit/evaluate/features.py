@@ -169,7 +169,7 @@ def encode_texts(model: str | LoadedModel, texts: Sequence[str], batch_size: int
     torch = require("torch", "torch", "text embeddings")
     loaded = resolve_model(model)
     device = _device_of(loaded.model)
-    rows = []
+    rows: list[np.ndarray] = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             tokens = loaded.tokenizer(list(texts[start:start + batch_size])).to(device)

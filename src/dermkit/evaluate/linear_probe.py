@@ -35,6 +35,7 @@ DEFAULT_REGIMES: tuple[str, ...] = (
 )
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2)
 MAX_ITER = 1000
+PROBE_METRICS = ("balanced_accuracy", "accuracy", "macro_auroc")
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def run_linear_probe(
                 "macro_auroc": macro_auroc(probs, data.test_y),
             })
         results[regime] = {
-            **{name: _mean_sd([run[name] for run in runs]) for name in ("balanced_accuracy", "accuracy", "macro_auroc")},
+            **{name: _mean_sd([run[name] for run in runs]) for name in PROBE_METRICS},
             "runs": runs,
         }
     return results
@@ -171,14 +172,15 @@ def probe_data(
     """Cached features and labels of the train, val and test splits (unlabelled cases dropped)."""
     frame = table if isinstance(table, pd.DataFrame) else read_table(table)
     class_ids = resolve_classes(classes, frame)
-    features = extract_image_features(resolve_model(model), frame, images=images, cache_dir=cache_dir, progress=progress)
-    parts = []
+    features = extract_image_features(model, frame, images=images, cache_dir=cache_dir, progress=progress)
+    parts: dict[str, np.ndarray] = {}
     for split in ("train", "val", "test"):
         cases = select_split(frame, split)
         labels = class_labels(cases["diagnosis_id"].tolist(), class_ids)
         keep = labels >= 0
-        parts += [features.by_case(cases["case_id"][keep].tolist()), labels[keep]]
-    return ProbeData(*parts, n_classes=len(class_ids))
+        parts[f"{split}_x"] = features.by_case(cases["case_id"][keep].tolist())
+        parts[f"{split}_y"] = labels[keep]
+    return ProbeData(**parts, n_classes=len(class_ids))
 
 
 def linear_probe_report(
@@ -188,14 +190,16 @@ def linear_probe_report(
     classes: str | Sequence[str] | None = None,
     regimes: Sequence[str] = DEFAULT_REGIMES,
     seeds: Sequence[int] = DEFAULT_SEEDS,
+    images: ImageMode = "first",
     cache_dir: str | Path | None = None,
     out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Probe ``model`` on ``table`` in every regime; also written as JSON to ``out`` when given."""
     loaded = resolve_model(model)
-    data = probe_data(loaded, table, classes=classes, cache_dir=cache_dir)
+    data = probe_data(loaded, table, classes=classes, images=images, cache_dir=cache_dir)
     report = {
         "model": loaded.name,
+        "n_classes": data.n_classes,
         "n_train": int(data.train_y.size),
         "n_val": int(data.val_y.size),
         "n_test": int(data.test_y.size),

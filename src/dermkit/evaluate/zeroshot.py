@@ -53,7 +53,9 @@ def resolve_classes(
     return found
 
 
-def class_labels(diagnosis_ids: Sequence[str | None], classes: Sequence[str], ontology: Ontology | None = None) -> np.ndarray:
+def class_labels(
+    diagnosis_ids: Sequence[str | None], classes: Sequence[str], ontology: Ontology | None = None
+) -> np.ndarray:
     """Index of each diagnosis in ``classes``, or of its nearest ancestor there; -1 if neither.
 
     So a table labelled ``superficial_spreading_melanoma`` scores against a ``melanoma`` class.

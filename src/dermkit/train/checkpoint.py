@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from dermkit.core.atomic import atomic_path
 from dermkit.core.errors import InputError
@@ -52,12 +51,7 @@ def _tuples(value: Any) -> Any:
 
 def all_rng_states(device: torch.device) -> list[dict[str, Any]]:
     """Every rank's RNG states, in rank order (collective: all ranks must call it)."""
-    state = rng_state(device)
-    if not dist.is_initialized():
-        return [state]
-    states: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(states, state)
-    return states
+    return distributed.all_gather_objects(rng_state(device))
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from dermkit.core.atomic import atomic_write_text
 from dermkit.core.errors import InputError
+from dermkit.data.images import open_image
 from dermkit.data.table import Case
 from dermkit.train import distributed
 from dermkit.train.checkpoint import all_rng_states, load_checkpoint, restore_rng, save_checkpoint
@@ -53,6 +55,8 @@ class ClipTrainConfig:
     precision: str = "fp32"
     lock_image: bool = False
     lock_text: bool = False
+    unlock_image_groups: int = 0  # with lock_image: open_clip's lock_image_tower(unlocked_groups=N)
+    unlock_text_layers: int = 0  # with lock_text: open_clip's lock_text_tower(unlocked_layers=N)
     loss: str = "clip"
     seed: int = 0
     grad_checkpointing: bool = False
@@ -64,7 +68,6 @@ class ClipTrainConfig:
     cache_dir: str | None = None
     tensorboard: bool = False
     export: bool = True
-    model_options: dict[str, Any] = field(default_factory=dict)
 
     RUN_CONTROL = ("resume", "workers", "save_every", "max_steps", "cache_dir", "tensorboard", "export")
 
@@ -73,8 +76,9 @@ class ClipTrainConfig:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_CONTROL}
 
 
-def train_clip(config: ClipTrainConfig) -> dict[str, Any]:
-    """Train (or resume) a run; returns the run's summary (also written to ``OUT/summary.json``)."""
+def train_clip(config: ClipTrainConfig) -> dict[str, Any] | None:
+    """Train (or resume) a run; the main process returns its summary (also in ``OUT/summary.json``),
+    the other processes of a multi-process run return None."""
     owns_group = not torch.distributed.is_initialized()
     device = distributed.setup()
     try:
@@ -93,25 +97,22 @@ class ClipTrainer:
 
         self.config, self.device, self.out = config, device, Path(config.out)
         distributed.seed_everything(config.seed + distributed.rank())
-        self.loaded = load_model(config.model, **config.model_options)
+        self.loaded = load_model(config.model)
         self.model = self.loaded.model.to(device)
         distributed.broadcast_parameters(self.model.state_dict().values())
         if config.grad_checkpointing:
             self.model.set_grad_checkpointing(True)
         self.towers = {side: Tower.of(self.model, side) for side in ("image", "text")}
-        self.locked = {"image": config.lock_image, "text": config.lock_text}
-        for side, tower in self.towers.items():
-            for parameter in tower.trunk_parameters() if self.locked[side] else ():
-                parameter.requires_grad_(False)
+        self.cached = self._lock_towers()
         self.logit_bias = self._logit_bias()
         self.log = MetricsLog(self.out, tensorboard=config.tensorboard, enabled=distributed.is_main())
 
         train, val, self.manifests = read_splits(config.data)
-        self.train_cases, self.val_cases = train, val
+        self.has_val = bool(val)
         train_captions = [caption_candidates(c) for c in train]
         val_captions = [caption_candidates(c)[:1] for c in val]
         caches = {side: self._cached_features(side, train + val, train_captions + val_captions)
-                  for side in ("image", "text") if self.locked[side]}
+                  for side in ("image", "text") if self.cached[side]}
         make = dict(tokenize=self.loaded.tokenizer, seed=config.seed,
                     image_features=caches.get("image"), text_features=caches.get("text"))
         self.train_set = CaptionedImages(train, train_captions, image_transform=self.loaded.preprocess_train, **make)
@@ -133,6 +134,31 @@ class ClipTrainer:
 
     # -- set-up -------------------------------------------------------------------------------
 
+    def _lock_towers(self) -> dict[str, bool]:
+        """Freeze the locked trunks (projections keep training); return which sides are wholly
+        frozen and so served from the feature cache.
+
+        Unlocking the last blocks of a locked tower passes N to open_clip unchanged
+        (``lock_image_tower(unlocked_groups=N)``, ``lock_text_tower(unlocked_layers=N)``), so N means
+        what open_clip's ``--lock-image-unlocked-groups`` / ``--lock-text-unlocked-layers`` mean; for
+        open_clip's own transformers the projection is the last of those groups.
+        """
+        config = self.config
+        unlock = {"image": config.unlock_image_groups, "text": config.unlock_text_layers}
+        locked = {"image": config.lock_image, "text": config.lock_text}
+        for side, tower in self.towers.items():
+            if unlock[side] and not locked[side]:
+                raise InputError(f"unlocking the last blocks of the {side} tower needs --lock-{side}")
+            if unlock[side]:
+                lock = self.model.lock_image_tower if side == "image" else self.model.lock_text_tower
+                lock(unlock[side])
+            elif locked[side]:
+                for parameter in tower.trunk_parameters():
+                    parameter.requires_grad_(False)
+            for parameter in tower.head().parameters():
+                parameter.requires_grad_(True)
+        return {side: locked[side] and not unlock[side] for side in locked}
+
     def _logit_bias(self) -> nn.Parameter | None:
         """SigLIP's learned bias: the model's own when it has one, else a new one saved with the run."""
         if self.config.loss != "siglip":
@@ -145,20 +171,20 @@ class ClipTrainer:
     def _cached_features(
         self, side: str, cases: list[Case], captions: list[list[str]]
     ) -> dict[str, torch.Tensor]:
-        """Trunk features of a frozen side, from the cache or computed once by the main rank."""
+        """Trunk features of a frozen side: from the cache, or computed once (split over the ranks)."""
         tower = self.towers[side]
         if side == "image":
             keys = all_image_paths(cases)
             items: list[Any] = [image_identity(p) for p in keys]
             preprocessing = repr(self.loaded.preprocess_eval)
-            from dermkit.data.images import open_image
 
             def load(key: str) -> torch.Tensor:
                 return self.loaded.preprocess_eval(open_image(key))
         else:
             keys = all_captions(captions)
             items = keys
-            preprocessing = f"{type(self.loaded.tokenizer).__name__}:{getattr(self.loaded.tokenizer, 'context_length', '')}"
+            tokenizer = self.loaded.tokenizer
+            preprocessing = f"{type(tokenizer).__name__}:{getattr(tokenizer, 'context_length', '')}"
 
             def load(key: str) -> torch.Tensor:
                 return self.loaded.tokenizer([key])[0]
@@ -169,18 +195,24 @@ class ClipTrainer:
             {"model": self.loaded.name, "weights": weights_digest(tower.trunk_parameters()),
              "preprocessing": preprocessing, "items": items},
         )
-        if distributed.is_main() and not cache.path.exists():
+        hit = distributed.broadcast_object(cache.path.exists())
+        record: dict[str, Any] = {"event": "feature_cache", "side": side, "hit": hit, "items": len(keys),
+                                  "file": str(cache.path)}
+        if not hit:  # each rank encodes every world_size-th key; the main rank writes them all
             started = time.perf_counter()
             self.model.eval()
-            features = compute_features(keys, load, tower.encode_trunk, batch_size=min(self.config.batch_size, 256),
-                                        device=self.device, workers=self.config.workers,
-                                        description=f"caching {side} features")
-            cache.save(keys, features)
-            self.log.write({"event": "feature_cache", "side": side, "hit": False, "items": len(keys),
-                            "seconds": round(time.perf_counter() - started, 3), "file": str(cache.path)})
-        elif distributed.is_main():
-            self.log.write({"event": "feature_cache", "side": side, "hit": True, "items": len(keys),
-                            "file": str(cache.path)})
+            size, rank = distributed.world_size(), distributed.rank()
+            shard = compute_features(keys[rank::size], load, tower.encode_trunk,
+                                     batch_size=min(self.config.batch_size, 256), device=self.device,
+                                     workers=self.config.workers, description=f"caching {side} features")
+            shards = distributed.all_gather_objects(shard)
+            if distributed.is_main():
+                features = torch.empty(len(keys), shard.shape[1])
+                for index, part in enumerate(shards):
+                    features[index::size] = part
+                cache.save(keys, features)
+            record["seconds"] = round(time.perf_counter() - started, 3)
+        self.log.write(record)
         distributed.barrier()
         features = cache.load()
         assert features is not None
@@ -188,24 +220,24 @@ class ClipTrainer:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> dict[str, Any] | None:
         if self.config.resume:
             self._resume()
-        stopped = False
-        while self.epoch < self.config.epochs and not stopped:
-            stopped = self._train_epoch()
-            if not stopped:
-                self.results = self._validate()
-                self.log.write({"event": "val", "epoch": self.epoch, "step": self.step, **self.results})
-                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-                self._save()
+        while self.epoch < self.config.epochs and not self._at_max_steps():
+            if self._train_epoch():
+                break
+            self.results = self._validate()
+            self.log.write({"event": "val", "epoch": self.epoch, "step": self.step, **self.results})
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            self._save()
         summary = {"out": str(self.out), "epoch": self.epoch, "step": self.step,
                    "finished": self.epoch >= self.config.epochs, "results": self.results}
         if summary["finished"] and self.config.export:
             self._export()
-        if distributed.is_main():
-            (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         self.log.close()
+        if not distributed.is_main():
+            return None
+        atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
 
     def _train_epoch(self) -> bool:
@@ -238,7 +270,7 @@ class ClipTrainer:
             losses.clear()
             self.log.write(record)
             progress.set_postfix(loss=f"{record['loss']:.4f}")
-            if config.max_steps is not None and self.step >= config.max_steps:
+            if self._at_max_steps():
                 progress.close()
                 self._save()
                 return True
@@ -246,6 +278,9 @@ class ClipTrainer:
                 self._save()
         progress.close()
         return False
+
+    def _at_max_steps(self) -> bool:
+        return self.config.max_steps is not None and self.step >= self.config.max_steps
 
     def _loss(self, images: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
         with self._autocast():
@@ -257,7 +292,7 @@ class ClipTrainer:
 
     def _encode(self, side: str, inputs: torch.Tensor) -> torch.Tensor:
         tower = self.towers[side]
-        return tower.head()(inputs) if self.locked[side] else tower.encode(inputs)
+        return tower.head()(inputs) if self.cached[side] else tower.encode(inputs)
 
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
         if self.config.precision == "bf16":
@@ -280,7 +315,7 @@ class ClipTrainer:
         A retrieved item counts as a hit when its caption equals the query's: structured captions
         repeat across cases, so demanding the very same case would punish correct retrievals.
         """
-        if not self.val_cases or not distributed.is_main():
+        if not self.has_val or not distributed.is_main():
             distributed.barrier()
             return {}
         self.model.eval()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,6 +69,24 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     import torch.distributed.nn as dist_nn
 
     return torch.cat(dist_nn.all_gather(tensor), dim=0)
+
+
+def broadcast_object(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank, so all ranks take the same branch."""
+    if not dist.is_initialized():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def all_gather_objects(value: Any) -> list[Any]:
+    """Every rank's ``value``, in rank order, on every rank."""
+    if not dist.is_initialized():
+        return [value]
+    values: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
 
 
 def broadcast_parameters(parameters: Iterable[torch.Tensor]) -> None:

@@ -9,14 +9,17 @@ DDP step equals the single-process step on the same global batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
 from dermkit.train.distributed import gather_with_grad
 
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
+class LossFn(Protocol):
+    def __call__(self, image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor,
+                 logit_bias: torch.Tensor | None = None, *, gather: bool = True) -> torch.Tensor: ...
 
 
 def clip_loss(

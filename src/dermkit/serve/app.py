@@ -1,0 +1,234 @@
+"""The FastAPI application: routes, request validation, micro-batched inference, the web page.
+
+:func:`create_app` takes an :class:`~dermkit.serve.engine.Engine` that is already loaded, so a
+server that fails to load its model or index fails at start with a clear message, and tests can
+build one app around the small ``tiny-clip`` model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import FastAPI, File, Form, Path, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from PIL.Image import Image
+
+from dermkit import __version__
+from dermkit.data.schema import FITZPATRICK_TYPES, SEXES
+from dermkit.serve import schemas
+from dermkit.serve.batcher import MicroBatcher
+from dermkit.serve.config import MAX_SEARCH_RESULTS
+from dermkit.serve.differential import CaseInput
+from dermkit.serve.engine import Engine, Prediction
+from dermkit.serve.errors import ApiError, install_error_handlers
+from dermkit.serve.history import resolve_history
+from dermkit.serve.limits import BodyLimit
+from dermkit.serve.uploads import check_size, decode_upload, store_upload
+
+STATIC = resources.files("dermkit.serve").joinpath("static")
+MAX_TEXT = 1000
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": schemas.ErrorResponse, "description": description}
+    for status, description in ((409, "the server has no similar-case index"),
+                                (413, "an image or the request body is over its size limit"),
+                                (422, "a field is missing, of the wrong type, or not a usable image or term"))
+}
+Sex = Literal[SEXES]  # type: ignore[valid-type]
+Acquisition = Literal["clinical", "dermoscopic"]
+
+
+class Service:
+    """The engine plus its batchers and model thread; one per app."""
+
+    def __init__(self, engine: Engine) -> None:
+        config = engine.config
+        self.engine = engine
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dermkit-model")
+        options = {"max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms}
+        self.predict: MicroBatcher[CaseInput, Prediction] = MicroBatcher(
+            engine.predict, self.executor, units=lambda case: len(case.pixels), name="predict", **options)
+        self.images: MicroBatcher[Any, np.ndarray] = MicroBatcher(
+            engine.embed_images, self.executor, name="image", **options)
+        self.texts: MicroBatcher[str, np.ndarray] = MicroBatcher(
+            engine.embed_texts, self.executor, name="text", **options)
+        self.batchers = (self.predict, self.images, self.texts)
+
+    @property
+    def ready(self) -> bool:
+        return all(batcher.running for batcher in self.batchers)
+
+    async def submit(self, batcher: MicroBatcher[Any, Any], item: Any) -> Any:
+        """Queue ``item`` on ``batcher``; 503 while the service is starting or stopping."""
+        if not batcher.running:
+            raise ApiError(503, "not_ready", "the service is not ready; retry shortly")
+        return await batcher.submit(item)
+
+    def model_ref(self, role: str = "vision-language") -> dict[str, str]:
+        described = next(m for m in self.engine.models if m["role"] == role)
+        return {"id": described["id"], "version": described["version"]}
+
+    async def read_image(self, upload: UploadFile, field: str) -> Image:
+        """Read and decode one upload in a worker thread (decoding must not block the event loop)."""
+        config = self.engine.config
+        check_size(upload.size, field, config.max_image_bytes)
+        data = await upload.read(config.max_image_bytes + 1)
+        image = await run_in_threadpool(decode_upload, data, field, config.max_image_bytes, config.max_pixels)
+        if config.store_uploads is not None:
+            await run_in_threadpool(store_upload, image, config.store_uploads)
+        return image
+
+
+def _one_input(image: UploadFile | None, text: str | None) -> None:
+    if (image is None) == (text is None or not text.strip()):
+        raise ApiError(422, "invalid_field", "send exactly one of image or text", "image" if image else "text")
+
+
+def create_app(engine: Engine) -> FastAPI:
+    """The application around a loaded engine (routes documented in ``docs/serve.md``)."""
+    service = Service(engine)
+    config = engine.config
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        for batcher in service.batchers:
+            batcher.start()
+        try:
+            yield
+        finally:
+            for batcher in service.batchers:
+                await batcher.stop()
+            service.executor.shutdown(wait=False)
+
+    app = FastAPI(
+        title="dermkit service",
+        version=__version__,
+        description="Differential, clinical concepts and similar cases for skin photographs. " + schemas.NOT_A_DIAGNOSIS,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(str(STATIC.joinpath("index.html")), media_type="text/html")
+
+    @app.get("/healthz", response_model=schemas.Status, tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is up (it may still be starting)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=schemas.Status, tags=["health"],
+             responses={503: {"model": schemas.Status, "description": "not ready yet"}})
+    async def readyz() -> Any:
+        """Models loaded and inference running: requests will be answered."""
+        if service.ready:
+            return {"status": "ready"}
+        return JSONResponse({"status": "starting"}, status_code=503)
+
+    @app.post("/v1/predict", response_model=schemas.PredictResponse, responses=ERRORS, tags=["inference"])
+    async def predict(
+        images: Annotated[list[UploadFile], File(description="1–6 photographs of the same lesion or case")],
+        age: Annotated[float | None, Form(ge=0, le=130, description="years")] = None,
+        sex: Annotated[Sex | None, Form()] = None,
+        fitzpatrick: Annotated[int | None, Form(ge=min(FITZPATRICK_TYPES), le=max(FITZPATRICK_TYPES))] = None,
+        site: Annotated[str | None, Form(max_length=100, description="body site, any ontology name or synonym",
+                                         examples=["forearm"])] = None,
+        symptoms: Annotated[list[str] | None, Form(description="one field per symptom, e.g. itch",
+                                                   examples=[["itch"]])] = None,
+        duration: Annotated[str | None, Form(max_length=100, examples=["one to four weeks"])] = None,
+        acquisition: Annotated[Acquisition | None, Form(description="selects the prompt templates")] = None,
+    ) -> dict[str, Any]:
+        """Ranked differential, top clinical concepts and similar cases for one case's photographs."""
+        if len(images) > config.max_images:
+            raise ApiError(422, "too_many_images", f"{len(images)} images sent, at most {config.max_images} allowed",
+                           "images")
+        history = resolve_history(age=age, sex=sex, fitzpatrick=fitzpatrick, site=site, symptoms=symptoms or [],
+                                  duration=duration, ontology=engine.ontology)
+        pictures = [await service.read_image(upload, f"images[{i}]") for i, upload in enumerate(images)]
+        case = await run_in_threadpool(engine.prepare_case, pictures, history, acquisition)
+        result = await service.submit(service.predict, case)
+        differential_role = "vision-language" if len(engine.models) == 1 else "differential"
+        return {
+            "differential": result.differential,
+            "differential_source": engine.differential.source,
+            "concepts": result.concepts,
+            "similar_cases": result.similar_cases,
+            "history": history.as_dict(),
+            "images": len(pictures),
+            "model": service.model_ref(),
+            "differential_model": service.model_ref(differential_role),
+            "disclaimer": schemas.NOT_A_DIAGNOSIS,
+        }
+
+    async def embed_one(image: UploadFile | None, text: str | None) -> tuple[str, np.ndarray]:
+        _one_input(image, text)
+        if image is not None:
+            picture = await service.read_image(image, "image")
+            pixels = await run_in_threadpool(engine.prepare_image, picture)
+            return "image", await service.submit(service.images, pixels)
+        return "text", await service.submit(service.texts, text or "")
+
+    @app.post("/v1/embed", response_model=schemas.EmbedResponse, responses=ERRORS, tags=["inference"])
+    async def embed(
+        image: Annotated[UploadFile | None, File(description="a photograph (or send text)")] = None,
+        text: Annotated[str | None, Form(max_length=MAX_TEXT, examples=["a brown macule on the back"])] = None,
+    ) -> dict[str, Any]:
+        """The vision-language model's unit embedding of one image or one text."""
+        kind, vector = await embed_one(image, text)
+        return {"model": service.model_ref(), "input": kind, "dim": len(vector), "embedding": vector.tolist()}
+
+    @app.post("/v1/search", response_model=schemas.SearchResponse, responses=ERRORS, tags=["inference"])
+    async def search(
+        image: Annotated[UploadFile | None, File(description="a photograph (or send text)")] = None,
+        text: Annotated[str | None, Form(max_length=MAX_TEXT, examples=["a pearly papule with telangiectasia"])] = None,
+        k: Annotated[int, Form(ge=1, le=MAX_SEARCH_RESULTS)] = config.similar_cases,
+    ) -> dict[str, Any]:
+        """The index cases most similar to an image or a text description, with thumbnails."""
+        engine.require_index()
+        kind, vector = await embed_one(image, text)
+        results = await run_in_threadpool(engine.search, vector[None, :], k)
+        return {"model": service.model_ref(), "query": kind, "results": results[0]}
+
+    @app.get("/v1/cases/{case_id}/thumbnail", tags=["index"], response_class=Response,
+             responses={200: {"content": {"image/jpeg": {}}}, 404: {"model": schemas.ErrorResponse}, **ERRORS})
+    async def thumbnail(case_id: Annotated[str, Path(max_length=200)]) -> Response:
+        """A small JPEG of an index case's first image (no metadata)."""
+        data = await run_in_threadpool(engine.require_index().thumbnail, case_id)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+
+    @app.get("/v1/models", response_model=schemas.ModelsResponse, tags=["about"])
+    async def models() -> dict[str, Any]:
+        """The loaded models with their cards, the differential's classes and the index size."""
+        conditions = engine.ontology.conditions
+        similar = engine.similar
+        return {
+            "models": engine.models,
+            "classes": [{"id": cid, "name": conditions.get(cid).name} for cid in engine.differential.classes],
+            "concepts": len(engine.bank.concepts),
+            "index": None if similar is None else {"cases": len(similar), "model": similar.model},
+        }
+
+    @app.get("/v1/vocabulary", response_model=schemas.VocabularyResponse, tags=["about"])
+    async def vocabulary() -> dict[str, Any]:
+        """Body sites, symptoms and the other choices of the history form."""
+        ontology = engine.ontology
+        return {
+            "body_sites": [{"id": node.id, "name": node.name} for node in ontology.body_sites],
+            "symptoms": [{"id": node.id, "name": node.name} for node in ontology.symptoms
+                         if not ontology.symptoms.children(node.id)],
+            "sexes": list(SEXES),
+            "fitzpatrick": list(FITZPATRICK_TYPES),
+            "acquisitions": ["clinical", "dermoscopic"],
+        }
+
+    return app
+

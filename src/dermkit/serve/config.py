@@ -1,0 +1,54 @@
+"""Service settings: which models and index to load, request limits, batching and privacy options.
+
+One frozen object, built by the CLI or by a test, so every limit the service enforces is visible
+in one place and the same in the API, the web page and the benchmark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dermkit.data.images import MAX_PIXELS
+from dermkit.data.schema import MAX_IMAGES_PER_CASE
+from dermkit.ontology import Ontology, default_ontology
+
+# The default differential: the 26 common conditions of the differential-diagnosis system, then
+# the lesion classes of the two dermoscopy/smartphone benchmarks that it lacks.
+DEFAULT_LABEL_SETS = ("ddx26", "ham10000", "pad-ufes-20")
+MEBIBYTE = 1024 * 1024
+MAX_SEARCH_RESULTS = 50
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything ``dermkit serve`` can be told. Defaults are safe for a laptop on loopback."""
+
+    model: str = "dermlip-lite"
+    ddx_model: str | None = None
+    index: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    classes: tuple[str, ...] | None = None  # condition ids or names; None: DEFAULT_LABEL_SETS
+    max_images: int = MAX_IMAGES_PER_CASE
+    max_image_bytes: int = 10 * MEBIBYTE
+    max_body_bytes: int = MAX_IMAGES_PER_CASE * 10 * MEBIBYTE + MEBIBYTE
+    max_pixels: int = MAX_PIXELS
+    max_batch: int = 8  # images per model call; 1 turns micro-batching off
+    max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
+    threads: int | None = None  # torch intra-op threads; None: torch's default
+    store_uploads: Path | None = None  # keep (EXIF-free) uploads here; None: never stored
+    top_conditions: int = 10
+    top_concepts: int = 8
+    similar_cases: int = 8
+
+
+def condition_ids(classes: Sequence[str] | None, ontology: Ontology | None = None) -> list[str]:
+    """The differential's condition ids, in order, without repeats (names and synonyms resolved)."""
+    ontology = ontology or default_ontology()
+    if classes is None:
+        ids = [cid for name in DEFAULT_LABEL_SETS for cid in ontology.label_set(name)]
+    else:
+        ids = [ontology.conditions.get(term).id for term in classes]
+    return list(dict.fromkeys(ids))

@@ -1,0 +1,51 @@
+"""Turning uploaded bytes into clean RGB images: size and pixel limits, EXIF stripped, optional storage.
+
+An uploaded photo can carry the patient's location (EXIF GPS) and camera details. The service
+decodes it, applies the EXIF orientation, and keeps only the pixels; the original bytes are
+never written anywhere, and the pixels only when ``--store-uploads`` names a folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from dermkit.core.atomic import atomic_path
+from dermkit.core.errors import InputError
+from dermkit.data.images import open_image
+from dermkit.serve.errors import ApiError
+
+
+def check_size(size: int | None, field: str, limit: int) -> None:
+    """Refuse an upload over ``limit`` bytes (413) before reading it."""
+    if size is not None and size > limit:
+        raise ApiError(413, "image_too_large", f"upload is {size} bytes, over the limit of {limit}", field)
+
+
+def decode_upload(data: bytes, field: str, max_bytes: int, max_pixels: int) -> Image.Image:
+    """Bytes → upright RGB image without any metadata; :class:`ApiError` naming ``field`` otherwise."""
+    check_size(len(data), field, max_bytes)
+    if not data:
+        raise ApiError(422, "invalid_image", "the upload is empty", field)
+    try:
+        image = open_image(data, name=field, max_pixels=max_pixels)
+    except InputError as error:  # not an image, truncated, corrupt, or over the pixel limit
+        raise ApiError(422, "invalid_image", error.message, field) from error
+    return strip_metadata(ImageOps.exif_transpose(image))
+
+
+def strip_metadata(image: Image.Image) -> Image.Image:
+    """A new image holding only the pixels: no EXIF, GPS, ICC profile or text chunks."""
+    return Image.fromarray(np.asarray(image.convert("RGB")))
+
+
+def store_upload(image: Image.Image, folder: Path) -> Path:
+    """Write the (already stripped) pixels as PNG under a content-hash name; return the path."""
+    name = hashlib.sha256(image.tobytes()).hexdigest()[:24] + ".png"
+    target = folder / name
+    with atomic_path(target) as tmp:
+        strip_metadata(image).save(tmp, format="PNG")
+    return target

@@ -1,0 +1,33 @@
+"""`dermkit demo` end to end on synthetic data (the path a machine without ../shared/data takes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from dermkit.cli import main
+from dermkit.data.table import read_table
+
+
+def test_demo_without_real_data_imports_splits_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--data-root", str(tmp_path / "absent"), "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["data"] == "synthetic"
+    table = summary["tables"]["synthetic-ham10000"]
+    frame = read_table(table["table"])
+    assert len(frame) == table["cases"] == 140
+    assert set(frame["split"]) == {"train", "val", "test"}
+    assert table["leaks"] == "none"
+    # Lesions with two images never straddle splits.
+    assert frame.groupby("lesion_id")["split"].nunique().max() == 1
+    written = pd.read_csv(out / "synthetic-ham10000" / "metadata.csv")
+    assert table["stats"]["counts"]["diagnosis_id"]["melanocytic_nevus"] == (written["dx"] == "nv").sum()
+    for plot in table["plots"]:
+        with Image.open(plot) as image:
+            assert image.format == "PNG"
+    assert json.loads((out / "summary.json").read_text())["data"] == "synthetic"
