@@ -59,11 +59,11 @@ def _cmd_data_split(args: argparse.Namespace) -> int:
     from dermkit.data.splits import format_split_counts, split_table
 
     summary = split_table(args.table, by=args.by, val=args.val, test=args.test, seed=args.seed,
-                          temporal=args.temporal)
+                          temporal=args.temporal, link_images=args.link_images)
     if args.json:
         print_json(summary)
     else:
-        print(f"split {summary['cases']} cases ({summary['groups']} {args.by} groups) in {args.table}")
+        print(f"split {summary['cases']} cases by {args.by} in {args.table}")
         print(format_split_counts(summary["counts"]))
     return 0
 
@@ -132,6 +132,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     split.add_argument("--test", type=float, default=0.15, help="share of cases for testing (default 0.15)")
     split.add_argument("--seed", type=int, default=0, help="random seed (same seed, same split)")
     split.add_argument("--temporal", action="store_true", help="earliest cases in train, latest in test")
+    split.add_argument("--link-images", type=int, metavar="K",
+                       help="also keep cases with images within K of 256 hash bits in one split (reads every image)")
     split.add_argument("--json", action="store_true", help="print the counts as JSON")
     split.set_defaults(func=_cmd_data_split)
 
@@ -407,9 +409,69 @@ def _cmd_eval_retrieval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_suite(args: argparse.Namespace) -> int:
+    from dermkit.evaluate.runner import run_suite
+    from dermkit.evaluate.suite import load_suite
+
+    suite = load_suite(args.suite)  # fails here, naming the line, before any model runs
+    if args.check:
+        print(f"{args.suite}: {len(suite.datasets)} datasets, {len(suite.models)} models, {len(suite.tasks)} tasks: ok")
+        return 0
+    if args.out is None:
+        raise DermkitError("--out RUN is required to run a suite")
+    document = run_suite(suite, args.out, progress=not args.quiet)
+    print(f"{len(document['results'])} results in {document['wall_s']} s: {Path(args.out) / 'results.json'}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from dermkit.evaluate.report import write_report
+
+    html, markdown = write_report(args.run, args.out, args.markdown)
+    print(f"wrote {html} and {markdown}")
+    return 0
+
+
+class _SuiteNames(dict):
+    """Sub-command names of ``eval`` that also accept a suite file (``*.yaml`` / ``*.yml``)."""
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(name) or str(name).endswith((".yaml", ".yml"))
+
+
+class _TaskOrSuite(argparse._SubParsersAction):
+    """``dermkit eval SUITE.yaml`` runs a suite; ``dermkit eval TASK ...`` runs one task."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._name_parser_map = self.choices = _SuiteNames()
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if values and str(values[0]).endswith((".yaml", ".yml")):
+            values = ["suite", *values]
+        super().__call__(parser, namespace, values, option_string)
+
+
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    evaluate = sub.add_parser("eval", help="run a model on a case table (features, zero-shot, concepts, probe, ...)")
-    eval_sub = evaluate.add_subparsers(dest="eval_command", required=True)
+    evaluate = sub.add_parser(
+        "eval", help="run an evaluation suite (eval SUITE.yaml --out RUN) or one task on a case table",
+        description="dermkit eval SUITE.yaml --out RUN runs a suite (docs/evaluation-suites.md); "
+                    "dermkit eval TASK MODEL TABLE runs one task.")
+    eval_sub = evaluate.add_subparsers(dest="eval_command", required=True, action=_TaskOrSuite)
+
+    suite = eval_sub.add_parser("suite", help="run a suite file (also: dermkit eval SUITE.yaml ...)")
+    suite.add_argument("suite", type=Path, help="suite YAML file")
+    suite.add_argument("--out", type=Path, help="run directory (predictions, results.json)")
+    suite.add_argument("--check", action="store_true", help="only validate the suite")
+    suite.add_argument("--quiet", action="store_true", help="no progress bars")
+    suite.set_defaults(func=_cmd_eval_suite)
+
+    report = sub.add_parser("report", help="HTML + Markdown report of a suite run (never re-runs a model)")
+    report.add_argument("run", type=Path, help="run directory written by dermkit eval SUITE.yaml")
+    report.add_argument("--out", type=Path, required=True, help="HTML file to write")
+    report.add_argument("--markdown", type=Path, help="Markdown file (default: OUT with .md)")
+    report.set_defaults(func=_cmd_report)
 
     def task(name: str, help_text: str, func: Any) -> argparse.ArgumentParser:
         parser = eval_sub.add_parser(name, help=help_text)
@@ -465,14 +527,19 @@ def _cmd_collect_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _collect_session(args: argparse.Namespace) -> Any:
+def _collect_session(args: argparse.Namespace, *, existing: bool = False) -> Any:
     from dermkit.core.optional import require
 
     require("sqlalchemy", "collect", "the collection platform")
+    from sqlalchemy.engine import make_url
     from sqlalchemy.orm import Session
 
     from dermkit.collect.db import make_engine, upgrade
+    from dermkit.core.errors import InputError
 
+    url = make_url(args.db)
+    if existing and url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        raise InputError(f"no database at {url.database}", field="db")
     engine = make_engine(args.db)
     upgrade(engine)
     return Session(engine)
@@ -482,7 +549,7 @@ def _cmd_collect_export(args: argparse.Namespace) -> int:
     from dermkit.collect.export import export
     from dermkit.collect.storage import MediaStore
 
-    with _collect_session(args) as session:
+    with _collect_session(args, existing=True) as session:
         summary = export(session, MediaStore(args.media), args.format, args.out)
     print(f"exported {summary.cases} cases ({summary.images} images) to {summary.out_dir}")
     return 0
@@ -542,6 +609,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         model=args.model, ddx_model=args.ddx_model, index=args.index, host=args.host, port=args.port,
         classes=None if args.classes is None else tuple(args.classes), max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms, threads=args.threads, store_uploads=args.store_uploads,
+        cache_dir=args.cache_dir,
     ))
     return 0
 
@@ -549,7 +617,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_index_build(args: argparse.Namespace) -> int:
     from dermkit.serve.build import build_index
 
-    print_json(build_index(args.model, args.table, args.out, images=args.images, cache_dir=args.cache_dir))
+    print_json(build_index(args.model, args.tables, args.out, images=args.images, cache_dir=args.cache_dir))
     return 0
 
 
@@ -567,12 +635,13 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     serve.add_argument("--store-uploads", type=Path, metavar="DIR",
                        help="keep uploaded photos (pixels only, EXIF stripped) in DIR; default: never stored")
+    serve.add_argument("--cache-dir", type=Path, help="prompt-embedding cache (default ~/.cache/dermkit/textbank)")
     serve.set_defaults(func=_cmd_serve)
 
     index = sub.add_parser("index", help="similar-case indexes for 'dermkit serve'")
     index_sub = index.add_subparsers(dest="index_command", required=True)
-    build = index_sub.add_parser("build", help="embed a case table into a similar-case index")
-    build.add_argument("table", type=Path, help="case-table directory")
+    build = index_sub.add_parser("build", help="embed case tables into one similar-case index")
+    build.add_argument("tables", type=Path, nargs="+", metavar="TABLE", help="case-table directories")
     build.add_argument("--model", default="dermlip-lite", help="the model the server will run")
     build.add_argument("--out", type=Path, required=True, help="index directory")
     build.add_argument("--images", choices=["first", "all"], default="all",

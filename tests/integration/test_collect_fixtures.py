@@ -4,6 +4,7 @@ for the session, an app per test on SQLite or PostgreSQL, and form helpers that 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pwd
@@ -13,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +26,12 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the collect extra is not installed")
 pytest.importorskip("sqlalchemy", reason="the collect extra is not installed")
 
-from fastapi import FastAPI  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
-from dermkit.collect.app import Settings, create_app  # noqa: E402
-from dermkit.collect.auth import create_user  # noqa: E402
-from dermkit.collect.grading import GradesNeeded  # noqa: E402
+from dermkit.collect.app import Settings, create_app
+from dermkit.collect.auth import create_user
+from dermkit.collect.grading import GradesNeeded
 
 PASSWORD = "correct horse battery"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -45,8 +47,8 @@ def _postgres_bin() -> Path | None:
     found = shutil.which("initdb")
     if found:
         return Path(found).resolve().parent
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return candidates[-1].parent if candidates else None
+    candidates = [p for p in Path("/usr/lib/postgresql").glob("*/bin/initdb") if p.parts[-3].isdigit()]
+    return max(candidates, key=lambda p: int(p.parts[-3])).parent if candidates else None  # newest major
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def postgres_server() -> Iterator[PostgresServer]:
          f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
     ]
     for command in commands:
-        result = subprocess.run(run_as + command, cwd=root, capture_output=True, text=True)
+        result = subprocess.run(run_as + command, cwd=root, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
             shutil.rmtree(root, ignore_errors=True)
@@ -103,7 +105,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield PostgresServer("127.0.0.1", port, "dermkit")
     finally:
         subprocess.run(run_as + [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       cwd=root, capture_output=True)
+                       cwd=root, capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -139,7 +141,9 @@ class Platform:
         return browser
 
 
+@contextlib.contextmanager
 def make_platform(db_url: str, media: Path, needed: GradesNeeded, **settings: object) -> Iterator[Platform]:
+    """An app on ``db_url`` with its lifespan entered (migrations run, media swept)."""
     app = create_app(Settings(db_url=db_url, media_dir=media, needed=needed, **settings))  # type: ignore[arg-type]
     with TestClient(app, base_url="http://127.0.0.1") as anonymous:
         yield Platform(app, media, anonymous)
@@ -147,13 +151,15 @@ def make_platform(db_url: str, media: Path, needed: GradesNeeded, **settings: ob
 
 @pytest.fixture
 def platform(db_url: str, tmp_path: Path) -> Iterator[Platform]:
-    yield from make_platform(db_url, tmp_path / "media", GradesNeeded(dermatologist=3, lay_grader=2))
+    with make_platform(db_url, tmp_path / "media", GradesNeeded(dermatologist=3, lay_grader=2)) as running:
+        yield running
 
 
 @pytest.fixture
 def sqlite_platform(tmp_path: Path) -> Iterator[Platform]:
-    yield from make_platform(f"sqlite:///{tmp_path / 'collect.db'}", tmp_path / "media",
-                             GradesNeeded(dermatologist=1, lay_grader=1))
+    with make_platform(f"sqlite:///{tmp_path / 'collect.db'}", tmp_path / "media",
+                       GradesNeeded(dermatologist=1, lay_grader=1)) as running:
+        yield running
 
 
 # -- acting like a browser ------------------------------------------------------------------------
@@ -166,17 +172,26 @@ def photo(seed: int, size: int = 200, fmt: str = "PNG") -> bytes:
     return buffer.getvalue()
 
 
+_TOKENS: weakref.WeakKeyDictionary[TestClient, str] = weakref.WeakKeyDictionary()
+
+
 def token(client: TestClient, path: str) -> str:
+    """The CSRF token on the form at ``path`` (fetched once per browser: it is per session or cookie)."""
+    if client in _TOKENS and client.cookies:
+        return _TOKENS[client]
     response = client.get(path)
     assert response.status_code == 200, response.text
     match = TOKEN.search(response.text)
     assert match, f"no CSRF token on {path}"
+    _TOKENS[client] = match.group(1)
     return match.group(1)
 
 
-def sign_in(client: TestClient, username: str, password: str):  # noqa: ANN201 (httpx.Response)
-    return client.post("/login", data={"csrf_token": token(client, "/login"), "username": username,
-                                       "password": password}, follow_redirects=False)
+def sign_in(client: TestClient, username: str, password: str):
+    response = client.post("/login", data={"csrf_token": token(client, "/login"), "username": username,
+                                           "password": password}, follow_redirects=False)
+    _TOKENS.pop(client, None)  # a session has its own token
+    return response
 
 
 def contribute(client: TestClient, images: Sequence[bytes], **answers: str | list[str]) -> str:
@@ -205,7 +220,7 @@ def take_next(client: TestClient) -> tuple[int, str] | None:
 
 
 def grade_dermatologist(client: TestClient, grade_id: int, conditions: Sequence[tuple[str, int]],
-                        fitzpatrick: int | None = None, gradable: bool | None = None):  # noqa: ANN201
+                        fitzpatrick: int | None = None, gradable: bool | None = None):
     data = {"csrf_token": token(client, f"/grade/{grade_id}"),
             "gradable": "yes" if (bool(conditions) if gradable is None else gradable) else "no",
             "fitzpatrick": "" if fitzpatrick is None else str(fitzpatrick)}
@@ -215,7 +230,7 @@ def grade_dermatologist(client: TestClient, grade_id: int, conditions: Sequence[
     return client.post(f"/grade/{grade_id}", data=data, follow_redirects=False)
 
 
-def grade_lay(client: TestClient, grade_id: int, monk: int | None):  # noqa: ANN201
+def grade_lay(client: TestClient, grade_id: int, monk: int | None):
     return client.post(f"/grade/{grade_id}", data={"csrf_token": token(client, f"/grade/{grade_id}"),
                                                    "monk": "none" if monk is None else str(monk)},
                        follow_redirects=False)

@@ -8,24 +8,27 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import test_collect_fixtures as fixtures
 from sqlalchemy import select
+from test_collect_fixtures import (
+    Platform,
+    contribute,
+    grade_dermatologist,
+    grade_lay,
+    photo,
+    take_next,
+    token,
+)
 
 from dermkit.cli import main
 from dermkit.collect.models import CaseImage, ContributedCase
 from dermkit.data.importers import run_import
 from dermkit.data.table import read_cases, read_table
-from test_collect_fixtures import (  # noqa: F401  (fixtures)
-    Platform,
-    contribute,
-    db_url,
-    grade_dermatologist,
-    grade_lay,
-    photo,
-    platform,
-    postgres_server,
-    take_next,
-    token,
-)
+
+# The shared fixtures, under the names tests ask for.
+db_url = fixtures.db_url
+platform = fixtures.platform
+postgres_server = fixtures.postgres_server
 
 # Per case (in submission order): each dermatologist's conditions and eFST, each lay grader's tone.
 DERMATOLOGISTS = {
@@ -95,9 +98,9 @@ def test_contribute_grade_export_and_reimport(platform: Platform, tmp_path: Path
     zipfile.ZipFile(io.BytesIO(archive.content)).extractall(scin_dir)
     assert sorted(p.name for p in scin_dir.iterdir()) == ["images", "scin_cases.csv", "scin_labels.csv"]
 
-    db_url = platform.app.state.settings.db_url
+    url = platform.app.state.settings.db_url
     media = str(platform.media)
-    assert main(["collect", "export", "--db", db_url, "--media", media, "--format", "dermkit",
+    assert main(["collect", "export", "--db", url, "--media", media, "--format", "dermkit",
                  "--out", str(tmp_path / "dermkit")]) == 0
     exported = {case.case_id.removeprefix("collect:"): case for case in read_cases(tmp_path / "dermkit" / "table")}
     assert list(exported) == order
@@ -145,14 +148,14 @@ def test_contribute_grade_export_and_reimport(platform: Platform, tmp_path: Path
     assert len(table) == 3
 
 
-def _export_scin(admin, folder: Path) -> Path:  # noqa: ANN001 (TestClient)
+def _export_scin(admin, folder: Path) -> Path:
     response = admin.get("/admin/export?format=scin")
     assert response.status_code == 200
     zipfile.ZipFile(io.BytesIO(response.content)).extractall(folder)
     return folder
 
 
-def _check_dashboard(admin) -> None:  # noqa: ANN001 (TestClient)
+def _check_dashboard(admin) -> None:
     page = admin.get("/admin")
     assert page.status_code == 200
     assert 'id="case-count">4<' in page.text

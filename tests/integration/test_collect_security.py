@@ -6,25 +6,28 @@ import html
 from pathlib import Path
 
 import pytest
+import test_collect_fixtures as fixtures
 from sqlalchemy import select
-
-from dermkit.collect.models import CaseImage, GradeRecord
-from test_collect_fixtures import (  # noqa: F401  (fixtures)
+from test_collect_fixtures import (
     PASSWORD,
     Platform,
     contribute,
-    db_url,
     grade_dermatologist,
     make_platform,
     photo,
-    platform,
-    postgres_server,
     sign_in,
-    sqlite_platform,
     take_next,
     token,
 )
+
 from dermkit.collect.grading import GradesNeeded
+from dermkit.collect.models import CaseImage, GradeRecord
+
+# The shared fixtures, under the names tests ask for.
+db_url = fixtures.db_url
+platform = fixtures.platform
+postgres_server = fixtures.postgres_server
+sqlite_platform = fixtures.sqlite_platform
 
 
 def test_every_route_admits_only_its_roles(platform: Platform) -> None:
@@ -117,7 +120,7 @@ def test_contribution_is_validated_field_by_field(sqlite_platform: Platform) -> 
 
     client = sqlite_platform.client()
 
-    def post(files: dict, **data: object):  # noqa: ANN202
+    def post(files: dict, **data: object):
         form = {"csrf_token": token(client, "/contribute"), "consent": "yes", "consent_version": CONSENT_VERSION}
         return client.post("/contribute", data={**form, **data}, files=files)
 
@@ -141,16 +144,17 @@ def test_contribution_is_validated_field_by_field(sqlite_platform: Platform) -> 
 
 
 def test_request_size_is_limited(tmp_path: Path) -> None:
-    platform = next(make_platform(f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "media", GradesNeeded(1, 1),
-                                  max_request_bytes=100_000))
-    client = platform.client()
-    response = client.post("/contribute", data={"csrf_token": token(client, "/contribute")},
-                           files={"image_1": ("a.png", b"x" * 200_000)})
-    assert response.status_code == 413
-    # Chunked bodies (no Content-Length) are counted while they stream.
-    chunks = iter([b"y" * 60_000, b"y" * 60_000])
-    streamed = client.post("/login", content=chunks, headers={"content-type": "application/x-www-form-urlencoded"})
-    assert streamed.status_code == 413
+    with make_platform(f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "media", GradesNeeded(1, 1),
+                       max_request_bytes=100_000) as limited:
+        client = limited.client()
+        response = client.post("/contribute", data={"csrf_token": token(client, "/contribute")},
+                               files={"image_1": ("a.png", b"x" * 200_000)})
+        assert response.status_code == 413
+        # Chunked bodies (no Content-Length) are counted while they stream.
+        chunks = iter([b"y" * 60_000, b"y" * 60_000])
+        streamed = client.post("/login", content=chunks,
+                               headers={"content-type": "application/x-www-form-urlencoded"})
+        assert streamed.status_code == 413
 
 
 def test_errors_never_show_a_stack_trace(sqlite_platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,17 +25,16 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 pytest.importorskip("open_clip")
 
-import uvicorn  # noqa: E402
+import uvicorn
+from conftest import SHARED_DATA  # tests/ is on sys.path under pytest
 
-from dermkit.data.images import open_image  # noqa: E402
-from dermkit.ontology import default_ontology  # noqa: E402
-from dermkit.serve.app import create_app  # noqa: E402
-from dermkit.serve.config import ServeConfig  # noqa: E402
-from dermkit.serve.engine import Engine  # noqa: E402
-from dermkit.serve.index import build  # noqa: E402
-from dermkit.serve.similar import SimilarCases  # noqa: E402
-
-from tests.conftest import SHARED_DATA  # noqa: E402
+from dermkit.data.images import open_image
+from dermkit.ontology import default_ontology
+from dermkit.serve.app import create_app
+from dermkit.serve.config import ServeConfig
+from dermkit.serve.engine import Engine
+from dermkit.serve.index import build
+from dermkit.serve.similar import SimilarCases
 
 HAM = SHARED_DATA / "ham10000"
 INDEX_CASES = 12
@@ -81,7 +80,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a started server on 127.0.0.1; stopped after the module."""
-    loaded = Engine.load(ServeConfig(model="tiny-clip"))
+    loaded = Engine.load(ServeConfig(model="tiny-clip", cache_dir=tmp_path_factory.mktemp("textbank")))
     have_ham = (HAM / "metadata.csv").exists()
     cases = ham_cases(INDEX_CASES) if have_ham else synthetic_cases(tmp_path_factory.mktemp("photos"), INDEX_CASES)
     pixels = [loaded.prepare_image(open_image(case["image_paths"][0])) for case in cases]
@@ -104,8 +103,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 # -- schemathesis -------------------------------------------------------------------------------
 
 schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
 
 
 def test_no_server_errors_for_generated_requests(server: str) -> None:
@@ -153,6 +152,7 @@ def test_page_uploads_a_photo_and_shows_differential_and_similar_cases(server: s
             grid = page.locator("#similar li")
             assert grid.count() == 8
             # the uploaded photo is in the index, so it leads the grid with its diagnosis and thumbnail
+            assert grid.first.locator("img").get_attribute("alt") == f"similar case {photo.stem}"
             assert "Melanocytic nevus" in grid.first.inner_text()
             page.wait_for_function("document.querySelector('#similar img').naturalWidth > 0")
             assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling

@@ -22,15 +22,17 @@ from dermkit.data.splits import assign_splits
 from dermkit.data.table import Case, read_table, write_table
 
 
-def _photo(seed: int, size: int = 96) -> Image.Image:
-    """A smooth asymmetric 'lesion' photo, distinct per seed (so its mirror is a different image)."""
+def _photo(seed: int, size: int = 128) -> Image.Image:
+    """A textured photo-like image (smooth noise at four scales), distinct per seed and not symmetric.
+
+    Texture matters: the DCT hash of a nearly flat image sits on its median and flips under JPEG.
+    """
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    channels = []
-    for _ in range(3):
-        a, b, c, d = rng.uniform(-3, 3, 4)
-        channels.append(128 + 60 * np.sin(a * xx + b * yy + c) * np.cos(d * xx * yy * 4))
-    pixels = np.stack(channels, axis=-1) + 40 * (xx[..., None] - 0.2)  # a left-right gradient: not symmetric
+    pixels = np.zeros((size, size, 3)) + rng.uniform(100, 180, 3)
+    for cells, amplitude in ((4, 60), (8, 40), (16, 25), (32, 15)):
+        grid = rng.uniform(-amplitude, amplitude, (cells, cells, 3)).astype(np.float32)
+        pixels += np.stack([np.asarray(Image.fromarray(grid[..., c]).resize((size, size), Image.Resampling.BICUBIC))
+                            for c in range(3)], axis=-1)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 

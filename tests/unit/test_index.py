@@ -84,7 +84,8 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     assert np.array_equal(again.search_arrays(queries, 5)[1], index.search_arrays(queries, 5)[1])
     assert again.case("c7")["image_paths"] == ["/img/7.png"]
     mapped = load(tmp_path / "index", mmap=True)
-    assert np.array_equal(mapped.search_arrays(queries, 5, exact=True)[1], index.search_arrays(queries, 5, exact=True)[1])
+    exact = index.search_arrays(queries, 5, exact=True)[1]
+    assert np.array_equal(mapped.search_arrays(queries, 5, exact=True)[1], exact)
 
 
 def test_bad_inputs(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from dermkit.cli import main
-from dermkit.data import image_hash
 from dermkit.core.errors import InputError
+from dermkit.data import image_hash
 from dermkit.data.image_hash import (
     HASH_BITS,
     HASH_WORDS,
@@ -116,6 +116,25 @@ def test_near_identical_image_under_another_case_id(table: Path, tmp_path: Path,
     assert (code == 1) == (leak["distance"] == 0)
 
 
+def test_split_with_linked_images_keeps_copies_together(table: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    frame = read_table(table)
+    cases = list(map(Case.from_row, frame.to_dict(orient="records")))
+    for number, original in enumerate(cases[:8]):  # a re-encoded copy of 8 images, each under a new patient
+        copy = tmp_path / f"copy{number}.jpg"
+        Image.open(original.image_paths[0]).resize((48, 48)).save(copy, quality=75)
+        cases.append(Case(case_id=f"copy{number}", image_paths=[str(copy)], source="s",
+                          patient_id=f"stranger{number}", diagnosis_id=original.diagnosis_id))
+    write_table(cases, table)
+    assert main(["data", "split", str(table), "--link-images", "20", "--val", "0.3", "--test", "0.3"]) == 0
+    capsys.readouterr()
+    split = read_table(table).set_index("case_id")["split"]
+    assert all(split[f"copy{n}"] == split[cases[n].case_id] for n in range(8))
+    assert run_check(table, capsys)[0] == 0
+    assert main(["data", "split", str(table), "--link-images", "300"]) == 2
+    assert "--link-images must be in 0–255" in capsys.readouterr().err
+
+
 def test_same_file_in_two_splits(table: Path, capsys: pytest.CaptureFixture[str]) -> None:
     frame = read_table(table)
     first = frame.index[frame["split"] == "train"][0]
@@ -166,13 +185,14 @@ def with_neighbours(count: int, flips: range, seed: int) -> np.ndarray:
         bits = np.unpackbits(base[row].view(np.uint8))
         bits[rng.choice(bits.size, size=distance, replace=False)] ^= 1
         copies.append(np.packbits(bits).view(np.uint64))
-    return np.concatenate([base, np.array(copies)])
+    return np.concatenate([base, np.array(copies, dtype=np.uint64).reshape(-1, HASH_WORDS)])
 
 
-@pytest.mark.parametrize("bands", [None, 4, 7])
+@pytest.mark.parametrize("radius", [None, 1, 2])
 @pytest.mark.parametrize("k", [0, 3, 12, 20, 40])
-def test_near_duplicate_pairs_match_brute_force(k: int, bands: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
-    if bands is not None:  # force wide bands searched within a radius, as chosen for large n
+def test_near_duplicate_pairs_match_brute_force(k: int, radius: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    if radius:  # force fewer, wider bands searched within a radius, as chosen for large n
+        bands = max(HASH_WORDS, k // radius)
         monkeypatch.setattr(image_hash, "_band_count", lambda bits, count, max_distance: bands)
     hashes = with_neighbours(200, range(0, 45, 3), seed=k)
     pairs, distances = near_duplicate_pairs(hashes, k)
@@ -197,6 +217,9 @@ def test_duplicate_clusters_link_chains() -> None:
     words = np.array([0b0, 0b1, 0b11, 0xFFFF_0000, 0xFFFF_0001, 0xF0F0_F0F0_F0F0_F0F0], dtype=np.uint64)
     clusters = duplicate_clusters(words, 1)
     assert [c.tolist() for c in clusters] == [[0, 1, 2], [3, 4]]
+    copies = np.concatenate([with_neighbours(3, range(0), seed=0)] * 400)  # 1,200 rows, 3 distinct hashes
+    assert [c.tolist() for c in duplicate_clusters(copies, 0)] == [list(range(r, 1200, 3)) for r in range(3)]
+    assert duplicate_clusters(np.empty((0, HASH_WORDS), dtype=np.uint64), 4) == []
 
 
 def test_phash_is_robust_to_resizing_but_tells_images_apart(make_image: Callable[..., Path], tmp_path: Path) -> None:

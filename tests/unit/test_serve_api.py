@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,14 +25,14 @@ from PIL import ExifTags, Image
 pytest.importorskip("fastapi")
 pytest.importorskip("open_clip")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from dermkit.data.images import open_image  # noqa: E402
-from dermkit.serve.app import create_app  # noqa: E402
-from dermkit.serve.config import ServeConfig  # noqa: E402
-from dermkit.serve.engine import Engine  # noqa: E402
-from dermkit.serve.index import build  # noqa: E402
-from dermkit.serve.similar import SimilarCases  # noqa: E402
+from dermkit.data.images import open_image
+from dermkit.serve.app import create_app
+from dermkit.serve.config import ServeConfig
+from dermkit.serve.engine import Engine
+from dermkit.serve.index import build
+from dermkit.serve.similar import SimilarCases
 
 LIMITS = {"max_image_bytes": 300_000, "max_body_bytes": 2_000_000, "max_pixels": 1_000_000}
 INDEX_CASES = 6
@@ -70,7 +72,7 @@ def files(*payloads: bytes, name: str = "images") -> list[tuple[str, tuple[str, 
 @pytest.fixture(scope="module")
 def base_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     """tiny-clip with its text bank, and an index of six synthetic photos saved as files."""
-    engine = Engine.load(ServeConfig(model="tiny-clip", **LIMITS))
+    engine = Engine.load(ServeConfig(model="tiny-clip", cache_dir=tmp_path_factory.mktemp("textbank"), **LIMITS))
     folder = tmp_path_factory.mktemp("index-images")
     cases = []
     for seed in range(INDEX_CASES):
@@ -349,3 +351,14 @@ def test_uploads_not_stored_by_default_and_stored_without_exif(
     assert b"PhoneMakerXYZ" not in data and b"Exif" not in data
     kept = Image.open(stored[0])
     assert not kept.getexif() and "exif" not in kept.info
+
+
+def test_an_app_can_be_started_again_after_stopping(base_engine: Engine) -> None:
+    app = create_app(base_engine)
+    for _ in range(2):
+        with TestClient(app) as again:
+            assert again.post("/v1/embed", data={"text": "a mole"}).status_code == 200
+    deadline = time.monotonic() + 5
+    while any(t.name.startswith("dermkit-model") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name.startswith("dermkit-model") for t in threading.enumerate())  # released on stop

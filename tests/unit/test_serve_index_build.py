@@ -10,17 +10,17 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("open_clip")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from dermkit.cli import main  # noqa: E402
-from dermkit.core.errors import DermkitError  # noqa: E402
-from dermkit.data.importers import run_import  # noqa: E402
-from dermkit.data.synthetic import write_synthetic_ham  # noqa: E402
-from dermkit.data.table import read_table  # noqa: E402
-from dermkit.serve import ServeConfig  # noqa: E402
-from dermkit.serve.app import create_app  # noqa: E402
-from dermkit.serve.engine import Engine  # noqa: E402
-from dermkit.serve.index import load  # noqa: E402
+from dermkit.cli import main
+from dermkit.core.errors import DermkitError
+from dermkit.data.importers import run_import
+from dermkit.data.synthetic import write_synthetic_ham
+from dermkit.data.table import read_table
+from dermkit.serve import ServeConfig
+from dermkit.serve.app import create_app
+from dermkit.serve.engine import Engine
+from dermkit.serve.index import load
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_index_build_then_serve_finds_the_uploaded_case(
 
     # a single-image case, so its case embedding is exactly its image's
     single = frame[frame["image_paths"].map(len) == 1].iloc[-1]
-    engine = Engine.load(ServeConfig(model="tiny-clip", index=out))
+    engine = Engine.load(ServeConfig(model="tiny-clip", index=out, cache_dir=tmp_path / "textbank"))
     with TestClient(create_app(engine)) as client:
         photo = Path(single["image_paths"][0]).read_bytes()
         body = client.post("/v1/predict", files=[("images", ("p.jpg", photo, "image/jpeg"))]).json()
@@ -61,4 +61,13 @@ def test_index_of_another_model_is_refused_at_start(table: Path, tmp_path: Path)
     info = json.loads((out / "index.json").read_text())
     (out / "index.json").write_text(json.dumps({**info, "model": "dermlip-lite"}))
     with pytest.raises(DermkitError, match="built with model 'dermlip-lite'"):
-        Engine.load(ServeConfig(model="tiny-clip", index=out))
+        Engine.load(ServeConfig(model="tiny-clip", index=out, cache_dir=tmp_path / "textbank"))
+
+
+def test_index_of_several_tables_refuses_a_case_in_two(table: Path, tmp_path: Path) -> None:
+    from dermkit.core.errors import InputError
+    from dermkit.serve.build import build_index
+
+    with pytest.raises(InputError, match="more than one table"):
+        build_index("tiny-clip", [table, table], tmp_path / "index", cache_dir=tmp_path / "cache", progress=False)
+    assert not (tmp_path / "index").exists()

@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,23 +19,23 @@ from PIL import ExifTags, Image
 pytest.importorskip("fastapi")
 pytest.importorskip("open_clip")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from dermkit.core.errors import DermkitError  # noqa: E402
-from dermkit.evaluate.concepts import concept_scores  # noqa: E402
-from dermkit.evaluate.features import l2_normalize  # noqa: E402
-from dermkit.evaluate.zeroshot import zero_shot_scores  # noqa: E402
-from dermkit.models import load_model, register_model  # noqa: E402
-from dermkit.models.registry import list_models  # noqa: E402
-from dermkit.ontology import default_ontology  # noqa: E402
-from dermkit.serve.app import create_app  # noqa: E402
-from dermkit.serve.batcher import MicroBatcher  # noqa: E402
-from dermkit.serve.config import ServeConfig, condition_ids  # noqa: E402
-from dermkit.serve.differential import ModelDifferential  # noqa: E402
-from dermkit.serve.engine import Engine  # noqa: E402
-from dermkit.serve.limits import BodyLimit  # noqa: E402
-from dermkit.serve.textbank import TextBank, concept_leaves  # noqa: E402
-from dermkit.serve.uploads import decode_upload  # noqa: E402
+from dermkit.core.errors import DermkitError
+from dermkit.evaluate.concepts import concept_scores
+from dermkit.evaluate.features import l2_normalize
+from dermkit.evaluate.zeroshot import zero_shot_scores
+from dermkit.models import load_model, register_model
+from dermkit.models.registry import list_models
+from dermkit.ontology import default_ontology
+from dermkit.serve.app import create_app
+from dermkit.serve.batcher import MicroBatcher
+from dermkit.serve.config import ServeConfig, condition_ids
+from dermkit.serve.differential import ModelDifferential
+from dermkit.serve.engine import Engine
+from dermkit.serve.limits import BodyLimit
+from dermkit.serve.textbank import TextBank, concept_leaves
+from dermkit.serve.uploads import decode_upload
 
 STUB_DDX = "test-serve-stub-ddx"
 
@@ -55,6 +56,19 @@ def test_text_bank_matches_offline_zero_shot_and_concept_scores(tiny: Any) -> No
                                    zero_shot_scores(tiny, embeddings, cases, classes), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(bank.concept_scores(embeddings), concept_scores(tiny, embeddings, concepts),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_text_bank_is_cached_by_weights_and_prompts(tiny: Any, tmp_path: Path) -> None:
+    classes, concepts = condition_ids(["melanoma", "acne"]), concept_leaves()[:3]
+    first = TextBank.cached(tiny, classes, concepts, cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 1
+    again = TextBank.cached(tiny, classes, concepts, cache_dir=tmp_path)
+    np.testing.assert_array_equal(again.class_text["clinical"], first.class_text["clinical"])
+    np.testing.assert_array_equal(again.concept_margins, first.concept_margins)
+    assert again.scale == pytest.approx(first.scale)
+    TextBank.cached(tiny, condition_ids(["melanoma", "psoriasis"]), concepts, cache_dir=tmp_path)
+    TextBank.cached(load_model("tiny-clip", seed=1), classes, concepts, cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 3  # other prompts, other weights: new entries
 
 
 def test_concepts_scored_are_leaves_not_headings() -> None:
@@ -82,8 +96,8 @@ def run_batcher(sizes: Sequence[int], max_batch: int, max_wait_ms: float) -> tup
 
     async def main() -> list[int]:
         with ThreadPoolExecutor(1) as pool:
-            batcher = MicroBatcher(double, pool, max_batch=max_batch, max_wait_ms=max_wait_ms, units=lambda x: x)
-            batcher.start()
+            batcher = MicroBatcher(double, max_batch=max_batch, max_wait_ms=max_wait_ms, units=lambda x: x)
+            batcher.start(pool)
             try:
                 return list(await asyncio.gather(*(batcher.submit(size) for size in sizes)))
             finally:
@@ -121,8 +135,8 @@ def test_batcher_passes_errors_to_every_waiter_and_keeps_running() -> None:
 
     async def main() -> tuple[list[Any], int]:
         with ThreadPoolExecutor(1) as pool:
-            batcher = MicroBatcher(flaky, pool, max_batch=8, max_wait_ms=20)
-            batcher.start()
+            batcher = MicroBatcher(flaky, max_batch=8, max_wait_ms=20)
+            batcher.start(pool)
             first = await asyncio.gather(batcher.submit(1), batcher.submit(2), return_exceptions=True)
             second = await batcher.submit(3)
             await batcher.stop()
@@ -216,8 +230,8 @@ if STUB_DDX not in list_models():
     register_model(STUB_DDX)(lambda device="cpu": StubDdx())
 
 
-def test_ddx_model_from_the_registry_ranks_the_differential() -> None:
-    engine = Engine.load(ServeConfig(model="tiny-clip", ddx_model=STUB_DDX))
+def test_ddx_model_from_the_registry_ranks_the_differential(tmp_path: Path) -> None:
+    engine = Engine.load(ServeConfig(model="tiny-clip", ddx_model=STUB_DDX, cache_dir=tmp_path))
     photo = io.BytesIO()
     Image.new("RGB", (32, 32), "brown").save(photo, format="PNG")
     with TestClient(create_app(engine)) as client:

@@ -138,3 +138,24 @@ def test_not_a_shard_directory(tmp_path: Path) -> None:
 def test_cli_shard(table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "shard", str(table), "--out", str(tmp_path / "s"), "--samples-per-shard", "10"]) == 0
     assert "28 samples in 3 shards" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("tar_format", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
+def test_reads_shards_written_by_other_tools(tmp_path: Path, tar_format: int) -> None:
+    """Long names (pax records, GNU long-name entries, the ustar prefix) and directories."""
+    key = "d" * 60 + "/" + "k" * 90 if tar_format == tarfile.USTAR_FORMAT else "k" * 150
+    with tarfile.open(tmp_path / "other.tar", "w", format=tar_format) as archive:
+        archive.addfile(_directory("somedir"))
+        for suffix, data in (("jpg", b"\xff\xd8 image"), ("txt", "légende".encode()), ("json", b'{"case_id": "x"}')):
+            info = tarfile.TarInfo(f"{key}.{suffix}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    (sample,) = list(iter_shard(tmp_path / "other.tar"))
+    assert sample.key == key.rpartition("/")[2] and sample.image == b"\xff\xd8 image"
+    assert sample.caption == "légende" and sample.case == {"case_id": "x"}
+
+
+def _directory(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    return info

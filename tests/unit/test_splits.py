@@ -164,9 +164,9 @@ def test_cli_split_writes_the_table_in_place(tmp_path: Path, capsys: pytest.Capt
     assert written["split"].notna().all()
     assert written.groupby("patient_id")["split"].nunique().max() == 1
     assert summary["counts"] == split_counts(written)
-    assert summary["cases"] == len(written) and summary["groups"] == 60
+    assert summary["cases"] == len(written) == sum(sum(c.values()) for c in summary["counts"].values())
     assert read_manifest(table)["split"] == {"by": "patient", "val": 0.15, "test": 0.15, "seed": 4,
-                                             "temporal": False}
+                                             "temporal": False, "link_images": None}
     assert main(["data", "split", str(table), "--seed", "4"]) == 0
     assert "total" in capsys.readouterr().out
 
@@ -175,6 +175,11 @@ def test_cli_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFi
     table = write_table(synthetic_cases(patients=5), tmp_path / "cases")
     assert main(["data", "split", str(table), "--val", "0.6", "--test", "0.4"]) == 2
     assert "must be below 1" in capsys.readouterr().err
+    frame = read_table(table)
+    frame.loc[2, "date"] = None
+    write_table(frame, table)
+    assert main(["data", "split", str(table), "--temporal"]) == 2
+    assert f"file {table}, row 3, field 'date': --temporal needs a date" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["data", "split", str(tmp_path / "empty")]) == 2
     assert "no case table here" in capsys.readouterr().err

@@ -30,3 +30,14 @@ def test_metrics_log_appends_json_lines_only_when_enabled(tmp_path: Path) -> Non
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert records[0]["loss"] == 0.5 and "time" in records[0]
     assert not (tmp_path / "other").exists()
+
+
+def test_tensorboard_without_the_package_names_what_to_install(tmp_path: Path) -> None:
+    import importlib.util
+
+    from dermkit.core.optional import MissingDependencyError
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        pytest.skip("tensorboard is installed")
+    with pytest.raises(MissingDependencyError, match="pip install"):
+        MetricsLog(tmp_path, tensorboard=True)

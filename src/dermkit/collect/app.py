@@ -18,7 +18,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
@@ -29,15 +35,36 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dermkit.collect import questionnaire as q
-from dermkit.collect.auth import RateLimited, SignedIn, create_user, sign_in, sign_out, signed_in
+from dermkit.collect.auth import (
+    RateLimited,
+    SignedIn,
+    create_user,
+    sign_in,
+    sign_out,
+    signed_in,
+)
 from dermkit.collect.contributions import (
-    MAX_PHOTOS, Photo, check_consent, create_case, find_by_receipt, sweep_media, withdraw)
+    MAX_PHOTOS,
+    Photo,
+    check_consent,
+    create_case,
+    find_by_receipt,
+    sweep_media,
+    withdraw,
+)
 from dermkit.collect.dashboard import PLOTS, plot, summarize
 from dermkit.collect.db import DEFAULT_DB_URL, make_engine, upgrade
-from dermkit.collect.export import FORMATS, export
+from dermkit.collect.export import export
 from dermkit.collect.grading import (
-    GradesNeeded, assignment, next_assignment, parse_dermatologist_answer, parse_monk, queue_length,
-    submit_dermatologist, submit_lay)
+    GradesNeeded,
+    assignment,
+    next_assignment,
+    parse_dermatologist_answer,
+    parse_monk,
+    queue_length,
+    submit_dermatologist,
+    submit_lay,
+)
 from dermkit.collect.labels import case_labels
 from dermkit.collect.models import ROLES, CaseImage, ContributedCase, GradeRecord
 from dermkit.collect.quality import MAX_IMAGE_BYTES, check_upload
@@ -71,7 +98,7 @@ class Settings:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes (413), by header and while streaming; add security headers."""
+    """Refuse request bodies over ``limit`` bytes (413): by Content-Length, and counted while streaming."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -82,9 +109,9 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"0")
         if not declared.isdigit() or int(declared) > self.limit:
-            await JSONResponse({"detail": "request body too large" if declared.isdigit() else
-                                "bad content-length"}, status_code=413 if declared.isdigit() else 400)(
-                scope, receive, send)
+            too_large = declared.isdigit()
+            await JSONResponse({"detail": "request body too large" if too_large else "bad Content-Length"},
+                               status_code=413 if too_large else 400)(scope, receive, send)
             return
         seen = 0
 
@@ -96,12 +123,22 @@ class BodyLimit:
                 raise HTTPException(413, "request body too large")
             return message
 
+        await self.app(scope, counted, send)
+
+
+class SecurityHeaders:
+    """Add :data:`SECURITY_HEADERS` to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
             await send(message)
 
-        await self.app(scope, counted, with_headers)
+        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
 
 
 # -- dependencies ---------------------------------------------------------------------------------
@@ -123,7 +160,8 @@ Viewer = Annotated[SignedIn | None, Depends(_signed_in)]
 
 def _allow(*roles: str) -> Callable[[SignedIn | None], SignedIn]:
     """A dependency admitting only signed-in users with one of ``roles`` (401 anonymous, 403 others)."""
-    assert set(roles) <= set(ROLES)
+    if not set(roles) <= set(ROLES):
+        raise ValueError(f"unknown roles {set(roles) - set(ROLES)}")
 
     def check(viewer: Viewer) -> SignedIn:
         if viewer is None:
@@ -193,6 +231,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = sessionmaker(engine, expire_on_commit=False)
     app.state.settings = settings
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     def render(request: Request, name: str, viewer: SignedIn | None, status: int = 200, **context: Any) -> Response:
@@ -364,8 +403,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # -- admins ------------------------------------------------------------------------------------
     @app.get("/admin", response_class=HTMLResponse)
     def dashboard(request: Request, session: DB, viewer: Admin) -> Response:
-        return render(request, "dashboard.html", viewer, summary=summarize(session), plots=PLOTS, formats=FORMATS,
-                      roles=ROLES)
+        return render(request, "dashboard.html", viewer, summary=summarize(session), plots=PLOTS, roles=ROLES)
 
     @app.get("/admin/plots/{name}.png")
     def dashboard_plot(name: str, session: DB, viewer: Admin) -> Response:
@@ -389,8 +427,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/admin/export")
     def download(format: str, session: DB, viewer: Admin) -> Response:
-        if format not in FORMATS:
-            raise InputError(f"format must be one of {list(FORMATS)}", field="format")
+        # A case table names its images by absolute path, which a downloaded zip cannot keep.
+        if format != "scin":
+            raise InputError("the download is the SCIN layout (format=scin); write a case table on the server "
+                             "with: dermkit collect export --format dermkit", field="format")
         workdir = Path(tempfile.mkdtemp(prefix="dermkit-export-"))
         try:
             export(session, store, format, workdir / "export")

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dermkit.collect.models import ROLES, LoginFailure, LoginSession, User, utcnow
-from dermkit.collect.security import MIN_PASSWORD_LENGTH, digest, hash_password, new_token, verify_password
+from dermkit.collect.security import (
+    MIN_PASSWORD_LENGTH,
+    digest,
+    hash_password,
+    new_token,
+    verify_password,
+)
 from dermkit.core.errors import DermkitError, InputError
 
 SESSION_LIFETIME = timedelta(hours=12)
@@ -60,8 +67,11 @@ def sign_in(session: Session, username: str, password: str, client: str) -> str 
         if (count or 0) >= MAX_FAILURES:
             session.commit()
             raise RateLimited("too many failed sign-ins; try again in 15 minutes")
+    session.execute(delete(LoginSession).where(LoginSession.expires_at < utcnow()))
     user = session.scalar(select(User).where(User.username == username.strip()))
-    if user is None or not verify_password(password, user.password_hash):
+    # An unknown name costs one hash check too, so timing does not tell which names exist.
+    stored = user.password_hash if user is not None else _unknown_user_hash()
+    if not verify_password(password, stored) or user is None:
         session.add_all(LoginFailure(key=key) for key in keys)
         session.commit()
         return None
@@ -70,6 +80,11 @@ def sign_in(session: Session, username: str, password: str, client: str) -> str 
                              expires_at=utcnow() + SESSION_LIFETIME))
     session.commit()
     return token
+
+
+@lru_cache(maxsize=1)
+def _unknown_user_hash() -> str:
+    return hash_password(new_token())
 
 
 def signed_in(session: Session, token: str | None) -> SignedIn | None:

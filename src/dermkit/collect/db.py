@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dermkit.core.errors import InputError
+from dermkit.core.errors import DermkitError, InputError
 from dermkit.core.optional import require
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -31,7 +31,11 @@ def make_engine(url: str) -> Any:
             cursor.close()
 
         return engine
-    return sqlalchemy.create_engine(url, pool_pre_ping=True)
+    try:
+        return sqlalchemy.create_engine(url, pool_pre_ping=True)
+    except ImportError as exc:  # the URL's driver is not installed
+        raise DermkitError(f"the database driver for {parsed.drivername} is not installed ({exc}); for "
+                           "PostgreSQL: pip install 'psycopg[binary]'") from exc
 
 
 def upgrade(engine: Any) -> None:

@@ -114,8 +114,12 @@ def _image_name(case: ContributedCase, position: int) -> str:
 def _copy_images(case: ContributedCase, store: MediaStore, folder: Path) -> list[str]:
     names = []
     for image in case.images:
+        source = store.path(image.file_name)
+        if not source.is_file():
+            raise InputError(f"photo {image.file_name} of case {case.id} is not in the media folder {store.root} "
+                             "(is --media the server's?)", field="media")
         names.append(_image_name(case, image.position))
-        shutil.copyfile(store.path(image.file_name), folder / names[-1])
+        shutil.copyfile(source, folder / names[-1])
     return names
 
 

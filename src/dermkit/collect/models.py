@@ -20,7 +20,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 ROLES = ("dermatologist", "lay_grader", "admin")
-GRADER_ROLES = ("dermatologist", "lay_grader")
 
 
 def utcnow() -> datetime:

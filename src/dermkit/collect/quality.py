@@ -89,7 +89,7 @@ def _orientation(data: bytes) -> int:
     """The EXIF orientation tag of the original file (0 when absent)."""
     try:
         return int(Image.open(io.BytesIO(data)).getexif().get(0x0112, 0))
-    except Exception:  # unreadable EXIF is the same as none
+    except (OSError, ValueError, TypeError, SyntaxError):  # unreadable EXIF is the same as none
         return 0
 
 

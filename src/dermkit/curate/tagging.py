@@ -60,7 +60,7 @@ _MALE_WORDS = ("man", "men", "male", "boy", "gentleman", "he", "his", "him", "fa
 # apostrophes vanish, every other non-alphanumeric becomes a space (the ontology's
 # normalize_term, plus clauses). bytes.translate runs in C at memory speed.
 _BYTE_TABLE = bytes(
-    code if chr(code).isalnum() else ord(_CLAUSE_MARK) if chr(code) in ".,;!?()[]{}\n" else ord(" ")
+    code if code < 128 and chr(code).isalnum() else ord(_CLAUSE_MARK) if chr(code) in ".,;!?()[]{}\n" else ord(" ")
     for code in range(256)
 ).lower()
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")

@@ -97,13 +97,7 @@ def _diagnosis(case: Case, ontology: Ontology, rng: random.Random) -> str:
     node = ontology.conditions.find(condition)
     if node is None:
         return condition.replace("_", " ")
-    readable = [node.name, *(s for s in node.synonyms if _readable(s))]
-    return _lower_first(rng.choice(readable))
-
-
-def _readable(term: str) -> bool:
-    """False for codes and abbreviations (NEV, SCC/SCCIS, AK): they mean nothing in a sentence."""
-    return len(term) > 3 and "/" not in term and any(ch.islower() for ch in term)
+    return _lower_first(rng.choice(ontology.conditions.readable_terms(node.id)))
 
 
 def _lower_first(name: str) -> str:

@@ -2,14 +2,14 @@
 
 The hash is a 256-bit DCT hash: the 16×16 lowest frequencies of a 64×64 grey image, one bit per
 frequency, set when above their median. It survives resizing and re-encoding (a 224-pixel photo
-saved at 150 pixels as JPEG moves at most ~20 bits), while distinct dermoscopy photos stay ~50 bits
-apart or more. (The common 64-bit pHash is too coarse here: a dark round lesion centred on pale
-skin looks alike at 8×8 frequencies, and different lesions came within 4 bits on HAM10000.)
+saved at 150 pixels as JPEG quality 70 moves at most 16 bits), while no two of HAM10000's 5,984
+photos are within 32 bits. (The common 64-bit pHash is too coarse here: a dark round lesion
+centred on pale skin looks alike at 8×8 frequencies, and different lesions came within 4 bits.)
 
-Finding every pair within Hamming distance ``K`` uses multi-index hashing: split the bits into
-``K + 1`` bands; by pigeonhole, two hashes within ``K`` bits agree exactly on at least one band,
-so only hashes sharing a band value are compared. The cost grows with the band buckets, not with
-n², which keeps 100,000 images tractable for the intended ``K`` (up to ~32 of 256 bits).
+Finding every pair within Hamming distance ``K`` uses multi-index hashing: the bits are cut into
+bands and, by pigeonhole, two hashes within ``K`` bits differ by at most ``K // bands`` bits on
+some band, so only hashes whose band values are that close are ever compared. The cost follows
+the candidates, not n², which keeps 100,000 images tractable for the intended ``K`` (≤ ~32).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
+from dermkit.core.errors import InputError
 from dermkit.data.images import open_image
 
 _SIDE = 64  # the image is reduced to 64×64 grey before the DCT
@@ -67,6 +68,12 @@ def hash_images(paths: Sequence[str | Path], *, workers: int | None = None, prog
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Number of differing bits between hashes (over the last axis, the words of one hash)."""
     return np.bitwise_count(np.bitwise_xor(a, b)).sum(axis=-1, dtype=np.int64)
+
+
+def check_max_distance(max_distance: int, flag: str) -> None:
+    """Refuse a user's distance the hash cannot express, naming the option it came from."""
+    if not 0 <= max_distance < HASH_BITS:
+        raise InputError(f"{flag} must be in 0–{HASH_BITS - 1} (bits of a {HASH_BITS}-bit hash), got {max_distance}")
 
 
 def _band_count(bits: int, count: int, max_distance: int) -> int:
@@ -138,16 +145,29 @@ def near_duplicate_pairs(hashes: np.ndarray, max_distance: int) -> tuple[np.ndar
     return pairs, hamming(values[pairs[:, 0]], values[pairs[:, 1]])
 
 
+def near_duplicate_paths(
+    paths: Sequence[str | Path], max_distance: int, *, workers: int | None = None, progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`near_duplicate_pairs` of images given by path, indexing ``paths``.
+
+    Each distinct file is read once; a path listed twice is a pair at distance 0.
+    """
+    distinct, which = np.unique(np.asarray([str(p) for p in paths], dtype=str), return_inverse=True)
+    hashes = hash_images(list(distinct), workers=workers, progress=progress)
+    return near_duplicate_pairs(hashes[which.ravel()], max_distance)
+
+
 def duplicate_clusters(hashes: np.ndarray, max_distance: int) -> list[np.ndarray]:
     """Groups (size ≥ 2) of images linked by chains of near-duplicate pairs, for deduplication.
 
     Linkage is transitive (single linkage), so two members of one cluster may be further apart
     than ``max_distance``; each cluster's indices are sorted, clusters by their first index.
+    Identical hashes are merged before the search, so a thousand copies of one image cost one.
     """
-    count = len(hashes)
-    pairs, _ = near_duplicate_pairs(hashes, max_distance)
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(count, count))
-    _, labels = connected_components(graph, directed=False)
+    distinct, inverse = np.unique(np.asarray(hashes, dtype=np.uint64), axis=0, return_inverse=True)
+    pairs, _ = near_duplicate_pairs(distinct, max_distance)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(distinct), len(distinct)))
+    labels = connected_components(graph, directed=False)[1][inverse.ravel()]
     order = np.argsort(labels, kind="stable")
-    groups = np.split(order, np.flatnonzero(np.diff(labels[order])) + 1) if count else []
+    groups = np.split(order, np.flatnonzero(np.diff(labels[order])) + 1) if len(labels) else []
     return sorted((g for g in groups if len(g) > 1), key=lambda g: int(g[0]))

@@ -11,11 +11,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from dermkit.core.errors import InputError
-from dermkit.data.image_hash import HASH_BITS, hash_images, near_duplicate_pairs
+from dermkit.data.image_hash import check_max_distance, near_duplicate_paths
 from dermkit.data.table import read_table
 
 DEFAULT_HASH_DISTANCE = 20  # of 256 bits; see dermkit.data.image_hash for the measured margins
@@ -72,9 +71,8 @@ def image_leaks(
     """Pairs of images of different splits within ``max_distance`` bits of pHash (same file included)."""
     split = frame[frame["split"].notna()]
     images = split[["case_id", "split", "image_paths"]].explode("image_paths", ignore_index=True)
-    paths, which = np.unique(images["image_paths"].astype(str).to_numpy(), return_inverse=True)
-    hashes = hash_images(list(paths), workers=workers, progress=progress)[which]
-    pairs, distances = near_duplicate_pairs(hashes, max_distance)
+    pairs, distances = near_duplicate_paths(images["image_paths"].tolist(), max_distance, workers=workers,
+                                            progress=progress)
     splits = images["split"].to_numpy()
     crossed = splits[pairs[:, 0]] != splits[pairs[:, 1]]
     records = images.to_dict(orient="records")
@@ -93,8 +91,8 @@ def find_leaks(
     """Check a split table; ``hash_distance=None`` skips the (slower) image comparison."""
     if frame["split"].isna().all():
         raise InputError("no case has a split yet; run `dermkit data split` first", file=origin, field="split")
-    if hash_distance is not None and not 0 <= hash_distance < HASH_BITS:
-        raise InputError(f"--hash-distance must be in 0–{HASH_BITS - 1}, got {hash_distance}")
+    if hash_distance is not None:
+        check_max_distance(hash_distance, "--hash-distance")
     return LeakReport(
         cases=len(frame),
         unsplit=int(frame["split"].isna().sum()),

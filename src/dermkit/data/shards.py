@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -40,6 +40,7 @@ INDEX_FILE = "index.parquet"
 MANIFEST_FILE = "manifest.json"
 SAMPLES_PER_SHARD = 1000
 SHARD_NAME = "shard-{:06d}.tar"
+_ZERO_BLOCK = bytes(tarfile.BLOCKSIZE)
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"})
 
 
@@ -129,27 +130,56 @@ def read_manifest(shard_dir: str | Path) -> dict[str, Any]:
 def iter_shard(path: str | Path) -> Iterator[RawSample]:
     """Stream the samples of one shard in order, reading it once from start to end.
 
-    A truncated or damaged tar ends the stream with ``InputError`` after the samples before the
-    damage (callers decide whether to skip the rest of the shard).
+    A small reader of the tar format rather than :mod:`tarfile`, whose per-member header
+    parsing costs ~80 µs (a quarter of decoding a 224-pixel JPEG). It understands what shard
+    writers produce: regular files, GNU long names and pax ``path`` records; other entries are
+    skipped. A damaged header (bad checksum) or a truncated member ends the stream with
+    ``InputError`` after the samples before the damage.
     """
-    pending: dict[str, dict[str, bytes]] = {}
     current: str | None = None
-    try:
-        with tarfile.open(path, "r|") as archive:
-            for member in archive:
-                if not member.isfile():
-                    continue
-                key, _, suffix = member.name.partition(".")
-                handle = archive.extractfile(member)
-                data = handle.read() if handle is not None else b""
-                if current is not None and key != current:
-                    yield _sample(current, pending.pop(current))
-                current = key
-                pending.setdefault(key, {})[suffix] = data
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise InputError(f"damaged shard after {current!r}: {exc}", file=path) from exc
+    parts: dict[str, bytes] = {}
+    with open(path, "rb") as handle:
+        for name, data in _tar_members(handle, path):
+            key, _, suffix = name.rpartition("/")[2].partition(".")
+            if current is not None and key != current:
+                yield _sample(current, parts)
+                parts = {}
+            current = key
+            parts[suffix] = data
     if current is not None:
-        yield _sample(current, pending.pop(current))
+        yield _sample(current, parts)
+
+
+def _tar_members(handle: BinaryIO, path: str | Path) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of every regular file of a tar stream."""
+    long_name: str | None = None
+    while True:
+        header = handle.read(tarfile.BLOCKSIZE)
+        if len(header) < tarfile.BLOCKSIZE or header == _ZERO_BLOCK:
+            return
+        try:
+            checksum = int(header[148:156].split(b"\0", 1)[0].strip() or b"0", 8)
+            size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+        except ValueError:
+            checksum = size = -1
+        if checksum != sum(header[:148]) + 256 + sum(header[156:]):
+            raise InputError("damaged shard: bad tar header checksum", file=path)
+        data = handle.read(size)
+        if len(data) < size:
+            raise InputError("damaged shard: truncated member", file=path)
+        handle.seek(-size % tarfile.BLOCKSIZE, io.SEEK_CUR)
+        kind = header[156:157]
+        if kind == b"L":
+            long_name = data.rstrip(b"\0").decode("utf-8", errors="replace")
+        elif kind == b"x":
+            records = dict(r.split(" ", 1)[1].split("=", 1) for r in data.decode("utf-8").splitlines() if "=" in r)
+            long_name = records.get("path", long_name)
+        elif kind in (b"0", b"\0"):
+            posix = header[257:263] == b"ustar\0"  # only POSIX headers have a name prefix there
+            prefix = header[345:500].rstrip(b"\0").decode("utf-8", errors="replace") if posix else ""
+            name = header[:100].rstrip(b"\0").decode("utf-8", errors="replace")
+            yield long_name or (f"{prefix}/{name}" if prefix else name), data
+            long_name = None
 
 
 def _sample(key: str, parts: dict[str, bytes]) -> RawSample:

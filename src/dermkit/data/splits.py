@@ -23,6 +23,7 @@ from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
 from dermkit.core.errors import InputError
+from dermkit.data.image_hash import check_max_distance, near_duplicate_paths
 from dermkit.data.schema import SPLITS
 from dermkit.data.table import read_table, update_table
 
@@ -43,9 +44,9 @@ def check_fractions(val: float, test: float) -> None:
         raise InputError(f"--val + --test must be below 1 to leave cases for training, got {val} + {test}")
 
 
-def group_ids(frame: pd.DataFrame, by: str) -> np.ndarray:
-    """Group number of every row: rows linked by a shared id of ``GROUP_FIELDS[by]`` or by
-    ``derived_from`` fall in one group."""
+def group_ids(frame: pd.DataFrame, by: str, links: np.ndarray | None = None) -> np.ndarray:
+    """Group number of every row: rows linked by a shared id of ``GROUP_FIELDS[by]``, by
+    ``derived_from`` or by a ``(row, row)`` pair of ``links`` fall in one group."""
     if by not in GROUP_FIELDS:
         raise InputError(f"unknown grouping {by!r}; choose one of {', '.join(GROUP_FIELDS)}")
     count = len(frame)
@@ -63,10 +64,21 @@ def group_ids(frame: pd.DataFrame, by: str) -> np.ndarray:
     linked = sources.notna().to_numpy()
     rows.append(np.flatnonzero(linked))
     nodes.append(sources[linked].to_numpy(dtype=np.int64))
+    if links is not None and len(links):
+        rows.append(links[:, 0])
+        nodes.append(links[:, 1])
     first, second = np.concatenate(rows), np.concatenate(nodes)
     graph = coo_matrix((np.ones(len(first)), (first, second)), shape=(next_node, next_node))
     _, labels = connected_components(graph, directed=False)
     return pd.factorize(labels[:count])[0]
+
+
+def image_links(frame: pd.DataFrame, max_distance: int) -> np.ndarray:
+    """``(row, row)`` pairs of cases holding near-identical images (see :mod:`dermkit.data.image_hash`)."""
+    images = frame["image_paths"].reset_index(drop=True).explode()
+    pairs, _ = near_duplicate_paths(images.tolist(), max_distance)
+    rows = images.index.to_numpy()[pairs]
+    return rows[rows[:, 0] != rows[:, 1]]
 
 
 def assign_splits(
@@ -77,6 +89,7 @@ def assign_splits(
     test: float = 0.15,
     seed: int = 0,
     temporal: bool = False,
+    link_images: int | None = None,
 ) -> pd.Series:
     """The split of every row (``train``/``val``/``test``), deterministic for a given seed.
 
@@ -85,9 +98,14 @@ def assign_splits(
     then overall size), so even a class of 11 cases is shared out.
     Temporal: groups are ordered by their latest date and cut into train, val, test in that
     order, so the test set is the most recent (every real case then needs a date).
+    ``link_images=K`` also keeps cases whose images are within ``K`` hash bits in one group, so
+    the same photo filed under two patients cannot straddle splits (it reads every image).
     """
     check_fractions(val, test)
-    groups = group_ids(frame, by)
+    if link_images is not None:
+        check_max_distance(link_images, "--link-images")
+    links = None if link_images is None else image_links(frame, link_images)
+    groups = group_ids(frame, by, links)
     synthetic = frame["synthetic"].astype(bool).to_numpy()
     pinned = np.zeros(groups.max() + 1 if len(groups) else 0, dtype=bool)
     pinned[groups[synthetic]] = True
@@ -191,16 +209,18 @@ def format_split_counts(counts: Mapping[str, Mapping[str, int]]) -> str:
 
 def split_table(
     table_dir: str | Path, *, by: str = "patient", val: float = 0.15, test: float = 0.15,
-    seed: int = 0, temporal: bool = False,
+    seed: int = 0, temporal: bool = False, link_images: int | None = None,
 ) -> dict[str, Any]:
     """Assign the ``split`` column of a case table in place (atomically); return the counts.
 
     The settings are recorded in the manifest, so a split can be reproduced.
     """
     frame = read_table(table_dir)
-    frame["split"] = assign_splits(frame, by=by, val=val, test=test, seed=seed, temporal=temporal)
-    settings = {"by": by, "val": val, "test": test, "seed": seed, "temporal": temporal}
+    try:
+        frame["split"] = assign_splits(frame, by=by, val=val, test=test, seed=seed, temporal=temporal,
+                                       link_images=link_images)
+    except InputError as error:  # name the table, keeping the row and field
+        raise InputError(error.message, file=error.file or table_dir, row=error.row, field=error.field) from error
+    settings = {"by": by, "val": val, "test": test, "seed": seed, "temporal": temporal, "link_images": link_images}
     update_table(frame, table_dir, split=settings)
-    groups = int(group_ids(frame, by).max() + 1) if len(frame) else 0
-    return {"table": str(table_dir), **settings, "cases": len(frame), "groups": groups,
-            "counts": split_counts(frame)}
+    return {"table": str(table_dir), **settings, "cases": len(frame), "counts": split_counts(frame)}

@@ -132,11 +132,12 @@ def plot_stats(stats: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
 
 def format_stats(stats: Mapping[str, Any]) -> str:
     """Plain-text rendering of :func:`table_stats`: totals, each grouping, then missingness."""
-    lines = [f"{stats['table']}: {stats['cases']} cases, {stats['images']} images, "
-             f"{stats['patients']} patients, {stats['lesions']} lesions"]
+    totals = (f"{stats['table']}: {stats['cases']} cases, {stats['images']} images, "
+              f"{stats['patients']} patients, {stats['lesions']} lesions")
+    lines = [totals]
     for grouping, counts in stats["counts"].items():
         cells = ", ".join(f"{k} {v}" for k, v in counts.items()) or "(none)"
         lines.append(f"{grouping}: {cells}")
     missing = {c: s for c, s in stats["missing"].items() if s > 0}
-    lines.append("missing: " + (", ".join(f"{c} {s:.0%}" for c, s in missing.items()) or "nothing"))
+    lines.append("missing: " + (", ".join(f"{c} {s:.1%}" for c, s in missing.items()) or "nothing"))
     return "\n".join(lines)

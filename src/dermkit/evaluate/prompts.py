@@ -11,13 +11,11 @@ PAD-UFES-20's smartphone photos). The upstream benchmark used one prompt set for
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
 from dermkit.core.errors import InputError
-from dermkit.ontology import Node, Ontology, default_ontology
-
-_WORD = re.compile(r"[^\W\d_]+")
+from dermkit.ontology import Ontology, default_ontology
+from dermkit.ontology.tree import is_readable, readable_terms  # noqa: F401 - part of this module's API
 
 CLINICAL_TEMPLATES = (
     "a clinical photograph of {}.",
@@ -58,24 +56,6 @@ CONCEPT_TEMPLATES: tuple[tuple[str, str], ...] = (
 )
 
 
-def is_readable(term: str) -> bool:
-    """True for words a caption would use: every word lower-case or capitalised, none a code.
-
-    ``"Basal cell carcinoma"`` and ``"mole"`` pass; ``"BCC"``, ``"cSCC"`` and
-    ``"squamous cell carcinoma/SCCIS"`` do not.
-    """
-    words = _WORD.findall(term)
-    return bool(words) and all(word[1:].islower() or len(word) == 1 for word in words) and any(
-        len(word) >= 3 for word in words
-    )
-
-
-def readable_terms(node: Node) -> list[str]:
-    """The node's readable name and synonyms (its name alone if none is readable), without repeats."""
-    terms = [term for term in node.terms if is_readable(term)]
-    return list(dict.fromkeys(terms)) or [node.name]
-
-
 def templates_for(acquisition: str | None, source: str | None = None) -> tuple[str, ...]:
     """The templates of an acquisition type (``None``: unknown), plus the source's own, if any."""
     if acquisition not in TEMPLATES:
@@ -95,11 +75,11 @@ def class_prompts(
 ) -> list[list[str]]:
     """For each condition id, its prompts (templates × readable names), in ``class_ids`` order."""
     conditions = (ontology or default_ontology()).conditions
-    return [fill(templates, readable_terms(conditions.get(class_id))) for class_id in class_ids]
+    return [fill(templates, conditions.readable_terms(class_id)) for class_id in class_ids]
 
 
 def concept_prompts(concept_id: str, ontology: Ontology | None = None) -> list[tuple[list[str], str]]:
     """Per concept template: the target prompts (one per synonym) and the reference prompt."""
     concepts = (ontology or default_ontology()).concepts
-    terms = readable_terms(concepts.get(concept_id))
+    terms = concepts.readable_terms(concept_id)
     return [(fill([target], terms), reference) for target, reference in CONCEPT_TEMPLATES]

@@ -7,6 +7,7 @@ Nodes have stable ids (lower-case slugs); every name and synonym resolves to its
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,29 @@ from dermkit.ontology.normalize import normalize_term
 
 
 _H = TypeVar("_H", bound="Hierarchy")
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def is_readable(term: str) -> bool:
+    """True for words a sentence would use: every word lower-case or capitalised, none a code.
+
+    ``"Basal cell carcinoma"`` and ``"mole"`` pass; ``"BCC"``, ``"cSCC"`` and
+    ``"squamous cell carcinoma/SCCIS"`` do not. Codes are labels, not language: a text encoder
+    has rarely seen them and a caption reader cannot parse them.
+    """
+    words = _WORD.findall(term)
+    return bool(words) and all(word[1:].islower() or len(word) == 1 for word in words) and any(
+        len(word) >= 3 for word in words
+    )
+
+
+def readable_terms(node: Node) -> list[str]:
+    """The node's preferred name and its readable synonyms, without repeats.
+
+    The preferred name is curated language even when it holds an acronym ("DRESS syndrome"),
+    so it is always kept; synonyms are kept only when :func:`is_readable`.
+    """
+    return list(dict.fromkeys([node.name, *(term for term in node.synonyms if is_readable(term))]))
 
 
 class UnknownTermError(KeyError):
@@ -186,6 +210,10 @@ class Hierarchy:
             if name not in names:
                 names.append(name)
         return names[:limit]
+
+    def readable_terms(self, term: str) -> list[str]:
+        """Human-readable names of a node (see :func:`readable_terms`), for prompts and captions."""
+        return readable_terms(self.get(term))
 
     def terms(self) -> Mapping[str, str]:
         """Every normalised term → node id (what a tagger compiles)."""

@@ -50,15 +50,25 @@ class Service:
     def __init__(self, engine: Engine) -> None:
         config = engine.config
         self.engine = engine
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dermkit-model")
+        self.executor: ThreadPoolExecutor | None = None
         options = {"max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms}
         self.predict: MicroBatcher[CaseInput, Prediction] = MicroBatcher(
-            engine.predict, self.executor, units=lambda case: len(case.pixels), name="predict", **options)
-        self.images: MicroBatcher[Any, np.ndarray] = MicroBatcher(
-            engine.embed_images, self.executor, name="image", **options)
-        self.texts: MicroBatcher[str, np.ndarray] = MicroBatcher(
-            engine.embed_texts, self.executor, name="text", **options)
+            engine.predict, units=lambda case: len(case.pixels), name="predict", **options)
+        self.images: MicroBatcher[Any, np.ndarray] = MicroBatcher(engine.embed_images, name="image", **options)
+        self.texts: MicroBatcher[str, np.ndarray] = MicroBatcher(engine.embed_texts, name="text", **options)
         self.batchers = (self.predict, self.images, self.texts)
+
+    def start(self) -> None:
+        """One model thread shared by every batcher, so inference calls never overlap."""
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dermkit-model")
+        for batcher in self.batchers:
+            batcher.start(self.executor)
+
+    async def stop(self) -> None:
+        for batcher in self.batchers:
+            await batcher.stop()
+        if self.executor is not None:
+            self.executor.shutdown(wait=False)
 
     @property
     def ready(self) -> bool:
@@ -97,14 +107,11 @@ def create_app(engine: Engine) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        for batcher in service.batchers:
-            batcher.start()
+        service.start()
         try:
             yield
         finally:
-            for batcher in service.batchers:
-                await batcher.stop()
-            service.executor.shutdown(wait=False)
+            await service.stop()
 
     app = FastAPI(
         title="dermkit service",

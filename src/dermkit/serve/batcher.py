@@ -39,7 +39,6 @@ class MicroBatcher(Generic[T, R]):
     def __init__(
         self,
         run: Callable[[list[T]], Sequence[R]],
-        executor: Executor,
         *,
         max_batch: int,
         max_wait_ms: float,
@@ -49,7 +48,7 @@ class MicroBatcher(Generic[T, R]):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.run = run
-        self.executor = executor
+        self.executor: Executor | None = None
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self.units = units
@@ -63,8 +62,9 @@ class MicroBatcher(Generic[T, R]):
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def start(self) -> None:
-        """Start the collector on the running event loop (the app's lifespan calls this)."""
+    def start(self, executor: Executor) -> None:
+        """Start collecting on the running event loop; batches run on ``executor`` (the model thread)."""
+        self.executor = executor
         self._queue = asyncio.Queue()
         self._task = asyncio.get_running_loop().create_task(self._collect(), name=f"microbatch-{self.name}")
 
@@ -112,7 +112,7 @@ class MicroBatcher(Generic[T, R]):
             self.batch_sizes.append(sum(p.units for p in batch))
             try:
                 results = await loop.run_in_executor(self.executor, self.run, [p.item for p in batch])
-            except Exception as exc:  # the batch failed: every waiting request gets the error
+            except Exception as exc:  # noqa: BLE001  (the batch failed: every waiting request gets the error)
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(exc)

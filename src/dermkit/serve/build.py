@@ -1,4 +1,4 @@
-"""``dermkit index build``: embed a case table with a model and save it as a similar-case index.
+"""``dermkit index build``: embed case tables with a model and save them as one similar-case index.
 
 The embeddings come from :func:`dermkit.evaluate.features.extract_image_features`, so a table
 already embedded for an evaluation is not embedded again.
@@ -6,29 +6,43 @@ already embedded for an evaluation is not embedded again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from dermkit.core.errors import InputError
 from dermkit.data.table import read_table
-from dermkit.evaluate.features import extract_image_features, resolve_model
+from dermkit.evaluate.features import ImageMode, extract_image_features, resolve_model
 
 
 def build_index(
     model: str,
-    table: str | Path,
+    tables: Sequence[str | Path],
     out: str | Path,
     *,
-    images: str = "all",
+    images: ImageMode = "all",
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Build and save the index of every case of ``table``; a summary of what was written."""
-    from dermkit.serve.index import build as build_case_index  # the similar-case index module
+    """Index every case of ``tables`` (one embedding per case) into ``out``; a summary of it."""
+    from dermkit.serve.index import build
 
+    if not tables:
+        raise InputError("give at least one case table", field="table")
     loaded = resolve_model(model)
-    frame = read_table(table)
-    features = extract_image_features(loaded, frame, images=images, cache_dir=cache_dir, progress=progress)
-    embeddings = features.by_case(frame["case_id"].tolist())
-    index = build_case_index(embeddings, frame, model=loaded.name)
-    index.save(out)
-    return {"out": str(out), "cases": len(frame), "model": loaded.name, "dim": int(embeddings.shape[1])}
+    frames, embeddings = [], []
+    for table in tables:
+        frame = read_table(table)
+        features = extract_image_features(loaded, frame, images=images, cache_dir=cache_dir, progress=progress)
+        frames.append(frame)
+        embeddings.append(features.by_case(frame["case_id"].tolist()))
+    cases = pd.concat(frames, ignore_index=True)
+    if cases["case_id"].duplicated().any():
+        duplicate = cases.loc[cases["case_id"].duplicated(), "case_id"].iloc[0]
+        raise InputError(f"case id {duplicate!r} is in more than one table", field="case_id")
+    vectors = np.concatenate(embeddings)
+    build(vectors, cases, model=loaded.name).save(out)
+    return {"out": str(out), "cases": len(cases), "model": loaded.name, "dim": int(vectors.shape[1])}

@@ -39,6 +39,7 @@ class ServeConfig:
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
     threads: int | None = None  # torch intra-op threads; None: torch's default
     store_uploads: Path | None = None  # keep (EXIF-free) uploads here; None: never stored
+    cache_dir: Path | None = None  # prompt-embedding cache; None: ~/.cache/dermkit/textbank
     top_conditions: int = 10
     top_concepts: int = 8
     similar_cases: int = 8

@@ -62,7 +62,6 @@ class ZeroShotDifferential:
 
     def preprocess(self, image: Image) -> None:
         """Zero-shot scoring reuses the vision-language embedding: nothing extra to prepare."""
-        return None
 
     def probs(self, embeddings: np.ndarray, cases: Sequence[CaseInput]) -> np.ndarray:
         """Rows of class probabilities, each case scored with its acquisition type's prompts."""

@@ -17,8 +17,8 @@ from dermkit import __version__
 from dermkit.evaluate.features import encode_texts, l2_normalize, mean_direction, weights_fingerprint
 from dermkit.ontology import Ontology, default_ontology
 from dermkit.serve.config import ServeConfig, condition_ids
-from dermkit.serve.errors import ApiError
 from dermkit.serve.differential import CaseInput, Differential, ModelDifferential, ZeroShotDifferential
+from dermkit.serve.errors import ApiError
 from dermkit.serve.history import History
 from dermkit.serve.similar import SimilarCases
 from dermkit.serve.textbank import TextBank, concept_leaves
@@ -82,7 +82,7 @@ class Engine:
         vlm = load_model(config.model)
         similar = None if config.index is None else SimilarCases.load(config.index, vlm.name)
         classes = condition_ids(config.classes, ontology)
-        bank = TextBank.build(vlm, classes, concept_leaves(ontology), ontology)
+        bank = TextBank.cached(vlm, classes, concept_leaves(ontology), ontology, config.cache_dir)
         differential: Differential = (
             ZeroShotDifferential(bank, vlm.name) if config.ddx_model is None
             else ModelDifferential(load_model(config.ddx_model), ontology)

@@ -19,7 +19,7 @@ def configure_threads(threads: int | None) -> None:
         torch.set_num_threads(max(1, threads))
 
 
-def build_app(config: ServeConfig):  # noqa: ANN201  (FastAPI is an optional dependency)
+def build_app(config: ServeConfig):
     """Load the models and index (slow, fails loudly) and return the ready FastAPI app."""
     require("fastapi", "serve", "the dermkit service")
     require("multipart", "serve", "photo uploads")

@@ -5,19 +5,27 @@ The prompts come from :mod:`dermkit.evaluate.prompts` and are ensembled by
 tasks build them. Those tasks encode the text on every call, which costs hundreds of text-encoder
 passes; a service answering in milliseconds cannot, so the text side is encoded here once and the
 image side is scored with the same formulas (tests check both agree with the offline tasks).
+
+The default bank is over three thousand prompts, minutes of a text encoder on a small CPU, so a
+built bank is kept on disk, keyed by the model's weights and every prompt: a restart with the same
+model and condition list loads it in milliseconds, and any change rebuilds it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import expit, softmax
 
+from dermkit.core.atomic import atomic_path
 from dermkit.core.errors import InputError
-from dermkit.evaluate.features import encode_prompt_sets
+from dermkit.evaluate.features import default_cache_dir, encode_prompt_sets, weights_fingerprint
 from dermkit.evaluate.prompts import TEMPLATES, class_prompts, concept_prompts, templates_for
 from dermkit.evaluate.zeroshot import logit_scale
 from dermkit.ontology import Ontology, default_ontology
@@ -26,6 +34,7 @@ if TYPE_CHECKING:
     from dermkit.models.loaded import LoadedModel
 
 ACQUISITIONS: tuple[str | None, ...] = tuple(TEMPLATES)
+CACHE_FORMAT = 1
 
 
 def concept_leaves(ontology: Ontology | None = None) -> list[str]:
@@ -49,16 +58,44 @@ class TextBank:
         cls, loaded: LoadedModel, classes: Sequence[str], concepts: Sequence[str], ontology: Ontology | None = None
     ) -> TextBank:
         """Encode every class prompt (for each acquisition type) and every concept prompt pair."""
-        class_text = {
-            acquisition: encode_prompt_sets(loaded, class_prompts(classes, templates_for(acquisition), ontology))
-            for acquisition in ACQUISITIONS
-        }
+        class_sets = {acquisition: class_prompts(classes, templates_for(acquisition), ontology)
+                      for acquisition in ACQUISITIONS}
         pairs = [concept_prompts(concept_id, ontology) for concept_id in concepts]
+        class_text = {acquisition: encode_prompt_sets(loaded, sets) for acquisition, sets in class_sets.items()}
         n_templates = len(pairs[0]) if pairs else 0
         targets = encode_prompt_sets(loaded, [target for pair in pairs for target, _ in pair])
         references = encode_prompt_sets(loaded, [[reference] for pair in pairs for _, reference in pair])
         margins = (targets - references).reshape(len(pairs), n_templates, -1)
         return cls(tuple(classes), class_text, tuple(concepts), margins, logit_scale(loaded))
+
+    @classmethod
+    def cached(
+        cls,
+        loaded: LoadedModel,
+        classes: Sequence[str],
+        concepts: Sequence[str],
+        ontology: Ontology | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> TextBank:
+        """:meth:`build`, or the bank built earlier for the same weights and prompts."""
+        key = {
+            "format": CACHE_FORMAT,
+            "model": loaded.name,
+            "weights": weights_fingerprint(loaded.model),
+            "classes": {str(a): class_prompts(classes, templates_for(a), ontology) for a in ACQUISITIONS},
+            "concepts": [concept_prompts(concept_id, ontology) for concept_id in concepts],
+        }
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+        path = Path(cache_dir or default_cache_dir().parent / "textbank") / f"{digest}.npz"
+        if path.exists():
+            with np.load(path) as stored:
+                return cls(tuple(classes), {a: stored[f"class_{a}"] for a in ACQUISITIONS}, tuple(concepts),
+                           stored["concept_margins"], float(stored["scale"]))
+        bank = cls.build(loaded, classes, concepts, ontology)
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, concept_margins=bank.concept_margins, scale=bank.scale,
+                     **{f"class_{a}": bank.class_text[a] for a in ACQUISITIONS})
+        return bank
 
     def class_probs(self, embeddings: np.ndarray, acquisition: str | None = None) -> np.ndarray:
         """N×C zero-shot probabilities of unit image embeddings (as ``zero_shot_scores``)."""

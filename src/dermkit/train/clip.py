@@ -384,11 +384,15 @@ class ClipTrainer:
         if distributed.is_main():
             from dermkit.models import ModelCard, export_model
 
+            training_data = _training_data(self.manifests)
+            licences = ", ".join(sorted({entry["license"] for entry in training_data}))
             card = ModelCard(
                 model_id=self.out.name,
-                description=f"Contrastively trained ({self.config.loss}) from {self.config.model} with dermkit.",
+                description=(f"Contrastively trained ({self.config.loss}) from {self.config.model} with dermkit. "
+                             f"The weights derive from training data under {licences}; their terms "
+                             "(e.g. non-commercial use, attribution) may bind uses of this model."),
                 base_model=self.config.model,
-                training_data=_training_data(self.manifests),
+                training_data=training_data,
                 results={"validation": self.results, "training": self.config.recipe()},
             )
             export_model(self.loaded, self.out / "model", card)

@@ -23,11 +23,11 @@ class MetricsLog:
         self.writer = None
         if not enabled:
             return
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.handle = open(run_dir / METRICS_FILE, "a", encoding="utf-8")
         if tensorboard:
             summary = require("torch.utils.tensorboard", "tensorboard", "TensorBoard logging")
             self.writer = summary.SummaryWriter(str(run_dir / "tensorboard"))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.handle = open(run_dir / METRICS_FILE, "a", encoding="utf-8")
 
     def write(self, record: Mapping[str, Any]) -> None:
         if not self.enabled:

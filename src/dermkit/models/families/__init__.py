@@ -1,5 +1,5 @@
 """Built-in model families; importing this package registers each one with the registry."""
 
-from dermkit.models.families import dermlip_lite, tiny_clip
+from dermkit.models.families import ddx, dermlip_lite, tiny_clip
 
-__all__ = ["dermlip_lite", "tiny_clip"]
+__all__ = ["ddx", "dermlip_lite", "tiny_clip"]

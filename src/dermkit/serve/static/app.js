@@ -83,7 +83,7 @@ function similarGrid(cases) {
   document.getElementById("similar-empty").hidden = cases.length > 0;
   document.getElementById("similar").replaceChildren(...cases.map((c) => {
     const figure = el("figure");
-    if (c.thumbnail_url) figure.append(el("img", { src: c.thumbnail_url, alt: `similar case ${c.case_id}`, loading: "lazy" }));
+    if (c.thumbnail_url) figure.append(el("img", { src: c.thumbnail_url, alt: `similar case ${c.case_id}` }));
     figure.append(el("figcaption", { textContent: `${c.diagnosis || "no diagnosis"} · ${c.score.toFixed(2)}` }));
     return el("li", {}, [figure]);
   }));

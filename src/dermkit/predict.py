@@ -1,0 +1,154 @@
+"""Run a trained differential-diagnosis model: one case from the command line, or a whole case table.
+
+Every user-supplied field is checked before the model runs, and a bad one raises
+:class:`InputError` naming the argument (``--site``, ``--age``, an image path), with the
+ontology's closest names for an unknown site or symptom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dermkit.core.errors import InputError
+from dermkit.data.images import open_image
+from dermkit.data.schema import MAX_IMAGES_PER_CASE, SEXES
+from dermkit.models.ddx import AGE_RANGE
+from dermkit.models.families.ddx import DdxModel, load_ddx
+from dermkit.ontology import default_ontology
+
+ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6}
+ANSWERS = {"yes": True, "y": True, "true": True, "1": True, "no": False, "n": False, "false": False, "0": False}
+
+
+@dataclass
+class CaseFields:
+    """The case-table fields a user can give for one case (attribute names as in the case table)."""
+
+    age: float | None = None
+    sex: str | None = None
+    fitzpatrick: int | None = None
+    body_site: str | None = None
+    symptoms: list[str] | None = None
+    history: dict[str, bool] | None = None
+    given: list[str] = field(default_factory=list)  # the arguments the user set, for "ignored" notes
+
+
+def parse_fields(*, age: float | None = None, sex: str | None = None, fitzpatrick: str | int | None = None,
+                 site: str | None = None, symptoms: Sequence[str] = (),
+                 history: Mapping[str, str] | None = None) -> CaseFields:
+    """Validate and normalise user input; errors name the command-line argument."""
+    ontology = default_ontology()
+    fields = CaseFields()
+    if age is not None:
+        if not AGE_RANGE[0] <= age <= AGE_RANGE[1]:
+            raise InputError(f"age must lie in [{AGE_RANGE[0]:g}, {AGE_RANGE[1]:g}] years, got {age:g}", field="--age")
+        fields.age = float(age)
+    if sex is not None:
+        if sex.lower() not in SEXES:
+            raise InputError(f"sex must be one of {', '.join(SEXES)}, got {sex!r}", field="--sex")
+        fields.sex = sex.lower()
+    if fitzpatrick is not None:
+        text = str(fitzpatrick).strip().lower()
+        value = ROMAN.get(text) or (int(text) if text.isdigit() else None)
+        if value not in range(1, 7):
+            raise InputError(f"Fitzpatrick type must be I–VI (or 1–6), got {fitzpatrick!r}", field="--fitzpatrick")
+        fields.fitzpatrick = value
+    if site is not None:
+        node = ontology.body_sites.find(site)
+        if node is None:
+            hint = ontology.body_sites.suggest(site)
+            raise InputError(f"unknown body site {site!r}" + (f" (did you mean: {', '.join(hint)}?)" if hint else ""),
+                             field="--site")
+        fields.body_site = node.id
+    if symptoms:
+        fields.symptoms = []
+        for symptom in symptoms:
+            node = ontology.symptoms.find(symptom)
+            if node is None:
+                hint = ontology.symptoms.suggest(symptom)
+                raise InputError(f"unknown symptom {symptom!r}" + (f" (did you mean: {', '.join(hint)}?)" if hint
+                                                                  else ""), field="--symptom")
+            fields.symptoms.append(node.id)
+    if history:
+        fields.history = {}
+        for key, answer in history.items():
+            if answer.lower() not in ANSWERS:
+                raise InputError(f"history answer for {key!r} must be yes or no, got {answer!r}", field="--history")
+            fields.history[key] = ANSWERS[answer.lower()]
+    fields.given = [name for name, value in (("--age", age), ("--sex", sex), ("--fitzpatrick", fitzpatrick),
+                                             ("--site", site), ("--symptom", symptoms), ("--history", history))
+                    if value]
+    return fields
+
+
+def predict_case(model: DdxModel | str | Path, images: Sequence[str | Path], fields: CaseFields | None = None,
+                 top: int | None = None) -> dict[str, Any]:
+    """The ranked differential of one case: ``{"model", "differential": [{rank, id, name, probability}],
+    "ignored"}``; ``ignored`` lists arguments this model does not read."""
+    if not images:
+        raise InputError("give at least one image", field="IMAGE")
+    if len(images) > MAX_IMAGES_PER_CASE:
+        raise InputError(f"a case has at most {MAX_IMAGES_PER_CASE} images, got {len(images)}", field="IMAGE")
+    fields = fields or CaseFields()
+    loaded = [open_image(path) for path in images]  # raises InputError naming the file
+    model = model if isinstance(model, DdxModel) else load_ddx(model)
+    ignored = [] if model.metadata is not None else list(fields.given)
+    if model.metadata is not None:
+        known = set(model.metadata.flags)
+        ignored += [f"--symptom {s}" for s in fields.symptoms or [] if s not in known]
+        ignored += [f"--history {k}" for k in fields.history or {} if k not in known]
+    probs = model.predict_proba([loaded], [fields])[0]
+    return {"model": model.card.model_id if model.card else None,
+            "differential": model.differential(probs, top), "ignored": ignored,
+            "note": "Research use only: not for diagnosis."}
+
+
+@torch.no_grad()
+def predict_table(model: DdxModel, table: str | Path, splits: Sequence[str] = ("test",),
+                  cache_dir: str | Path | None = None) -> Any:
+    """A predictions table (``dermkit.evaluate.predictions``) for the labelled cases of ``splits``.
+
+    With ``cache_dir`` the trunk's features come from (or go to) the same cache that training used,
+    keyed by the trunk's weights, so a frozen-trunk model's test images are encoded only once.
+    """
+    from dermkit.data.table import frame_to_cases, read_table
+    from dermkit.evaluate.predictions import Predictions
+    from dermkit.models.backbones import Backbone
+    from dermkit.models.ddx import collate_metadata
+    from dermkit.models.families.ddx import pad_images
+    from dermkit.train.features import compute_features
+    from dermkit.train.ddx import image_feature_cache
+
+    frame = read_table(table)
+    frame = frame[frame["split"].isin(list(splits))].reset_index(drop=True)
+    cases = list(frame_to_cases(frame))
+    targets = [model.labels.target(c.differential) for c in cases]
+    keep = np.array([t is not None for t in targets], dtype=bool)
+    frame, cases = frame[keep].reset_index(drop=True), [c for c, k in zip(cases, keep, strict=True) if k]
+    target = np.stack([t for t in targets if t is not None])
+    model.net.eval()
+    inputs: dict[str, Any] = {}
+    if model.uses_images:
+        assert model.net.trunk is not None
+        backbone = Backbone(model.config["backbone"], model.net.trunk, model.config["feature_dim"],
+                            model.config["preprocess"])
+        paths = list(dict.fromkeys(p for c in cases for p in c.image_paths))
+        cache = image_feature_cache(backbone, paths, Path(cache_dir) if cache_dir else Path(table) / ".ddx-cache")
+        features = cache.load()
+        if features is None:
+            matrix = compute_features(paths, lambda p: model.eval_transform(open_image(p)), backbone.module,
+                                      batch_size=64, device=torch.device("cpu"), description="image features")
+            cache.save(paths, matrix)
+            features = dict(zip(paths, matrix, strict=True))
+        inputs["features"], inputs["mask"] = pad_images([[features[p] for p in c.image_paths] for c in cases])
+    if model.metadata is not None:
+        inputs["metadata"] = collate_metadata([model.metadata.encode(c) for c in cases])
+    probs = torch.softmax(model.net(**inputs)["logits"].float(), dim=1).numpy()
+    model_id = model.card.model_id if model.card else "ddx"
+    return Predictions.from_cases(frame, probs, target.argmax(axis=1), model_id, model.classes, target)

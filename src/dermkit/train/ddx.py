@@ -1,0 +1,450 @@
+"""Training the differential-diagnosis model (and any image/metadata classifier) on case tables.
+
+The CPU recipe: the backbone starts frozen and its features are cached once (evaluation
+preprocessing), so the heads train in seconds; with ``unfreeze_epoch`` the last trunk groups are
+opened at that epoch and trained on augmented images (flip, rotation, colour, random-resized crop)
+with channels-last and optional bf16 autocast. The checkpoint kept, and early stopping, follow the
+validation loss under inverse-frequency class weights (a class-balanced criterion); the test split
+is never read here. Under ``torchrun`` each rank takes its slice of every global batch and
+gradients are averaged by hand, with the CLIP trainer's checkpoint and resume machinery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from dermkit.core.atomic import atomic_write_text
+from dermkit.core.errors import InputError
+from dermkit.data.images import open_image
+from dermkit.data.table import Case, frame_to_cases, read_table
+from dermkit.models.backbones import DEFAULT_BACKBONE, Backbone, build_backbone
+from dermkit.models.card import ModelCard
+from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec, collate_metadata
+from dermkit.models.families.ddx import DdxModel, pad_images, save_ddx
+from dermkit.train import distributed
+from dermkit.train.checkpoint import all_rng_states, load_checkpoint, restore_rng, save_checkpoint
+from dermkit.train.data import read_splits
+from dermkit.train.features import FeatureCache, compute_features, image_identity, weights_digest
+from dermkit.train.imbalance import choose_synthetic, epoch_indices, synthetic_quota
+from dermkit.train.losses_supervised import class_balanced_weights, focal_loss, soft_cross_entropy
+from dermkit.train.metrics import MetricsLog
+
+INPUTS = ("images", "metadata", "images+metadata")
+LOSS_NAMES = ("soft-ce", "focal")
+
+
+@dataclass
+class DdxTrainConfig:
+    """A run's recipe; the defaults are the CPU recipe (frozen EfficientNet-Lite0, cached features)."""
+
+    data: list[str]
+    out: str
+    labels: str | list[str] = "ddx26"
+    other: bool = True
+    aux_level: int | None = None
+    aux_weight: float = 0.3
+    inputs: str = "images+metadata"
+    backbone: str = DEFAULT_BACKBONE
+    pretrained: bool = True
+    image_size: int | None = None
+    pooling: str = "mean"
+    loss: str = "soft-ce"
+    class_weights: str = "effective"
+    beta: float = 0.999
+    focal_gamma: float = 2.0
+    focal_alpha: float | None = None
+    label_smoothing: float = 0.1
+    sampling: str = "natural"
+    field_dropout: float = 0.2
+    synthetic: list[str] = field(default_factory=list)
+    synthetic_ratio: float = 1.0
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 1e-3
+    wd: float = 1e-4
+    hidden: int = 256
+    dropout: float = 0.3
+    unfreeze_epoch: int | None = None
+    unfreeze_groups: int = 2
+    finetune_lr: float = 1e-4
+    patience: int = 10
+    precision: str = "fp32"
+    seed: int = 0
+    # Run control: may differ between a run and its resumption.
+    resume: bool = False
+    workers: int = 0
+    cache_dir: str | None = None
+    export: bool = True
+
+    RUN_CONTROL = ("resume", "workers", "cache_dir", "export")
+
+    def recipe(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_CONTROL}
+
+
+def train_ddx(config: DdxTrainConfig) -> dict[str, Any] | None:
+    """Train (or resume) a run; the main process returns the summary (also ``OUT/summary.json``)."""
+    owns_group = not torch.distributed.is_initialized()
+    device = distributed.setup()
+    try:
+        return DdxTrainer(config, device).run()
+    finally:
+        if owns_group:
+            distributed.teardown()
+
+
+@dataclass
+class Split:
+    """One split's cases with their encoded inputs, all as tensors (cheap to slice into batches)."""
+
+    cases: list[Case]
+    target: torch.Tensor
+    metadata: dict[str, torch.Tensor] | None
+    features: torch.Tensor | None = None  # N×K×D trunk features (frozen phase)
+    mask: torch.Tensor | None = None
+
+    def labels(self) -> np.ndarray:
+        return self.target.argmax(dim=1).numpy()
+
+    def inputs(self, rows: torch.Tensor) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.features is not None:
+            assert self.mask is not None
+            out["features"], out["mask"] = self.features[rows], self.mask[rows]
+        if self.metadata is not None:
+            out["metadata"] = {key: value[rows] for key, value in self.metadata.items()}
+        return out
+
+
+class CaseImages(Dataset):
+    """A case's images through a transform, for the fine-tuning phase."""
+
+    def __init__(self, cases: list[Case], transform: Any) -> None:
+        self.cases, self.transform = cases, transform
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __getitem__(self, index: int) -> tuple[int, list[torch.Tensor]]:
+        return index, [self.transform(open_image(path)) for path in self.cases[index].image_paths]
+
+
+def _collate(items: list[tuple[int, list[torch.Tensor]]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    images, mask = pad_images([images for _, images in items])
+    return torch.tensor([index for index, _ in items]), images, mask
+
+
+class DdxTrainer:
+    """One run; attributes hold the live state a checkpoint saves and restores."""
+
+    def __init__(self, config: DdxTrainConfig, device: torch.device) -> None:
+        _check(config)
+        self.config, self.device, self.out = config, device, Path(config.out)
+        distributed.seed_everything(config.seed + distributed.rank())
+        self.log = MetricsLog(self.out, enabled=distributed.is_main())
+        self.labels = LabelSpace.build(config.labels, config.other, config.aux_level)
+        train, val, self.manifests = read_splits(config.data)
+        train, val = self._labelled(train), self._labelled(val)
+        synthetic = self._synthetic(train)
+        if not val:
+            raise InputError("no labelled validation cases: the checkpoint is chosen on split 'val' "
+                             "(run `dermkit data split` with --val > 0)")
+        self.uses_images = "images" in config.inputs
+        self.metadata_spec = MetadataSpec.fit(train) if "metadata" in config.inputs else None
+        self.backbone: Backbone | None = build_backbone(config.backbone, config.pretrained, config.image_size) if self.uses_images else None
+        self.net = DdxNet(len(self.labels.classes), feature_dim=self.backbone.dim if self.backbone else 0,
+                          trunk=self.backbone.module if self.backbone else None, metadata=self.metadata_spec,
+                          pooling=config.pooling, hidden=config.hidden, dropout=config.dropout,
+                          field_dropout=config.field_dropout,
+                          n_aux=len(self.labels.aux_classes())).to(device)
+        distributed.broadcast_parameters(self.net.state_dict().values())
+        if self.backbone is not None:
+            self.backbone.set_trainable(0)
+        features = None
+        if self.uses_images:  # one cache entry per source, so mixing in synthetic cases reuses the real ones'
+            features = {**self._cached_features(train + val), **self._cached_features(synthetic)}
+        self.train, self.val = self._split(train + synthetic, features), self._split(val, features)
+        counts = np.bincount(self.train.labels(), minlength=len(self.labels.classes))
+        self.class_weight = torch.tensor(class_balanced_weights(counts, config.beta, config.class_weights),
+                                         dtype=torch.float32, device=device)
+        # The selection criterion: a class-balanced validation loss, whatever the training loss.
+        self.val_weight = torch.tensor(class_balanced_weights(counts, kind="inverse"), dtype=torch.float32)
+        self.aux_matrix = torch.from_numpy(self.labels.aux_matrix()).to(device) if config.aux_level else None
+        self.optimizer = self._optimizer()
+        self.epoch, self.best_epoch, self.best_loss = 0, -1, float("inf")
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.history: list[dict[str, Any]] = []
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def _labelled(self, cases: list[Case]) -> list[Case]:
+        return [c for c in cases if self.labels.target(c.differential) is not None]
+
+    def _synthetic(self, real: list[Case]) -> list[Case]:
+        """Synthetic cases of the given tables, ``synthetic_ratio`` × each class's real count."""
+        if not self.config.synthetic:
+            return []
+        pool = []
+        for table in self.config.synthetic:
+            cases = list(frame_to_cases(read_table(table)))
+            if not all(c.synthetic and c.split in (None, "train") for c in cases):
+                raise InputError("a synthetic table must hold only synthetic training cases", file=table)
+            pool += self._labelled(cases)
+        real_labels = [int(np.argmax(self.labels.target(c.differential))) for c in real]
+        pool_labels = [int(np.argmax(self.labels.target(c.differential))) for c in pool]
+        chosen = choose_synthetic(pool_labels, synthetic_quota(real_labels, pool_labels, self.config.synthetic_ratio),
+                                  self.config.seed)
+        return [pool[i] for i in chosen]
+
+    def _split(self, cases: list[Case], features: dict[str, torch.Tensor] | None) -> Split:
+        target = torch.from_numpy(np.stack([self.labels.target(c.differential) for c in cases]))
+        metadata = None
+        if self.metadata_spec is not None:
+            metadata = collate_metadata([self.metadata_spec.encode(c) for c in cases])
+        split = Split(cases, target, metadata)
+        if features is not None:
+            split.features, split.mask = pad_images([[features[p] for p in c.image_paths] for c in cases])
+        return split
+
+    def _cached_features(self, cases: list[Case]) -> dict[str, torch.Tensor]:
+        """Frozen-trunk features of every image, from the cache or computed once (split over ranks)."""
+        assert self.backbone is not None
+        paths = list(dict.fromkeys(p for c in cases for p in c.image_paths))
+        if not paths:
+            return {}
+        _, evaluate = self.backbone.transforms()
+        cache = image_feature_cache(self.backbone, paths,
+                                    Path(self.config.cache_dir) if self.config.cache_dir else self.out / "feature-cache")
+        hit = distributed.broadcast_object(cache.path.exists())
+        record: dict[str, Any] = {"event": "feature_cache", "hit": hit, "items": len(paths), "file": str(cache.path)}
+        if not hit:
+            started = time.perf_counter()
+            self.backbone.module.eval()
+            size, rank = distributed.world_size(), distributed.rank()
+            shard = compute_features(paths[rank::size], lambda p: evaluate(open_image(p)), self.backbone.module,
+                                     batch_size=64, device=self.device, workers=self.config.workers,
+                                     description="caching image features")
+            shards = distributed.all_gather_objects(shard)
+            if distributed.is_main():
+                features = torch.empty(len(paths), shard.shape[1])
+                for index, part in enumerate(shards):
+                    features[index::size] = part
+                cache.save(paths, features)
+            record["seconds"] = round(time.perf_counter() - started, 3)
+        self.log.write(record)
+        distributed.barrier()
+        loaded = cache.load()
+        assert loaded is not None
+        return loaded
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _finetuning(self) -> bool:
+        return self.config.unfreeze_epoch is not None and self.epoch >= self.config.unfreeze_epoch
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        """Heads at ``lr``; once unfrozen, the opened trunk groups at ``finetune_lr``."""
+        trunk_ids = {id(p) for p in self.backbone.module.parameters()} if self.backbone else set()
+        groups = [{"params": [p for p in self.net.parameters() if id(p) not in trunk_ids], "lr": self.config.lr}]
+        if self._finetuning():
+            assert self.backbone is not None
+            self.backbone.set_trainable(self.config.unfreeze_groups)
+            self.backbone.module.to(memory_format=torch.channels_last)
+            groups.append({"params": [p for p in self.backbone.module.parameters() if p.requires_grad],
+                           "lr": self.config.finetune_lr})
+        return torch.optim.AdamW(groups, weight_decay=self.config.wd)
+
+    def run(self) -> dict[str, Any] | None:
+        if self.config.resume:
+            self._resume()
+        while self.epoch < self.config.epochs and self.epoch - self.best_epoch <= self.config.patience:
+            started = time.perf_counter()
+            train_loss = self._train_epoch()
+            val_loss = self._validate()
+            record = {"event": "epoch", "epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss,
+                      "seconds": round(time.perf_counter() - started, 3)}
+            if val_loss < self.best_loss:
+                self.best_loss, self.best_epoch = val_loss, self.epoch
+                self.best_state = copy.deepcopy(self.net.state_dict())
+            self.history.append(record)
+            self.log.write(record)
+            self.epoch += 1
+            if self.epoch == self.config.unfreeze_epoch:  # switch before saving: a checkpoint holds
+                self.optimizer = self._optimizer()        # the optimiser of the epoch it resumes into
+                self.log.write({"event": "unfreeze", "epoch": self.epoch, "groups": self.config.unfreeze_groups})
+            self._save()
+        summary = {"out": str(self.out), "epochs_run": self.epoch, "best_epoch": self.best_epoch,
+                   "best_val_loss": self.best_loss, "classes": self.labels.classes,
+                   "train_cases": len(self.train.cases), "val_cases": len(self.val.cases),
+                   "synthetic_train_cases": sum(c.synthetic for c in self.train.cases)}
+        if self.config.export and distributed.is_main():
+            self._export(summary)
+        self.log.close()
+        if not distributed.is_main():
+            return None
+        atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def _loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        config = self.config
+        if config.loss == "focal":
+            alpha = config.focal_alpha if config.focal_alpha is not None else (
+                None if config.class_weights == "none" else self.class_weight)
+            loss = focal_loss(out["logits"], target, config.focal_gamma, alpha)
+        else:
+            weight = None if config.class_weights == "none" else self.class_weight
+            loss = soft_cross_entropy(out["logits"], target, weight, config.label_smoothing)
+        if self.aux_matrix is not None:
+            loss = loss + config.aux_weight * soft_cross_entropy(out["aux_logits"], target @ self.aux_matrix)
+        return loss
+
+    def _train_epoch(self) -> float:
+        config = self.config
+        self.net.train()
+        if self.backbone is not None:  # frozen groups keep their batch-norm statistics
+            for group in self.backbone.trainable_groups():
+                group.train(any(p.requires_grad for p in group.parameters()))
+        draw = torch.from_numpy(epoch_indices(self.train.labels(), config.sampling, config.seed, self.epoch))
+        global_batch = min(config.batch_size, len(draw) // distributed.world_size() * distributed.world_size())
+        sampler = distributed.ShardedBatches(len(draw), global_batch, seed=config.seed, epoch=self.epoch)
+        losses = []
+        if self._finetuning():
+            train_transform, _ = self.backbone.transforms()  # type: ignore[union-attr]
+            loader = DataLoader(CaseImages(self.train.cases, train_transform),
+                                batch_sampler=[draw[b].tolist() for b in sampler], num_workers=config.workers,
+                                collate_fn=_collate)
+            batches = ((rows, {"images": images, "mask": mask}) for rows, images, mask in loader)
+        else:
+            batches = ((draw[b], {}) for b in sampler)
+        for rows, images in batches:
+            inputs = {**self.train.inputs(rows), **images}
+            inputs = _to(inputs, self.device)
+            with self._autocast():
+                out = self.net(**inputs)
+            loss = self._loss(out, self.train.target[rows].to(self.device))
+            loss.backward()
+            distributed.average_gradients([p for p in self.net.parameters() if p.requires_grad])
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            losses.append(float(loss.detach()))
+        return float(np.mean(losses)) if losses else float("nan")
+
+    @torch.no_grad()
+    def predict(self, split: Split) -> torch.Tensor:
+        """Softmax probabilities of a split with the current weights (cached features when frozen)."""
+        self.net.eval()
+        chunks = []
+        if self._finetuning():
+            _, evaluate = self.backbone.transforms()  # type: ignore[union-attr]
+            loader = DataLoader(CaseImages(split.cases, evaluate), batch_size=self.config.batch_size,
+                                num_workers=self.config.workers, collate_fn=_collate)
+            for rows, images, mask in loader:
+                inputs = _to({**split.inputs(rows), "images": images, "mask": mask}, self.device)
+                with self._autocast():
+                    chunks.append(torch.softmax(self.net(**inputs)["logits"].float(), dim=1).cpu())
+        else:
+            for start in range(0, len(split.cases), 1024):
+                rows = torch.arange(start, min(start + 1024, len(split.cases)))
+                chunks.append(torch.softmax(self.net(**_to(split.inputs(rows), self.device))["logits"].float(),
+                                            dim=1).cpu())
+        return torch.cat(chunks)
+
+    def _validate(self) -> float:
+        """The class-balanced validation loss (rank 0 computes it, every rank receives it)."""
+        value = None
+        if distributed.is_main():
+            probs = self.predict(self.val)
+            weighted = self.val.target * self.val_weight
+            value = float(-(weighted * probs.clamp_min(1e-12).log()).sum() / weighted.sum())
+        return float(distributed.broadcast_object(value))
+
+    def _autocast(self) -> contextlib.AbstractContextManager[None]:
+        if self.config.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # -- checkpoints and export -----------------------------------------------------------------
+
+    def _save(self) -> None:
+        rng = all_rng_states(self.device)
+        if distributed.is_main():
+            save_checkpoint(self.out, {
+                "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
+                "best_epoch": self.best_epoch, "best_loss": self.best_loss, "best_state": self.best_state,
+                "history": self.history, "config": self.config.recipe(), "rng": rng})
+        distributed.barrier()
+
+    def _resume(self) -> None:
+        state = load_checkpoint(self.out)
+        if state is None:
+            return
+        differing = sorted(k for k, v in self.config.recipe().items() if state["config"].get(k) != v)
+        if differing:
+            raise InputError(f"--resume with settings that differ from the checkpoint's: {differing}", file=self.out)
+        self.epoch = state["epoch"]
+        self.net.load_state_dict(state["model"])
+        self.optimizer = self._optimizer()  # the right parameter groups for the phase resumed into
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.best_epoch, self.best_loss, self.best_state = state["best_epoch"], state["best_loss"], state["best_state"]
+        self.history = state["history"]
+        restore_rng(state["rng"], self.device)
+        self.log.write({"event": "resume", "epoch": self.epoch})
+
+    def _export(self, summary: dict[str, Any]) -> None:
+        assert self.best_state is not None
+        self.net.load_state_dict(self.best_state)
+        config = {"backbone": self.config.backbone, "feature_dim": self.backbone.dim if self.backbone else 0,
+                  "preprocess": self.backbone.preprocess if self.backbone else {"size": 0},
+                  "net": {"pooling": self.config.pooling, "hidden": self.config.hidden,
+                          "dropout": self.config.dropout, "field_dropout": self.config.field_dropout,
+                          "n_aux": len(self.labels.aux_classes())}}
+        card = ModelCard(
+            model_id=self.out.name,
+            description=f"Differential diagnosis from {self.config.inputs} ({self.config.backbone}), "
+                        f"trained with dermkit; checkpoint chosen on the validation split.",
+            base_model=self.config.backbone if self.uses_images else "",
+            training_data=[{"name": str(m.get("source") or Path(m["table"]).name),
+                            "license": str(m.get("licence") or "unknown")} for m in self.manifests],
+            results={"validation": {"best_epoch": self.best_epoch, "class_balanced_loss": self.best_loss},
+                     "training": self.config.recipe()},
+        )
+        save_ddx(DdxModel(self.net.cpu(), self.labels, self.metadata_spec, config, card), self.out / "model")
+        summary["model"] = str(self.out / "model")
+
+
+def image_feature_cache(backbone: Backbone, paths: list[str], directory: Path) -> FeatureCache:
+    """The cache entry of a frozen trunk's features for ``paths``: keyed by weights, preprocessing and files,
+    so training and later prediction with the same trunk share it."""
+    return FeatureCache(directory, "image", {
+        "model": backbone.name, "weights": weights_digest(list(backbone.module.parameters())),
+        "preprocessing": json.dumps(backbone.preprocess, sort_keys=True), "items": [image_identity(p) for p in paths]})
+
+
+def _to(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: (_to(v, device) if isinstance(v, dict) else v.to(device)) for k, v in inputs.items()}
+
+
+def _check(config: DdxTrainConfig) -> None:
+    from dermkit.train.imbalance import SAMPLINGS
+
+    choices = {"inputs": (config.inputs, INPUTS), "loss": (config.loss, LOSS_NAMES),
+               "sampling": (config.sampling, SAMPLINGS), "precision": (config.precision, ("fp32", "bf16"))}
+    for name, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise InputError(f"unknown {name} {value!r}; choose from {', '.join(allowed)}", field=name)
+    for name in ("epochs", "batch_size"):
+        if getattr(config, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1", field=name)
+    if config.unfreeze_epoch is not None and "images" not in config.inputs:
+        raise InputError("--unfreeze-epoch needs image inputs", field="unfreeze_epoch")
