@@ -220,6 +220,149 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     clip.add_argument("--no-export", action="store_true", help="skip exporting the final model to OUT/model")
     clip.add_argument("--json", action="store_true", help="print the run summary as JSON")
     clip.set_defaults(func=_cmd_train_clip)
+    _add_train_ddx_gan(train_sub)
+
+
+# -- differential diagnosis, GAN synthesis, prediction ---------------------------------------------
+
+def _cmd_train_ddx(args: argparse.Namespace) -> int:
+    from dermkit.train.ddx import DdxTrainConfig, train_ddx
+
+    labels = args.labels if "," not in args.labels else [x.strip() for x in args.labels.split(",")]
+    summary = train_ddx(DdxTrainConfig(
+        data=[str(d) for d in args.data], out=str(args.out), labels=labels, other=not args.no_other,
+        aux_level=args.aux_level, inputs=args.inputs, backbone=args.backbone, image_size=args.image_size,
+        pooling=args.pooling, loss=args.loss, class_weights=args.class_weights, beta=args.beta,
+        focal_gamma=args.focal_gamma, focal_alpha=args.focal_alpha, label_smoothing=args.label_smoothing,
+        sampling=args.sampling, field_dropout=args.field_dropout, synthetic=[str(s) for s in args.synthetic],
+        synthetic_ratio=args.synthetic_ratio, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        unfreeze_epoch=args.unfreeze_epoch, unfreeze_groups=args.unfreeze_groups, finetune_lr=args.finetune_lr,
+        patience=args.patience, precision=args.precision, seed=args.seed, resume=args.resume, workers=args.workers,
+        cache_dir=None if args.cache_dir is None else str(args.cache_dir),
+    ))
+    if summary is not None:
+        print_json(summary) if args.json else print(f"best epoch {summary['best_epoch']}: {summary.get('model')}")
+    return 0
+
+
+def _cmd_train_gan(args: argparse.Namespace) -> int:
+    from dermkit.train.gan import GanTrainConfig, train_gan
+
+    summary = train_gan(GanTrainConfig(
+        data=str(args.data), out=str(args.out), class_a=args.source, class_b=args.target,
+        image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        cycle_weight=args.cycle_weight, seed=args.seed, sample_every=args.sample_every, max_steps=args.max_steps,
+        resume=args.resume))
+    if summary is not None:
+        print_json(summary) if args.json else print(f"trained {summary['step']} steps: {summary['out']}/model")
+    return 0
+
+
+def _cmd_synthesize(args: argparse.Namespace) -> int:
+    from dermkit.train.gan import synthesize
+
+    result = synthesize(args.gan, args.data, args.out, limit=args.limit, seed=args.seed)
+    print_json(result) if args.json else print(f"wrote {result['cases']} synthetic {result['class']} cases to "
+                                               f"{result['table']}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from dermkit.predict import parse_fields, predict_case
+
+    fields = parse_fields(age=args.age, sex=args.sex, fitzpatrick=args.fitzpatrick, site=args.site,
+                          symptoms=args.symptom, history=_key_values(args.history, "--history"))
+    result = predict_case(args.model, args.images, fields, top=args.top)
+    if args.json:
+        print_json(result)
+        return 0
+    for entry in result["differential"]:
+        print(f"{entry['rank']:>2}. {entry['probability']:6.1%}  {entry['name']} ({entry['id']})")
+    for note in result["ignored"]:
+        print(f"note: this model does not use {note}", file=sys.stderr)
+    print(result["note"], file=sys.stderr)
+    return 0
+
+
+def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
+    ddx = train_sub.add_parser("ddx", help="differential diagnosis / lesion classifier from images + history")
+    ddx.add_argument("--data", type=Path, action="append", required=True, metavar="TABLE_DIR",
+                     help="case table (repeatable); trains on 'train', chooses the checkpoint on 'val'")
+    ddx.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, metrics, model)")
+    ddx.add_argument("--labels", default="ddx26", help="label-set name (ddx26, ham10000, ...) or comma list")
+    ddx.add_argument("--no-other", action="store_true", help="no 'other' class: drop cases outside the labels")
+    ddx.add_argument("--aux-level", type=int, help="auxiliary head at this ontology level")
+    ddx.add_argument("--inputs", choices=["images", "metadata", "images+metadata"], default="images+metadata")
+    ddx.add_argument("--backbone", default="efficientnet_lite0", help="timm name or clip:MODEL")
+    ddx.add_argument("--image-size", type=int, help="input side (default: the backbone's)")
+    ddx.add_argument("--pooling", choices=["mean", "attention"], default="mean")
+    ddx.add_argument("--loss", choices=["soft-ce", "focal"], default="soft-ce")
+    ddx.add_argument("--class-weights", choices=["none", "inverse", "effective"], default="effective")
+    ddx.add_argument("--beta", type=float, default=0.999, help="effective-number beta")
+    ddx.add_argument("--focal-gamma", type=float, default=2.0)
+    ddx.add_argument("--focal-alpha", type=float, help="binary focal alpha (positive class), e.g. 0.25")
+    ddx.add_argument("--label-smoothing", type=float, default=0.1)
+    ddx.add_argument("--sampling", choices=["natural", "balanced"], default="natural")
+    ddx.add_argument("--field-dropout", type=float, default=0.2, help="chance to hide each metadata field")
+    ddx.add_argument("--synthetic", type=Path, action="append", default=[], metavar="TABLE_DIR",
+                     help="synthetic case table to mix into training (repeatable)")
+    ddx.add_argument("--synthetic-ratio", type=float, default=1.0, help="synthetic per real case of a class")
+    ddx.add_argument("--epochs", type=int, default=60)
+    ddx.add_argument("--batch-size", type=int, default=32, help="global batch over all processes")
+    ddx.add_argument("--lr", type=float, default=1e-3)
+    ddx.add_argument("--unfreeze-epoch", type=int, help="open the last trunk groups from this epoch")
+    ddx.add_argument("--unfreeze-groups", type=int, default=2)
+    ddx.add_argument("--finetune-lr", type=float, default=1e-4)
+    ddx.add_argument("--patience", type=int, default=10, help="epochs without validation gain before stopping")
+    ddx.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ddx.add_argument("--seed", type=int, default=0)
+    ddx.add_argument("--resume", action="store_true")
+    ddx.add_argument("--workers", type=int, default=0)
+    ddx.add_argument("--cache-dir", type=Path, help="frozen-trunk feature cache (default OUT/feature-cache)")
+    ddx.add_argument("--json", action="store_true")
+    ddx.set_defaults(func=_cmd_train_ddx)
+
+    gan = train_sub.add_parser("gan", help="CycleGAN between two classes of a case table (training split)")
+    gan.add_argument("--data", type=Path, required=True, metavar="TABLE_DIR")
+    gan.add_argument("--out", type=Path, required=True)
+    gan.add_argument("--source", default="melanocytic_nevus", help="class A (translated from)")
+    gan.add_argument("--target", default="melanoma", help="class B (translated to)")
+    gan.add_argument("--image-size", type=int, default=64)
+    gan.add_argument("--epochs", type=int, default=10)
+    gan.add_argument("--batch-size", type=int, default=4)
+    gan.add_argument("--lr", type=float, default=2e-4)
+    gan.add_argument("--cycle-weight", type=float, default=10.0)
+    gan.add_argument("--seed", type=int, default=0)
+    gan.add_argument("--sample-every", type=int, default=100, help="steps between PNG sample grids")
+    gan.add_argument("--max-steps", type=int)
+    gan.add_argument("--resume", action="store_true")
+    gan.add_argument("--json", action="store_true")
+    gan.set_defaults(func=_cmd_train_gan)
+
+
+def _add_synthesize_predict(sub: argparse._SubParsersAction) -> None:
+    synth = sub.add_parser("synthesize", help="translate training cases with a CycleGAN into a synthetic table")
+    synth.add_argument("gan", type=Path, help="the GAN model directory (RUN/model)")
+    synth.add_argument("--data", type=Path, required=True, help="case table whose training cases are translated")
+    synth.add_argument("--out", type=Path, required=True, help="new case table (images beside it, OUT-images)")
+    synth.add_argument("--limit", type=int, help="at most this many cases (a fixed random subset)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--json", action="store_true")
+    synth.set_defaults(func=_cmd_synthesize)
+
+    predict = sub.add_parser("predict", help="ranked differential of one case (research use only)")
+    predict.add_argument("model", help="a model directory written by 'dermkit train ddx' (RUN/model)")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="1-6 images of the case")
+    predict.add_argument("--age", type=float)
+    predict.add_argument("--sex", help="female | male | other")
+    predict.add_argument("--site", help="body site (ontology name or synonym)")
+    predict.add_argument("--fitzpatrick", help="skin type I-VI or 1-6")
+    predict.add_argument("--symptom", action="append", default=[], help="reported symptom (repeatable)")
+    predict.add_argument("--history", action="append", default=[], metavar="KEY=yes|no",
+                         help="history answer, e.g. smoke=no (repeatable)")
+    predict.add_argument("--top", type=int, help="show only the top N conditions")
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(func=_cmd_predict)
 
 
 # -- ontology -----------------------------------------------------------------------------------
@@ -343,6 +486,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(format_stats(table["stats"]))
         print(f"leaks across splits: {table['leaks']}")
         print(f"plots: {Path(table['plots'][0]).parent}")
+    if args.serve:
+        from dermkit.serve import ServeConfig
+        from dermkit.serve.build import build_index
+        from dermkit.serve.server import serve
+
+        index = args.out / "index"
+        build_index(args.model, [t["table"] for t in summary["tables"].values()], index)
+        serve(ServeConfig(model=args.model, index=index, port=args.port))
     return 0
 
 
@@ -355,6 +506,10 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="where everything is written")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.add_argument("--serve", action="store_true",
+                      help="end by serving the model and a similar-case index of the demo tables")
+    demo.add_argument("--model", default="dermlip-lite", help="model to serve with --serve")
+    demo.add_argument("--port", type=int, default=8000, help="port for --serve (bound to 127.0.0.1)")
     demo.set_defaults(func=_cmd_demo)
 
 
@@ -609,7 +764,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         model=args.model, ddx_model=args.ddx_model, index=args.index, host=args.host, port=args.port,
         classes=None if args.classes is None else tuple(args.classes), max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms, threads=args.threads, store_uploads=args.store_uploads,
-        cache_dir=args.cache_dir,
+        cache_dir=args.cache_dir, precision=args.precision,
     ))
     return 0
 
@@ -633,6 +788,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-batch", type=int, default=8, help="images per model call; 1 disables batching")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill")
     serve.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    serve.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                       help="image tower precision; auto: bf16 where the CPU runs it natively")
     serve.add_argument("--store-uploads", type=Path, metavar="DIR",
                        help="keep uploaded photos (pixels only, EXIF stripped) in DIR; default: never stored")
     serve.add_argument("--cache-dir", type=Path, help="prompt-embedding cache (default ~/.cache/dermkit/textbank)")
@@ -742,6 +899,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sub)
     _add_demo(sub)
     _add_train(sub)
+    _add_synthesize_predict(sub)
     _add_ontology(sub)
     _add_models(sub)
     _add_eval(sub)

@@ -23,7 +23,8 @@ def _clustered(count: int, dim: int = 32, centres: int = 50, seed: int = 0) -> n
 
 def _cases(count: int) -> pd.DataFrame:
     return pd.DataFrame({"case_id": [f"c{i}" for i in range(count)], "diagnosis_id": "melanoma",
-                         "image_paths": [[f"/img/{i}.png"] for i in range(count)], "unused": 1})
+                         "image_paths": [[f"/img/{i}.png"] for i in range(count)], "unused": 1,
+                         "age": [None if i % 2 else 40.0 for i in range(count)]})
 
 
 def test_exact_search_matches_brute_force() -> None:
@@ -83,6 +84,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     queries = vectors[:20]
     assert np.array_equal(again.search_arrays(queries, 5)[1], index.search_arrays(queries, 5)[1])
     assert again.case("c7")["image_paths"] == ["/img/7.png"]
+    assert again.case("c7")["age"] is None and again.case("c8")["age"] == 40.0  # nulls stay None
     mapped = load(tmp_path / "index", mmap=True)
     exact = index.search_arrays(queries, 5, exact=True)[1]
     assert np.array_equal(mapped.search_arrays(queries, 5, exact=True)[1], exact)

@@ -34,7 +34,8 @@ from dermkit.serve.engine import Engine
 from dermkit.serve.index import build
 from dermkit.serve.similar import SimilarCases
 
-LIMITS = {"max_image_bytes": 300_000, "max_body_bytes": 2_000_000, "max_pixels": 1_000_000}
+# fp32: batched and single answers are compared exactly
+LIMITS = {"max_image_bytes": 300_000, "max_body_bytes": 2_000_000, "max_pixels": 1_000_000, "precision": "fp32"}
 INDEX_CASES = 6
 
 
@@ -362,3 +363,17 @@ def test_an_app_can_be_started_again_after_stopping(base_engine: Engine) -> None
     while any(t.name.startswith("dermkit-model") for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(t.name.startswith("dermkit-model") for t in threading.enumerate())  # released on stop
+
+
+def test_thumbnail_of_a_case_id_with_a_slash(base_engine: Engine, tmp_path: Path) -> None:
+    photo = tmp_path / "p.png"
+    photo.write_bytes(png_bytes(9))
+    pixels = [base_engine.prepare_image(open_image(photo))]
+    index = build(np.stack(base_engine.embed_images(pixels)),
+                  pd.DataFrame([{"case_id": "site/a b", "image_paths": [str(photo)]}]), model="tiny-clip")
+    engine = Engine(base_engine.vlm, base_engine.bank, base_engine.differential, SimilarCases(index),
+                    base_engine.config)
+    with TestClient(create_app(engine)) as client:
+        hit = client.post("/v1/search", data={"text": "a mole", "k": "1"}).json()["results"][0]
+        assert hit["case_id"] == "site/a b" and hit["diagnosis"] is None
+        assert client.get(hit["thumbnail_url"]).headers["content-type"] == "image/jpeg"

@@ -252,3 +252,17 @@ def test_ddx_model_from_the_registry_ranks_the_differential(tmp_path: Path) -> N
 def test_a_model_without_the_ddx_interface_is_refused(tiny: Any) -> None:
     with pytest.raises(DermkitError, match="not a differential-diagnosis model"):
         ModelDifferential(tiny)
+
+
+def test_bf16_image_tower_agrees_with_fp32(tiny: Any) -> None:
+    import torch
+
+    from dermkit.serve.engine import use_bf16
+
+    assert use_bf16("bf16", torch.device("cpu")) and not use_bf16("fp32", torch.device("cpu"))
+    bank = TextBank.build(tiny, condition_ids(["melanoma", "acne"]), concept_leaves()[:1])
+    fp32 = Engine(tiny, bank, None, None, ServeConfig(model="tiny-clip", precision="fp32"))  # type: ignore[arg-type]
+    bf16 = Engine(tiny, bank, None, None, ServeConfig(model="tiny-clip", precision="bf16"))  # type: ignore[arg-type]
+    pixels = torch.randn(4, 3, 32, 32)
+    cosines = (fp32.embed_pixels(pixels) * bf16.embed_pixels(pixels)).sum(axis=1)
+    assert cosines.min() > 0.99 and cosines.max() < 1 - 1e-7  # close, and really computed in bf16

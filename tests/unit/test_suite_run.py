@@ -11,11 +11,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
-from dermkit.cli import main  # noqa: E402
-from dermkit.data.importers import run_import  # noqa: E402
-from dermkit.data.splits import split_table  # noqa: E402
-from dermkit.data.synthetic import write_synthetic_ham  # noqa: E402
-from dermkit.evaluate.predictions import read_predictions  # noqa: E402
+from dermkit.cli import main
+from dermkit.data.importers import run_import
+from dermkit.data.splits import split_table
+from dermkit.data.synthetic import write_synthetic_ham
+from dermkit.evaluate.predictions import read_predictions
 
 torch.set_num_threads(1)
 
@@ -119,3 +119,28 @@ def test_report_is_written_from_the_run_alone(run_dir: Path, tmp_path: Path) -> 
     pictures = [line.split("](")[1].rstrip(")") for line in markdown.read_text().splitlines() if line.startswith("![")]
     assert pictures and all((tmp_path / picture).is_file() for picture in pictures)
     assert len(pictures) == text.count("<img")
+
+
+def test_precomputed_embeddings_are_probed_like_a_model(run_dir: Path) -> None:
+    """``embeddings:PATH.npy`` + ``PATH.parquet``: a probe on planted class directions is near perfect."""
+    import pandas as pd
+
+    from dermkit.data.table import read_table
+
+    root = run_dir.parent
+    cases = read_table(root / "table")
+    rng = np.random.default_rng(0)
+    codes = pd.factorize(cases["diagnosis_id"])[0]
+    vectors = rng.normal(scale=0.05, size=(len(cases), 16)) + np.eye(16)[codes]
+    np.save(root / "emb.npy", vectors.astype(np.float32))
+    cases[["case_id"]].to_parquet(root / "emb.parquet")
+    (root / "emb-suite.yaml").write_text(
+        "options: {bootstrap: 10, strata: [sex]}\n"
+        "datasets:\n  syn: {table: table, classes: ham10000}\n"
+        "models: [embeddings:emb.npy]\n"
+        "tasks:\n  probe: {type: linear-probe, regimes: [full], seeds: [0], cs: [10.0]}\n"
+    )
+    assert main(["eval", str(root / "emb-suite.yaml"), "--out", str(root / "emb-run"), "--quiet"]) == 0
+    records = json.loads((root / "emb-run" / "results.json").read_text())["results"]
+    assert [(record["task"], record["model"]) for record in records] == [("probe", "embeddings:emb.npy")]
+    assert records[0]["metrics"]["accuracy"]["estimate"] == pytest.approx(1.0)

@@ -137,8 +137,9 @@ class CaptionTagger:
             keys[cue] = (_BREAKER, None)
         for cue in _NEGATION_CUES:
             keys[cue] = (_CUE, None)
+        position = {name: index for index, name in enumerate(VOCABULARIES)}
         for term, owners in _term_targets(self._ontology).items():  # terms win, as in the tagger
-            keys[term] = (_TERM, owners)
+            keys[term] = (_TERM, tuple((position[vocabulary], node_id) for vocabulary, node_id in owners))
         keys[_CLAUSE_MARK] = (_CLAUSE, None)
         automaton = ahocorasick.Automaton()
         for key, (kind, payload) in keys.items():
@@ -148,6 +149,12 @@ class CaptionTagger:
 
     def tag(self, text: str | bytes | None) -> CaptionTags:
         """Tag one caption (``None``, empty and undecodable captions give empty tags)."""
+        row = self.row(text)
+        negated = dict(zip(VOCABULARIES, row[9:]))
+        return CaptionTags(*row[:9], negated={name: ids for name, ids in negated.items() if ids})
+
+    def row(self, text: str | bytes | None) -> tuple[Any, ...]:
+        """The tags of one caption as a tuple in :data:`TAG_SCHEMA` order (the bulk path: no objects)."""
         padded = normalize_caption(text)
         hits = []
         female = male = skin = False
@@ -161,8 +168,8 @@ class CaptionTagger:
             else:
                 hits.append((end - length + 1, -length, kind, payload))
         hits.sort()  # (start, -length) is unique per hit, so payloads are never compared
-        found: dict[str, dict[str, None]] = {name: {} for name in VOCABULARIES}
-        negated: dict[str, dict[str, None]] = {name: {} for name in VOCABULARIES}
+        found: list[dict[str, None]] = [{}, {}, {}, {}]  # per vocabulary, in VOCABULARIES order
+        negated: list[dict[str, None]] = [{}, {}, {}, {}]
         negating = False
         last_end = 0
         for start, negative_length, kind, payload in hits:
@@ -175,30 +182,16 @@ class CaptionTagger:
                     bucket[vocabulary][node_id] = None
             else:
                 negating = kind == _CUE
-        fitzpatrick: set[int] = set()
-        monk: set[int] = set()
+        fitzpatrick: tuple[int, ...] = ()
+        monk: tuple[int, ...] = ()
         if skin:
-            for match in _SKIN_PATTERN.finditer(padded):
-                target = fitzpatrick if match["fitzpatrick"] else monk
-                target.update(_skin_type_values(match["fitzpatrick"] or match["monk"]))
-        conditions = self._most_specific(found["conditions"])
-        implied = dict.fromkeys(a for node_id in conditions for a in self._ancestors[node_id])
-        return CaptionTags(
-            conditions=conditions,
-            condition_ancestors=tuple(implied),
-            concepts=tuple(found["concepts"]),
-            body_sites=tuple(found["body_sites"]),
-            symptoms=tuple(found["symptoms"]),
-            fitzpatrick=tuple(sorted(v for v in fitzpatrick if 1 <= v <= 6)) if fitzpatrick else (),
-            monk=tuple(sorted(v for v in monk if 1 <= v <= 10)) if monk else (),
-            age=_age(padded),
-            sex="female" if female and not male else "male" if male and not female else None,
-            negated={
-                name: self._most_specific(ids) if name == "conditions" else tuple(ids)
-                for name, ids in negated.items() if ids
-            },
-        )
-
+            fitzpatrick, monk = _skin_types(padded)
+        conditions = self._most_specific(found[0])
+        implied = tuple(dict.fromkeys(a for node_id in conditions for a in self._ancestors[node_id]))
+        sex = "female" if female and not male else "male" if male and not female else None
+        return (conditions, implied, tuple(found[1]), tuple(found[2]), tuple(found[3]), fitzpatrick, monk,
+                _age(padded), sex, self._most_specific(negated[0]), tuple(negated[1]), tuple(negated[2]),
+                tuple(negated[3]))
 
     def _most_specific(self, ids: Iterable[str]) -> tuple[str, ...]:
         """The ontology tagger's rule (drop ancestors of other ids), with ancestors precomputed."""
@@ -207,6 +200,16 @@ class CaptionTagger:
             return tuple(ordered)
         ancestors = {a for node_id in ordered for a in self._ancestors[node_id]}
         return tuple(node_id for node_id in ordered if node_id not in ancestors)
+
+
+def _skin_types(padded: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Fitzpatrick types (1–6) and Monk tones (1–10) the caption states, each sorted."""
+    fitzpatrick: set[int] = set()
+    monk: set[int] = set()
+    for match in _SKIN_PATTERN.finditer(padded):
+        target = fitzpatrick if match["fitzpatrick"] else monk
+        target.update(_skin_type_values(match["fitzpatrick"] or match["monk"]))
+    return tuple(sorted(v for v in fitzpatrick if 1 <= v <= 6)), tuple(sorted(v for v in monk if 1 <= v <= 10))
 
 
 def _age(padded: str) -> float | None:
@@ -244,20 +247,13 @@ TAG_SCHEMA = pa.schema([
 _SHARED: dict[str, Any] = {}
 
 
-def tags_to_arrow(tags: Iterable[CaptionTags]) -> pa.Table:
-    """Tags as a table with :data:`TAG_SCHEMA` (one row per caption, in order)."""
-    rows = list(tags)
-    columns: dict[str, list[Any]] = {name: [getattr(t, name) for t in rows]
-                                     for name in TAG_SCHEMA.names if not name.startswith("negated_")}
-    for name in VOCABULARIES:
-        columns[f"negated_{name}"] = [t.negated.get(name, ()) for t in rows]
-    return pa.Table.from_pydict(columns, schema=TAG_SCHEMA)
-
-
 def _tag_range(bounds: tuple[int, int]) -> pa.Table:
+    """One chunk of captions as a :data:`TAG_SCHEMA` table (runs in a forked worker)."""
     tagger: CaptionTagger = _SHARED["tagger"]
     captions: Sequence[Any] = _SHARED["captions"]
-    return tags_to_arrow(tagger.tag(captions[i]) for i in range(*bounds))
+    rows = [tagger.row(captions[i]) for i in range(*bounds)]
+    columns = list(zip(*rows)) if rows else [()] * len(TAG_SCHEMA)
+    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, TAG_SCHEMA)], schema=TAG_SCHEMA)
 
 
 def tag_captions(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from pathlib import Path
 
 from PIL import Image
 
 from dermkit.core.errors import InputError
+
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
 
 # 50 megapixels: far above any photo in these datasets, far below what exhausts memory.
 MAX_PIXELS = 50_000_000
@@ -38,7 +41,9 @@ def open_image(source: str | Path | bytes, *, name: str | None = None, max_pixel
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise InputError(f"refused as a decompression bomb: {exc}", file=label) from exc
         except Exception as exc:  # PIL raises many types for corrupt data
-            raise InputError(f"not a readable image ({type(exc).__name__}: {exc})", file=label) from exc
+            # PIL names in-memory files by their repr (an address): say which upload instead.
+            detail = _OBJECT_REPR.sub(label, str(exc))
+            raise InputError(f"not a readable image ({type(exc).__name__}: {detail})", file=label) from exc
         return image.convert("RGB")
 
 

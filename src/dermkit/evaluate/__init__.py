@@ -8,14 +8,23 @@ and Markdown.
 """
 
 from dermkit.evaluate.concepts import concept_report
-from dermkit.evaluate.features import ImageFeatures, encode_prompt_sets, encode_texts, extract_image_features
+from dermkit.evaluate.features import (
+    ImageFeatures,
+    encode_prompt_sets,
+    encode_texts,
+    extract_image_features,
+)
 from dermkit.evaluate.hierarchy import at_level
 from dermkit.evaluate.linear_probe import linear_probe_report
 from dermkit.evaluate.report import write_report
 from dermkit.evaluate.retrieval import retrieval_metrics, retrieval_report
 from dermkit.evaluate.runner import run_suite
 from dermkit.evaluate.suite import Suite, SuiteError, load_suite
-from dermkit.evaluate.zeroshot import classification_metrics, zero_shot_predictions, zero_shot_report
+from dermkit.evaluate.zeroshot import (
+    classification_metrics,
+    zero_shot_predictions,
+    zero_shot_report,
+)
 
 __all__ = [
     "ImageFeatures",

@@ -89,7 +89,12 @@ def load_timm_backbone(name: str, device: str = "cpu") -> LoadedModel:
     check_timm_name(name)
     arch = name[len(TIMM_PREFIX):]
     if arch == "efficientnet_lite0":
-        from dermkit.models.families.dermlip_lite import IMAGE_MEAN, IMAGE_SIZE, IMAGE_STD, load_image_tower
+        from dermkit.models.families.dermlip_lite import (
+            IMAGE_MEAN,
+            IMAGE_SIZE,
+            IMAGE_STD,
+            load_image_tower,
+        )
 
         trunk = timm.create_model(arch, pretrained=False, num_classes=0)
         load_image_tower(trunk)
@@ -97,7 +102,7 @@ def load_timm_backbone(name: str, device: str = "cpu") -> LoadedModel:
     else:
         try:
             trunk = timm.create_model(arch, pretrained=True, num_classes=0)
-        except Exception as exc:  # noqa: BLE001 - timm raises many kinds when weights are unreachable
+        except Exception as exc:
             raise InputError(f"cannot load pretrained weights of timm:{arch} (offline?): {exc}") from exc
         config = timm.data.resolve_data_config({}, model=trunk)
         preprocess = {"size": config["input_size"][-1], "mean": config["mean"], "std": config["std"]}

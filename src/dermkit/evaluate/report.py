@@ -21,7 +21,12 @@ import numpy as np
 
 from dermkit.core.atomic import atomic_write_bytes, atomic_write_text
 from dermkit.core.errors import InputError
-from dermkit.evaluate.metrics import UndefinedMetricError, confusion_matrix, reliability, roc_curve
+from dermkit.evaluate.metrics import (
+    UndefinedMetricError,
+    confusion_matrix,
+    reliability,
+    roc_curve,
+)
 from dermkit.evaluate.predictions import Predictions, read_predictions
 from dermkit.evaluate.runner import RESULTS_FILE
 
@@ -159,8 +164,8 @@ def strata_figure(series: Mapping[str, Sequence[Mapping[str, Any]]], metric: str
         axes.bar(xs, ys, width=width, yerr=[np.maximum(lows, 0), np.maximum(highs, 0)], capsize=3, label=model)
     counts = {row["stratum"]: row["n"] for rows in series.values() for row in rows}
     axes.set_xticks(range(len(strata)), [f"{s}\n(n={counts.get(s, 0)})" for s in strata], fontsize=7)
-    axes.set(ylabel=metric.replace("_", " "), title=title, ylim=(0, 1.05))
-    axes.legend(fontsize=7)
+    axes.set(ylabel=metric.replace("_", " "), title=title, ylim=(0, 1.25))
+    axes.legend(fontsize=7, loc="upper center", ncol=max(1, len(series)))
     return Figure(name, title, _png(figure))
 
 

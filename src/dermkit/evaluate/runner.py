@@ -34,7 +34,12 @@ from dermkit.core.atomic import atomic_path, atomic_write_text
 from dermkit.core.errors import InputError
 from dermkit.data.table import read_table
 from dermkit.evaluate.bootstrap import MetricFn, bootstrap_ci
-from dermkit.evaluate.features import ImageFeatures, encode_texts, select_split, split_embeddings
+from dermkit.evaluate.features import (
+    ImageFeatures,
+    encode_texts,
+    select_split,
+    split_embeddings,
+)
 from dermkit.evaluate.hierarchy import at_level
 from dermkit.evaluate.metrics import (
     UndefinedMetricError,
@@ -53,7 +58,13 @@ from dermkit.evaluate.metrics import (
     sensitivity_at_specificity,
     top_k_accuracy,
 )
-from dermkit.evaluate.predictions import GROUPING_FIELDS, UNLABELLED, Predictions, read_predictions, write_predictions
+from dermkit.evaluate.predictions import (
+    GROUPING_FIELDS,
+    UNLABELLED,
+    Predictions,
+    read_predictions,
+    write_predictions,
+)
 from dermkit.evaluate.strata import stratify
 from dermkit.evaluate.suite import (
     BINARY_METRICS,
@@ -61,6 +72,7 @@ from dermkit.evaluate.suite import (
     Dataset,
     Suite,
     Task,
+    is_path_like,
     load_suite,
     model_path,
     resolve_path,
@@ -200,7 +212,7 @@ def load_for_suite(name: str, suite: Suite) -> LoadedModel | None:
         return None
     if name.startswith(backbones.TIMM_PREFIX):
         return backbones.load_timm_backbone(name, suite.options.device)
-    if name.startswith(LOCAL_DIR_PREFIX) or "/" in name or name.startswith("."):
+    if is_path_like(name):
         return load_model(LOCAL_DIR_PREFIX + str(model_path(name, suite.path.parent)), device=suite.options.device)
     return load_model(name, device=suite.options.device)
 
@@ -281,7 +293,13 @@ def run_probe(task: Task, dataset: Dataset, model: str, frame: pd.DataFrame,
 def run_retrieval(task: Task, loaded: LoadedModel, frame: pd.DataFrame, features: ImageFeatures,
                   suite: Suite) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Recall at k both ways; image-to-text recall also with patient-bootstrap CIs. Returns ranks too."""
-    from dermkit.evaluate.retrieval import DEFAULT_KS, case_captions, first_hit_ranks, recall_at_k, retrieval_metrics
+    from dermkit.evaluate.retrieval import (
+        DEFAULT_KS,
+        case_captions,
+        first_hit_ranks,
+        recall_at_k,
+        retrieval_metrics,
+    )
 
     split = task.settings.get("split", "test")
     ks = tuple(task.settings.get("ks", DEFAULT_KS))

@@ -13,7 +13,7 @@ import difflib
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +147,6 @@ class Suite:
     datasets: dict[str, Dataset]
     models: tuple[str, ...]
     tasks: dict[str, Task]
-    raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
 # Allowed keys per section, with the type each value must have.
@@ -235,7 +234,7 @@ def load_suite(path: str | Path) -> Suite:
     except OSError as exc:
         raise SuiteError(f"cannot read the suite: {exc.strerror}", file=path) from exc
     try:
-        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        document = yaml.load(text, Loader=_LineLoader)
     except SuiteError as exc:
         raise SuiteError(exc.message, file=path, line=exc.line) from None
     except yaml.YAMLError as exc:
@@ -243,12 +242,12 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=path,
                          line=None if mark is None else mark.line + 1) from None
     check = _Checker(path)
-    top = check.mapping(document, _TOP, "the suite", 1, required=("datasets", "models", "tasks"))
-    options = _options(check, top.get("options", Located()), top.lines.get("options", 1))
-    datasets = _datasets(check, top["datasets"], top.lines["datasets"])
-    models = _models(check, top["models"], top.lines["models"])
+    top = check.mapping(document, _TOP, "the suite", 1, required=("tasks",))
+    options = _options(check, top.get("options", {}), top.lines.get("options", 1))
+    datasets = _datasets(check, top.get("datasets", {}), top.lines.get("datasets", 1))
+    models = _models(check, top.get("models", []), top.lines.get("models", 1))
     tasks = _tasks(check, top["tasks"], top.lines["tasks"], datasets, models)
-    return Suite(path, str(top.get("name", path.stem)), options, datasets, models, tasks, dict(top))
+    return Suite(path, str(top.get("name", path.stem)), options, datasets, models, tasks)
 
 
 def _options(check: _Checker, raw: Any, line: int) -> Options:
@@ -290,8 +289,8 @@ def _datasets(check: _Checker, raw: Any, line: int) -> dict[str, Dataset]:
     from dermkit.data.importers import IMPORTERS
     from dermkit.data.splits import GROUP_FIELDS
 
-    if not isinstance(raw, dict) or not raw:
-        raise check.fail("datasets must be a non-empty mapping of name -> settings", line)
+    if not isinstance(raw, dict):
+        raise check.fail("datasets must be a mapping of name -> settings", line)
     out = {}
     for name, settings in raw.items():
         at = raw.lines.get(name, line) if isinstance(raw, Located) else line
@@ -344,8 +343,8 @@ def _classes(check: _Checker, classes: Any, line: int) -> str | tuple[str, ...]:
 
 
 def _models(check: _Checker, raw: Any, line: int) -> tuple[str, ...]:
-    if not raw:
-        raise check.fail("models must be a non-empty list of model names", line)
+    if not isinstance(raw, list):
+        raise check.fail("models must be a list of model names", line)
     names = []
     for name, item_line in zip(raw, _item_lines(raw, line)):
         if not isinstance(name, str):
@@ -364,7 +363,11 @@ def check_model_name(name: str, base: Path) -> None:
     """Refuse a model name that :func:`resolve_model` could not load, without loading anything."""
     from dermkit.evaluate import backbones
     from dermkit.models import list_models
-    from dermkit.models.registry import HF_HUB_PREFIX, LOCAL_DIR_PREFIX, OPEN_CLIP_PREFIX, _unknown_message
+    from dermkit.models.registry import (
+        HF_HUB_PREFIX,
+        OPEN_CLIP_PREFIX,
+        _unknown_message,
+    )
 
     if name in list_models() or name.startswith((OPEN_CLIP_PREFIX, HF_HUB_PREFIX)):
         return
@@ -372,11 +375,18 @@ def check_model_name(name: str, base: Path) -> None:
         backbones.check_timm_name(name)
     elif name.startswith(backbones.EMBEDDINGS_PREFIX):
         backbones.check_embeddings_path(model_path(name, base))
-    elif name.startswith(LOCAL_DIR_PREFIX) or "/" in name or name.startswith("."):
+    elif is_path_like(name):
         if not model_path(name, base).is_dir():
             raise InputError(f"model directory {model_path(name, base)} does not exist")
     else:
         raise InputError(_unknown_message(name) + f", {backbones.TIMM_PREFIX}ARCH or {backbones.EMBEDDINGS_PREFIX}PATH.npy")
+
+
+def is_path_like(name: str) -> bool:
+    """A model named by its folder: ``local-dir:PATH`` or a name that is unmistakably a path."""
+    from dermkit.models.registry import LOCAL_DIR_PREFIX
+
+    return name.startswith((LOCAL_DIR_PREFIX, ".")) or "/" in name
 
 
 def model_path(name: str, base: Path) -> Path:
@@ -415,6 +425,8 @@ def _tasks(
         if kind in ("classification", "binary") and "models" in values:
             raise check.fail(f"a {kind} task takes its models from its predictions, not 'models'", lines["models"])
         chosen_datasets = _references(check, values, "datasets", list(datasets), lines, at, "dataset")
+        if kind in MODEL_TASKS and not (chosen_models and chosen_datasets):
+            raise check.fail(f"task {name!r} has no {'model' if not chosen_models else 'dataset'} to run on", at)
         _task_settings(check, kind, values, lines, at, out)
         if kind == "classification":
             chosen_models, chosen_datasets = (), ()

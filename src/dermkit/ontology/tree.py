@@ -17,7 +17,6 @@ import yaml
 
 from dermkit.ontology.normalize import normalize_term
 
-
 _H = TypeVar("_H", bound="Hierarchy")
 _WORD = re.compile(r"[^\W\d_]+")
 

@@ -205,7 +205,7 @@ def create_app(engine: Engine) -> FastAPI:
         results = await run_in_threadpool(engine.search, vector[None, :], k)
         return {"model": service.model_ref(), "query": kind, "results": results[0]}
 
-    @app.get("/v1/cases/{case_id}/thumbnail", tags=["index"], response_class=Response,
+    @app.get("/v1/cases/{case_id:path}/thumbnail", tags=["index"], response_class=Response,
              responses={200: {"content": {"image/jpeg": {}}}, 404: {"model": schemas.ErrorResponse}, **ERRORS})
     async def thumbnail(case_id: Annotated[str, Path(max_length=200)]) -> Response:
         """A small JPEG of an index case's first image (no metadata)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from dermkit.data.images import MAX_PIXELS
 from dermkit.data.schema import MAX_IMAGES_PER_CASE
@@ -38,6 +39,7 @@ class ServeConfig:
     max_batch: int = 8  # images per model call; 1 turns micro-batching off
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
     threads: int | None = None  # torch intra-op threads; None: torch's default
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 where the CPU/GPU runs it natively
     store_uploads: Path | None = None  # keep (EXIF-free) uploads here; None: never stored
     cache_dir: Path | None = None  # prompt-embedding cache; None: ~/.cache/dermkit/textbank
     top_conditions: int = 10

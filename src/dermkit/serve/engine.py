@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dermkit import __version__
-from dermkit.evaluate.features import encode_texts, l2_normalize, mean_direction, weights_fingerprint
+from dermkit.evaluate.features import bf16_supported, encode_texts, l2_normalize, mean_direction, weights_fingerprint
 from dermkit.ontology import Ontology, default_ontology
 from dermkit.serve.config import ServeConfig, condition_ids
 from dermkit.serve.differential import CaseInput, Differential, ModelDifferential, ZeroShotDifferential
@@ -50,6 +50,16 @@ def model_version(model: object) -> str:
     return str(getattr(model, "version", "unknown"))
 
 
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether to run the image tower under bf16 autocast: asked for, or ``auto`` and native here.
+
+    The same rule as the feature extraction that builds the index, so queries and index agree.
+    """
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
+    return precision == "bf16" or (precision == "auto" and bf16_supported(device))
+
+
 class Engine:
     """The loaded vision-language model, its text bank, the differential source and the index."""
 
@@ -68,6 +78,8 @@ class Engine:
         self.similar = similar
         self.config = config
         self.ontology = ontology or default_ontology()
+        self.device = next(vlm.model.parameters()).device
+        self.bf16 = use_bf16(config.precision, self.device)
         self.models = [self._describe("vision-language", vlm.name, vlm.model, vlm.card)]
         if isinstance(differential, ModelDifferential):
             model = differential.model
@@ -76,10 +88,13 @@ class Engine:
     @classmethod
     def load(cls, config: ServeConfig, ontology: Ontology | None = None) -> Engine:
         """Load the models and the index and encode every prompt: all the slow work, done once."""
+        import torch
+
         from dermkit.models import load_model
 
         ontology = ontology or default_ontology()
         vlm = load_model(config.model)
+        vlm.model.to(memory_format=torch.channels_last)  # faster convolutions on CPU
         similar = None if config.index is None else SimilarCases.load(config.index, vlm.name)
         classes = condition_ids(config.classes, ontology)
         bank = TextBank.cached(vlm, classes, concept_leaves(ontology), ontology, config.cache_dir)
@@ -117,10 +132,11 @@ class Engine:
 
     # -- model thread ------------------------------------------------------------------------
     def embed_pixels(self, pixels: torch.Tensor) -> np.ndarray:
-        """Unit embeddings of a preprocessed image batch."""
+        """Unit embeddings of a preprocessed image batch (channels-last, bf16 autocast when enabled)."""
         import torch
 
-        with torch.inference_mode():
+        pixels = pixels.to(self.device).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             return l2_normalize(self.vlm.model.encode_image(pixels).float().numpy())
 
     def embed_images(self, pixels: Sequence[torch.Tensor]) -> list[np.ndarray]:

@@ -107,7 +107,8 @@ class CaseIndex:
         if not isinstance(position, int):  # a case id indexed twice: the first row describes it
             position = int(np.flatnonzero(np.asarray(position))[0])
         row = self.metadata.iloc[position].to_dict()
-        return {key: (value.tolist() if isinstance(value, np.ndarray) else value) for key, value in row.items()}
+        return {key: value.tolist() if isinstance(value, np.ndarray) else None if _is_null(value) else value
+                for key, value in row.items()}
 
     # -- storage ------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -234,6 +235,11 @@ def _as_queries(queries: np.ndarray, dim: int) -> np.ndarray:
     if array.ndim != 2 or array.shape[1] != dim:
         raise InputError(f"queries must have {dim} columns (the index's dimension), got shape {array.shape}")
     return _unit_rows(array)
+
+
+def _is_null(value: Any) -> bool:
+    """Parquet nulls come back as None, NaN or NaT depending on the column type."""
+    return value is None or (np.isscalar(value) and bool(pd.isna(value)))
 
 
 def _faiss() -> Any:

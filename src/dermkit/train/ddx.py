@@ -117,9 +117,10 @@ class Split:
     def labels(self) -> np.ndarray:
         return self.target.argmax(dim=1).numpy()
 
-    def inputs(self, rows: torch.Tensor) -> dict[str, Any]:
+    def inputs(self, rows: torch.Tensor, cached: bool = True) -> dict[str, Any]:
+        """The batch's model inputs; ``cached=False`` leaves out the features (the trunk is training)."""
         out: dict[str, Any] = {}
-        if self.features is not None:
+        if cached and self.features is not None:
             assert self.mask is not None
             out["features"], out["mask"] = self.features[rows], self.mask[rows]
         if self.metadata is not None:
@@ -181,8 +182,8 @@ class DdxTrainer:
         # The selection criterion: a class-balanced validation loss, whatever the training loss.
         self.val_weight = torch.tensor(class_balanced_weights(counts, kind="inverse"), dtype=torch.float32)
         self.aux_matrix = torch.from_numpy(self.labels.aux_matrix()).to(device) if config.aux_level else None
-        self.optimizer = self._optimizer()
         self.epoch, self.best_epoch, self.best_loss = 0, -1, float("inf")
+        self.optimizer = self._optimizer()
         self.best_state: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
 
@@ -232,9 +233,10 @@ class DdxTrainer:
             started = time.perf_counter()
             self.backbone.module.eval()
             size, rank = distributed.world_size(), distributed.rank()
-            shard = compute_features(paths[rank::size], lambda p: evaluate(open_image(p)), self.backbone.module,
-                                     batch_size=64, device=self.device, workers=self.config.workers,
-                                     description="caching image features")
+            with torch.random.fork_rng(devices=[]):  # the loader draws a seed: a miss must not shift the RNG
+                shard = compute_features(paths[rank::size], lambda p: evaluate(open_image(p)), self.backbone.module,
+                                         batch_size=64, device=self.device, workers=self.config.workers,
+                                         description="caching image features")
             shards = distributed.all_gather_objects(shard)
             if distributed.is_main():
                 features = torch.empty(len(paths), shard.shape[1])
@@ -328,7 +330,7 @@ class DdxTrainer:
         else:
             batches = ((draw[b], {}) for b in sampler)
         for rows, images in batches:
-            inputs = {**self.train.inputs(rows), **images}
+            inputs = {**self.train.inputs(rows, cached=not images), **images}
             inputs = _to(inputs, self.device)
             with self._autocast():
                 out = self.net(**inputs)
@@ -350,7 +352,7 @@ class DdxTrainer:
             loader = DataLoader(CaseImages(split.cases, evaluate), batch_size=self.config.batch_size,
                                 num_workers=self.config.workers, collate_fn=_collate)
             for rows, images, mask in loader:
-                inputs = _to({**split.inputs(rows), "images": images, "mask": mask}, self.device)
+                inputs = _to({**split.inputs(rows, cached=False), "images": images, "mask": mask}, self.device)
                 with self._autocast():
                     chunks.append(torch.softmax(self.net(**inputs)["logits"].float(), dim=1).cpu())
         else:

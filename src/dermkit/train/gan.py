@@ -139,8 +139,8 @@ class CycleGanTrainer:
         distributed.average_gradients(model.discriminators())
         self.opt_d.step()
         self.step += 1
-        return {"loss_g": float(loss_g), "loss_d": float(loss_d), "cycle": float(cycle),
-                "adversarial": float(adversarial), "identity": float(identity)}
+        losses = {"loss_g": loss_g, "loss_d": loss_d, "cycle": cycle, "adversarial": adversarial, "identity": identity}
+        return {name: float(value.detach()) for name, value in losses.items()}
 
     def run(self) -> dict[str, Any] | None:
         config = self.config

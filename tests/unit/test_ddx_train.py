@@ -1,0 +1,89 @@
+"""``dermkit train ddx`` end to end on a tiny synthetic table: cached heads, staged unfreezing, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dermkit.core.errors import InputError
+from dermkit.data.importers import run_import
+from dermkit.data.splits import split_table
+from dermkit.data.synthetic import write_synthetic_ham
+from dermkit.models import load_model
+from dermkit.predict import predict_table
+from dermkit.train.checkpoint import load_checkpoint
+from dermkit.train.ddx import DdxTrainConfig, DdxTrainer, train_ddx
+
+TINY = dict(labels="ham10000", other=False, backbone="test_efficientnet", pretrained=False, image_size=32,
+            batch_size=8, hidden=16)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ddx")
+    write_synthetic_ham(root / "raw", n_cases=42, size=32)
+    run_import("ham10000", root / "raw", root / "table", check_images=False)
+    split_table(root / "table", by="lesion", val=0.25, test=0.2, seed=0)
+    return root / "table"
+
+
+def test_heads_train_on_cached_features_and_the_export_predicts(table, tmp_path):
+    summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=3, **TINY))
+    assert summary is not None and summary["epochs_run"] == 3 and 0 <= summary["best_epoch"] < 3
+    assert list((tmp_path / "run" / "feature-cache").glob("image-*.pt"))
+    model = load_model("ddx", path=summary["model"])
+    predictions = predict_table(model, table, ["test"], cache_dir=tmp_path / "run" / "feature-cache")
+    assert len(predictions) > 0 and np.allclose(predictions.probs().sum(axis=1), 1, atol=1e-5)
+    assert predictions.classes[0] == "melanoma" and set(predictions.frame["split"]) == {"test"}
+
+
+def test_staged_unfreezing_trains_the_last_trunk_groups(table, tmp_path):
+    config = DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=2, unfreeze_epoch=1,
+                            unfreeze_groups=1, inputs="images+metadata", pooling="attention", **TINY)
+    trainer = DdxTrainer(config, torch.device("cpu"))
+    names = {id(p): name for name, p in trainer.net.named_parameters()}
+    groups = trainer.backbone.trainable_groups()
+    first = {names[id(p)]: p.detach().clone() for p in groups[0].parameters()}
+    last = {names[id(p)]: p.detach().clone() for p in groups[-1].parameters()}
+    trainer.run()
+    trained = load_checkpoint(tmp_path / "run")["model"]  # the last epoch's weights, not the chosen ones
+    assert all(torch.equal(value, trained[name]) for name, value in first.items())
+    assert any(not torch.equal(value, trained[name]) for name, value in last.items())
+
+
+def test_resume_continues_to_the_same_weights(table, tmp_path, monkeypatch):
+    whole = DdxTrainConfig(data=[str(table)], out=str(tmp_path / "whole"), epochs=4, export=False,
+                           sampling="balanced", **TINY)
+    DdxTrainer(whole, torch.device("cpu")).run()
+    cut = DdxTrainConfig(data=[str(table)], out=str(tmp_path / "cut"), epochs=4, export=False,
+                         sampling="balanced", cache_dir=str(tmp_path / "whole" / "feature-cache"), **TINY)
+    trainer = DdxTrainer(cut, torch.device("cpu"))
+    original = trainer._train_epoch
+    calls = {"n": 0}
+
+    def crash_on_third() -> float:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original()
+
+    monkeypatch.setattr(trainer, "_train_epoch", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert load_checkpoint(tmp_path / "cut")["epoch"] == 2
+    resumed = DdxTrainConfig(**{**cut.__dict__, "resume": True})
+    DdxTrainer(resumed, torch.device("cpu")).run()
+    a, b = load_checkpoint(tmp_path / "whole"), load_checkpoint(tmp_path / "cut")
+    assert a["epoch"] == b["epoch"] == 4
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_bad_settings_are_named(table, tmp_path):
+    with pytest.raises(InputError, match="sampling"):
+        train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "x"), sampling="oversample", **TINY))
+    with pytest.raises(InputError, match="unfreeze"):
+        train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "x"), inputs="metadata", unfreeze_epoch=1,
+                                 **TINY))
