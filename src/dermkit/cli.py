@@ -231,7 +231,8 @@ def _cmd_train_ddx(args: argparse.Namespace) -> int:
     labels = args.labels if "," not in args.labels else [x.strip() for x in args.labels.split(",")]
     summary = train_ddx(DdxTrainConfig(
         data=[str(d) for d in args.data], out=str(args.out), labels=labels, other=not args.no_other,
-        aux_level=args.aux_level, inputs=args.inputs, backbone=args.backbone, image_size=args.image_size,
+        aux_level=args.aux_level, inputs=args.inputs, backbone=args.backbone, pretrained=not args.no_pretrained,
+        image_size=args.image_size,
         pooling=args.pooling, loss=args.loss, class_weights=args.class_weights, beta=args.beta,
         focal_gamma=args.focal_gamma, focal_alpha=args.focal_alpha, label_smoothing=args.label_smoothing,
         sampling=args.sampling, field_dropout=args.field_dropout, synthetic=[str(s) for s in args.synthetic],
@@ -240,8 +241,12 @@ def _cmd_train_ddx(args: argparse.Namespace) -> int:
         patience=args.patience, precision=args.precision, seed=args.seed, resume=args.resume, workers=args.workers,
         cache_dir=None if args.cache_dir is None else str(args.cache_dir),
     ))
-    if summary is not None:
-        print_json(summary) if args.json else print(f"best epoch {summary['best_epoch']}: {summary.get('model')}")
+    if summary is None:  # not the main process of a torchrun launch: rank 0 reports
+        return 0
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"best epoch {summary['best_epoch']} (chosen on validation): {summary.get('model')}")
     return 0
 
 
@@ -253,8 +258,12 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
         image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         cycle_weight=args.cycle_weight, seed=args.seed, sample_every=args.sample_every, max_steps=args.max_steps,
         resume=args.resume))
-    if summary is not None:
-        print_json(summary) if args.json else print(f"trained {summary['step']} steps: {summary['out']}/model")
+    if summary is None:
+        return 0
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"trained {summary['step']} steps: {summary['out']}/model")
     return 0
 
 
@@ -262,8 +271,10 @@ def _cmd_synthesize(args: argparse.Namespace) -> int:
     from dermkit.train.gan import synthesize
 
     result = synthesize(args.gan, args.data, args.out, limit=args.limit, seed=args.seed)
-    print_json(result) if args.json else print(f"wrote {result['cases']} synthetic {result['class']} cases to "
-                                               f"{result['table']}")
+    if args.json:
+        print_json(result)
+    else:
+        print(f"wrote {result['cases']} synthetic {result['class']} cases to {result['table']}")
     return 0
 
 
@@ -294,6 +305,7 @@ def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
     ddx.add_argument("--aux-level", type=int, help="auxiliary head at this ontology level")
     ddx.add_argument("--inputs", choices=["images", "metadata", "images+metadata"], default="images+metadata")
     ddx.add_argument("--backbone", default="efficientnet_lite0", help="timm name or clip:MODEL")
+    ddx.add_argument("--no-pretrained", action="store_true", help="random backbone weights (tests, ablations)")
     ddx.add_argument("--image-size", type=int, help="input side (default: the backbone's)")
     ddx.add_argument("--pooling", choices=["mean", "attention"], default="mean")
     ddx.add_argument("--loss", choices=["soft-ce", "focal"], default="soft-ce")

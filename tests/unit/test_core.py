@@ -48,3 +48,17 @@ def test_require_names_the_extra() -> None:
     with pytest.raises(MissingDependencyError, match=r"pip install 'dermkit\[serve\]'"):
         require("no_such_module_dermkit", "serve", "the web service")
     assert require("json", "core").dumps([1]) == "[1]"
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "f.txt", "x")
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "a").write_text("y")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

@@ -16,8 +16,8 @@ from dermkit.models.families.ddx import DdxModel, pad_images, save_ddx
 
 
 def _case(**fields: object) -> SimpleNamespace:
-    base = dict(age=None, sex=None, fitzpatrick=None, body_site=None, symptoms=None, history=None, measurements=None)
-    return SimpleNamespace(**{**base, **fields})
+    names = ("age", "sex", "fitzpatrick", "body_site", "symptoms", "history", "measurements")
+    return SimpleNamespace(**{**dict.fromkeys(names), **fields})
 
 
 def test_label_space_folds_descendants_and_others():

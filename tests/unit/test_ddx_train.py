@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,8 @@ from dermkit.predict import predict_table
 from dermkit.train.checkpoint import load_checkpoint
 from dermkit.train.ddx import DdxTrainConfig, DdxTrainer, train_ddx
 
-TINY = dict(labels="ham10000", other=False, backbone="test_efficientnet", pretrained=False, image_size=32,
-            batch_size=8, hidden=16)
+TINY = {"labels": "ham10000", "other": False, "backbone": "test_efficientnet", "pretrained": False,
+        "image_size": 32, "batch_size": 8, "hidden": 16}
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +88,14 @@ def test_bad_settings_are_named(table, tmp_path):
     with pytest.raises(InputError, match="unfreeze"):
         train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "x"), inputs="metadata", unfreeze_epoch=1,
                                  **TINY))
+
+
+def test_cli_trains_a_history_only_model_that_predicts(table, tmp_path, make_image, capsys):
+    from dermkit.cli import main
+
+    assert main(["train", "ddx", "--data", str(table), "--out", str(tmp_path / "run"), "--labels", "ham10000",
+                 "--no-other", "--inputs", "metadata", "--epochs", "2", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["epochs_run"] == 2
+    assert main(["predict", summary["model"], str(make_image()), "--age", "60", "--site", "back", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["differential"]) == 7

@@ -15,7 +15,8 @@ from dermkit.models.gan import PatchDiscriminator, UNetGenerator, load_cyclegan
 from dermkit.train.checkpoint import load_checkpoint
 from dermkit.train.gan import CycleGanTrainer, GanTrainConfig, synthesize, train_gan
 
-TINY = dict(class_a="melanocytic_nevus", class_b="melanoma", image_size=16, base=8, depth=2, batch_size=2)
+TINY = {"class_a": "melanocytic_nevus", "class_b": "melanoma", "image_size": 16, "base": 8, "depth": 2,
+        "batch_size": 2}
 
 
 @pytest.fixture(scope="module")

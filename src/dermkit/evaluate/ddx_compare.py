@@ -50,7 +50,7 @@ def compare(a: Predictions, b: Predictions, mask: np.ndarray | None = None, n_bo
     b_frame = b.frame.set_index("case_id")
     missing = set(a.frame["case_id"]) - set(b_frame.index)
     if missing:
-        raise InputError(f"{len(missing)} cases of the first table are not in the second, e.g. {sorted(missing)[0]}")
+        raise InputError(f"{len(missing)} cases of the first table are not in the second, e.g. {min(missing)}")
     b_probs = np.stack(b_frame.loc[a.frame["case_id"], "probs"].to_numpy())
     result = paired_bootstrap(balanced_accuracy, a.probs(), b_probs, a.labels(), a.frame["patient_id"].to_numpy(),
                               n_boot=n_boot, seed=seed)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dermkit.core.atomic import atomic_write_bytes, atomic_write_text
+from dermkit.core.atomic import atomic_dir, atomic_write_text
 from dermkit.core.errors import InputError
 from dermkit.evaluate.metrics import (
     UndefinedMetricError,
@@ -29,6 +29,7 @@ from dermkit.evaluate.metrics import (
 )
 from dermkit.evaluate.predictions import Predictions, read_predictions
 from dermkit.evaluate.runner import RESULTS_FILE
+from dermkit.evaluate.strata import UNKNOWN
 
 CLASS_TYPES = ("zero-shot", "linear-probe", "classification")
 FIGURE_DPI = 110
@@ -99,7 +100,7 @@ def roc_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray, str]], title:
     """ROC curves of several models on one set of axes (label, fpr, tpr, legend text)."""
     figure, axes = _new_figure()
     for _, fpr, tpr, legend in curves:
-        axes.step(fpr, tpr, where="post", label=legend)
+        axes.plot(fpr, tpr, label=legend)  # straight segments: tied scores move together, as in the AUROC
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     axes.set(xlabel="1 − specificity (FPR)", ylabel="sensitivity (TPR)", title=title, xlim=(0, 1), ylim=(0, 1.01))
     axes.legend(loc="lower right", fontsize=7)
@@ -146,7 +147,7 @@ def strata_figure(series: Mapping[str, Sequence[Mapping[str, Any]]], metric: str
                   name: str) -> Figure | None:
     """Grouped bars per stratum (one bar per model) with their bootstrap intervals as error bars."""
     strata = sorted({row["stratum"] for rows in series.values() for row in rows if row.get("estimate") is not None})
-    if not strata:
+    if not strata or strata == [UNKNOWN]:  # nothing to compare: the field is missing for every case
         return None
     figure, axes = _new_figure(max(4.6, 1.1 * len(strata) + 2.5), 3.6)
     width = 0.8 / max(1, len(series))
@@ -281,6 +282,8 @@ def _mean_sd(regime: Mapping[str, Any] | None) -> str:
     if not regime:
         return "–"
     value = regime["balanced_accuracy"]
+    if len(regime.get("runs", [])) == 1:  # one deterministic fit (the full regime): no spread to show
+        return f"{value['mean']:.3f}"
     return f"{value['mean']:.3f} ± {value['sd']:.3f}"
 
 
@@ -306,14 +309,15 @@ def _template(name: str) -> Any:
 
 
 def write_report(run: str | Path, html_out: str | Path, markdown_out: str | Path | None = None) -> tuple[Path, Path]:
-    """Write the HTML report and its Markdown version (PNG files in ``<name>_files/`` beside it)."""
+    """Write the HTML report and its Markdown version (its PNGs in ``<markdown name>_files/`` beside it)."""
     html_out = Path(html_out)
     markdown_out = Path(markdown_out) if markdown_out is not None else html_out.with_suffix(".md")
     context = build_context(run)
     figures_dir = markdown_out.parent / f"{markdown_out.stem}_files"
-    for section in context["sections"]:
-        for figure in section.figures:
-            atomic_write_bytes(figures_dir / f"{figure.name}.png", figure.png)
+    with atomic_dir(figures_dir) as tmp:  # replaced whole, so no plot of an earlier report lingers
+        for section in context["sections"]:
+            for figure in section.figures:
+                (tmp / f"{figure.name}.png").write_bytes(figure.png)
     atomic_write_text(html_out, _template("report.html.j2").render(**context))
     atomic_write_text(markdown_out, _template("report.md.j2").render(**context, figures_dir=figures_dir.name))
     return html_out, markdown_out

@@ -72,6 +72,7 @@ from dermkit.evaluate.suite import (
     Dataset,
     Suite,
     Task,
+    has_table,
     is_path_like,
     load_suite,
     model_path,
@@ -180,7 +181,7 @@ def prepare_dataset(dataset: Dataset, out: Path, seed: int = 0) -> tuple[pd.Data
 
     table = dataset.table or out / "tables" / dataset.name
     built = False
-    if not (table / "cases.parquet").exists():
+    if not has_table(table):
         if dataset.source is None:
             raise InputError(f"dataset {dataset.name!r}: no case table and no 'import' to build one", file=table)
         source = dataset.source

@@ -316,7 +316,7 @@ def _datasets(check: _Checker, raw: Any, line: int) -> dict[str, Dataset]:
                 if key in split and not 0 <= split[key] < 1:
                     raise check.fail(f"{key} must be a fraction in [0, 1)", split.lines.get(key, split_line), key)
         table = check.path_of(values["table"]) if "table" in values else None
-        if source is None and (table is None or not table.exists()):
+        if source is None and (table is None or not has_table(table)):
             raise check.fail(f"dataset {name!r} needs an existing 'table' or an 'import' to build it", at)
         classes = values.get("classes")
         if classes is not None:
@@ -325,6 +325,13 @@ def _datasets(check: _Checker, raw: Any, line: int) -> dict[str, Dataset]:
             raise check.fail("max_cases must be at least 2", lines["max_cases"], "max_cases")
         out[str(name)] = Dataset(str(name), table, source, split, classes, values.get("max_cases"), at)
     return out
+
+
+def has_table(path: Path) -> bool:
+    """Whether a case table is there: a table directory or its Parquet file."""
+    from dermkit.data.table import TABLE_FILE
+
+    return path.is_file() or (path / TABLE_FILE).is_file()
 
 
 def _classes(check: _Checker, classes: Any, line: int) -> str | tuple[str, ...]:

@@ -86,8 +86,9 @@ class DdxTrainConfig:
     workers: int = 0
     cache_dir: str | None = None
     export: bool = True
+    time_budget_s: float | None = None  # stop after the epoch that exceeds it (feature caching included)
 
-    RUN_CONTROL = ("resume", "workers", "cache_dir", "export")
+    RUN_CONTROL = ("resume", "workers", "cache_dir", "export", "time_budget_s")
 
     def recipe(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_CONTROL}
@@ -151,6 +152,7 @@ class DdxTrainer:
 
     def __init__(self, config: DdxTrainConfig, device: torch.device) -> None:
         _check(config)
+        self.started = time.perf_counter()
         self.config, self.device, self.out = config, device, Path(config.out)
         distributed.seed_everything(config.seed + distributed.rank())
         self.log = MetricsLog(self.out, enabled=distributed.is_main())
@@ -270,7 +272,8 @@ class DdxTrainer:
     def run(self) -> dict[str, Any] | None:
         if self.config.resume:
             self._resume()
-        while self.epoch < self.config.epochs and self.epoch - self.best_epoch <= self.config.patience:
+        while (self.epoch < self.config.epochs and self.epoch - self.best_epoch <= self.config.patience
+               and not self._out_of_time()):
             started = time.perf_counter()
             train_loss = self._train_epoch()
             val_loss = self._validate()
@@ -287,6 +290,7 @@ class DdxTrainer:
                 self.log.write({"event": "unfreeze", "epoch": self.epoch, "groups": self.config.unfreeze_groups})
             self._save()
         summary = {"out": str(self.out), "epochs_run": self.epoch, "best_epoch": self.best_epoch,
+                   "seconds": round(time.perf_counter() - self.started, 1),
                    "best_val_loss": self.best_loss, "classes": self.labels.classes,
                    "train_cases": len(self.train.cases), "val_cases": len(self.val.cases),
                    "synthetic_train_cases": sum(c.synthetic for c in self.train.cases)}
@@ -297,6 +301,10 @@ class DdxTrainer:
             return None
         atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _out_of_time(self) -> bool:
+        budget = self.config.time_budget_s
+        return bool(distributed.broadcast_object(budget is not None and time.perf_counter() - self.started > budget))
 
     def _loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         config = self.config

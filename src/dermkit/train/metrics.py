@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from dermkit.core.optional import require
@@ -49,18 +50,19 @@ class MetricsLog:
 def retrieval_recall(
     image_features: torch.Tensor, text_features: torch.Tensor, captions: Sequence[str], ks: Sequence[int]
 ) -> dict[str, float]:
-    """Image→text and text→image recall@k of L2-normalised features; pair i is image i, caption i.
+    """Validation recall@k of paired, L2-normalised features; pair i is image i, caption i.
 
-    An item is relevant to a query when it carries the same caption text as the query's pair.
+    Scored by evaluation's one retrieval metric (no second implementation here): an item is
+    relevant to a query when it carries the same caption text as the query's pair.
     """
-    ids = {caption: i for i, caption in enumerate(dict.fromkeys(captions))}
-    labels = torch.tensor([ids[c] for c in captions], device=image_features.device)
+    from dermkit.evaluate.retrieval import retrieval_metrics
+
+    labels = np.unique(np.asarray(captions, dtype=object), return_inverse=True)[1]
     relevant = labels[:, None] == labels[None, :]
-    similarity = image_features @ text_features.T
-    results = {}
-    for direction, scores in (("i2t", similarity), ("t2i", similarity.T)):
-        for k in ks:
-            top = scores.topk(min(k, scores.shape[1]), dim=1).indices
-            hits = relevant.gather(1, top).any(dim=1)
-            results[f"val_{direction}_R@{k}"] = float(hits.float().mean())
-    return results
+    similarity = (image_features @ text_features.T).float().cpu().numpy()
+    metrics = retrieval_metrics(similarity, relevant, ks)
+    return {
+        f"val_{short}_R@{k}": metrics[direction][f"R@{k}"]
+        for short, direction in (("i2t", "image_to_text"), ("t2i", "text_to_image"))
+        for k in ks
+    }
