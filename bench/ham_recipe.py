@@ -8,8 +8,9 @@ scored on the same test cases with dermkit's shared ``balanced_accuracy``.
   with Adam, class-weighted (inverse-frequency) cross-entropy, standard augmentation (random
   resized crop, flips), epochs until the budget is spent, the last weights evaluated.
 - dermkit: ``train_ddx`` with the CPU recipe: frozen trunk with cached features, heads trained
-  with focal loss and class-balanced sampling, the last trunk groups unfrozen at ``--unfreeze-epoch``
-  on augmented images, checkpoint chosen on validation, stopped by the same budget.
+  with focal loss and class-balanced sampling (the head settings chosen on validation in
+  docs/melanoma.md), the last trunk groups unfrozen at ``--unfreeze-epoch`` on augmented images,
+  checkpoint chosen on validation, stopped after the epoch that exceeds the same budget.
 
 The feature cache lives in ``--work`` and its state (hit or computed, seconds) is reported: a warm
 cache makes the dermkit arm cheaper than a first run, so budgets are only comparable cold.
@@ -99,7 +100,8 @@ def dermkit_recipe(table: Path, work: Path, budget_s: float, image_size: int, ba
     summary = train_ddx(DdxTrainConfig(
         data=[str(table)], out=str(work / "dermkit-run"), labels="ham10000", other=False, inputs="images",
         image_size=image_size, loss="focal", class_weights="none", sampling="balanced", batch_size=batch_size,
-        epochs=200, patience=15, unfreeze_epoch=unfreeze_epoch, unfreeze_groups=2, time_budget_s=budget_s,
+        hidden=64, dropout=0.5, lr=3e-4, wd=0.01, epochs=200, patience=25,
+        unfreeze_epoch=None if unfreeze_epoch < 0 else unfreeze_epoch, unfreeze_groups=2, time_budget_s=budget_s,
         cache_dir=str(work / "cache")))
     assert summary is not None
     from dermkit.models.families.ddx import load_ddx
@@ -118,7 +120,8 @@ def main() -> None:
     parser.add_argument("--budget-min", type=float, default=60.0, help="wall-time budget of each arm")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--unfreeze-epoch", type=int, default=20, help="dermkit arm: epochs of heads first")
+    parser.add_argument("--unfreeze-epoch", type=int, default=20,
+                        help="dermkit arm: epochs of heads before the trunk's last groups open (-1: never)")
     parser.add_argument("--work", type=Path, help="work folder (table, cache); default a temporary one")
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args()

@@ -488,7 +488,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from dermkit.data.stats import format_stats
     from dermkit.demo import run_demo
 
-    summary = run_demo(args.data_root, args.out, seed=args.seed)
+    summary = run_demo(args.data_root, args.out, seed=args.seed, model=args.model, train=not args.no_train)
     if args.json:
         print_json(summary)
         return 0
@@ -498,14 +498,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(format_stats(table["stats"]))
         print(f"leaks across splits: {table['leaks']}")
         print(f"plots: {Path(table['plots'][0]).parent}")
+    if "held_out" in summary:
+        print(f"\n== {summary['served_model']}: held-out cases of {summary['held_out']['table']}")
+        for label in ("untrained", "trained"):
+            report = summary["held_out"][label]
+            shot, recall = report["zero_shot"], report["retrieval"]["image_to_text"]
+            print(f"{label:>9}: text-prompt balanced accuracy {shot['balanced_accuracy']:.3f} "
+                  f"(top-1 {shot['top1']:.3f}, n {shot['n']}), image->text R@10 {recall['R@10']:.3f}")
     if args.serve:
         from dermkit.serve import ServeConfig
         from dermkit.serve.build import build_index
         from dermkit.serve.server import serve
 
         index = args.out / "index"
-        build_index(args.model, [t["table"] for t in summary["tables"].values()], index)
-        serve(ServeConfig(model=args.model, index=index, port=args.port))
+        build_index(summary["served_model"], [t["table"] for t in summary["tables"].values()], index)
+        serve(ServeConfig(model=summary["served_model"], index=index, port=args.port))
     return 0
 
 
@@ -520,7 +527,9 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
     demo.add_argument("--serve", action="store_true",
                       help="end by serving the model and a similar-case index of the demo tables")
-    demo.add_argument("--model", default="dermlip-lite", help="model to serve with --serve")
+    demo.add_argument("--model", default="dermlip-lite",
+                      help="vision-language model the demo fine-tunes, evaluates and (with --serve) serves")
+    demo.add_argument("--no-train", action="store_true", help="skip fine-tuning and held-out evaluation")
     demo.add_argument("--port", type=int, default=8000, help="port for --serve (bound to 127.0.0.1)")
     demo.set_defaults(func=_cmd_demo)
 

@@ -15,7 +15,8 @@ from dermkit.data.table import read_table
 
 def test_demo_without_real_data_imports_splits_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
-    assert main(["demo", "--data-root", str(tmp_path / "absent"), "--out", str(out), "--json"]) == 0
+    args = ["demo", "--data-root", str(tmp_path / "absent"), "--out", str(out), "--model", "tiny-clip", "--json"]
+    assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["data"] == "synthetic"
     table = summary["tables"]["synthetic-ham10000"]
@@ -31,3 +32,11 @@ def test_demo_without_real_data_imports_splits_and_plots(tmp_path: Path, capsys:
         with Image.open(plot) as image:
             assert image.format == "PNG"
     assert json.loads((out / "summary.json").read_text())["data"] == "synthetic"
+    # The fine-tuned model is exported, evaluated beside the untrained one, and is what --serve serves.
+    assert summary["served_model"] == str(out / "clip-run" / "model")
+    assert (out / "clip-run" / "model" / "open_clip_config.json").exists()
+    for label in ("trained", "untrained"):
+        report = summary["held_out"][label]
+        assert report["zero_shot"]["n"] == (frame["split"] == "test").sum()
+        assert 0.0 <= report["zero_shot"]["balanced_accuracy"] <= 1.0
+        assert 0.0 <= report["retrieval"]["image_to_text"]["R@10"] <= 1.0

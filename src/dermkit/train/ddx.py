@@ -158,14 +158,16 @@ class DdxTrainer:
         self.log = MetricsLog(self.out, enabled=distributed.is_main())
         self.labels = LabelSpace.build(config.labels, config.other, config.aux_level)
         train, val, self.manifests = read_splits(config.data)
-        train, val = self._labelled(train), self._labelled(val)
+        # Synthetic cases never validate: a generated image would score its own source's label.
+        train, val = self._labelled(train), self._labelled([c for c in val if not c.synthetic])
         synthetic = self._synthetic(train)
         if not val:
             raise InputError("no labelled validation cases: the checkpoint is chosen on split 'val' "
                              "(run `dermkit data split` with --val > 0)")
         self.uses_images = "images" in config.inputs
         self.metadata_spec = MetadataSpec.fit(train) if "metadata" in config.inputs else None
-        self.backbone: Backbone | None = build_backbone(config.backbone, config.pretrained, config.image_size) if self.uses_images else None
+        self.backbone: Backbone | None = (build_backbone(config.backbone, config.pretrained, config.image_size)
+                                          if self.uses_images else None)
         self.net = DdxNet(len(self.labels.classes), feature_dim=self.backbone.dim if self.backbone else 0,
                           trunk=self.backbone.module if self.backbone else None, metadata=self.metadata_spec,
                           pooling=config.pooling, hidden=config.hidden, dropout=config.dropout,
@@ -227,8 +229,8 @@ class DdxTrainer:
         if not paths:
             return {}
         _, evaluate = self.backbone.transforms()
-        cache = image_feature_cache(self.backbone, paths,
-                                    Path(self.config.cache_dir) if self.config.cache_dir else self.out / "feature-cache")
+        directory = Path(self.config.cache_dir) if self.config.cache_dir else self.out / "feature-cache"
+        cache = image_feature_cache(self.backbone, paths, directory)
         hit = distributed.broadcast_object(cache.path.exists())
         record: dict[str, Any] = {"event": "feature_cache", "hit": hit, "items": len(paths), "file": str(cache.path)}
         if not hit:

@@ -14,18 +14,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
 from dermkit.core.atomic import atomic_dir
 from dermkit.core.errors import InputError
 from dermkit.models.card import ModelCard
-from dermkit.models.ddx import OTHER, DdxNet, LabelSpace, MetadataSpec, collate_metadata
 from dermkit.models.registry import register_model
 from dermkit.ontology import default_ontology
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch is imported where used, so registering this family stays cheap
+    import numpy as np
+    import torch
     from PIL.Image import Image
+
+    from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec
 
 CONFIG_FILE = "ddx_config.json"
 WEIGHTS_FILE = "ddx_model.safetensors"
@@ -61,20 +61,28 @@ class DdxModel:
 
         return eval_transform(self.config["preprocess"])
 
-    @torch.no_grad()
     def predict_proba(self, images: Sequence[Sequence[Image]], cases: Sequence[Any]) -> np.ndarray:
         """Class probabilities (N×C) for N cases, each with its images and its fields (any attributes
         named as in the case table; missing ones are unknown)."""
+        import torch
+
+        from dermkit.models.ddx import collate_metadata
+
         self.net.eval()
         inputs: dict[str, Any] = {}
         if self.uses_images:
             inputs["images"], inputs["mask"] = pad_images([[self.eval_transform(i) for i in imgs] for imgs in images])
         if self.metadata is not None:
             inputs["metadata"] = collate_metadata([self.metadata.encode(case) for case in cases])
-        return torch.softmax(self.net(**inputs)["logits"].float(), dim=1).numpy()
+        with torch.no_grad():
+            return torch.softmax(self.net(**inputs)["logits"].float(), dim=1).numpy()
 
     def differential(self, probs: np.ndarray, top: int | None = None) -> list[dict[str, Any]]:
         """One case's probabilities as a ranked list of {rank, id, name, probability}."""
+        import numpy as np
+
+        from dermkit.models.ddx import OTHER
+
         conditions = default_ontology().conditions
         order = np.argsort(-probs, kind="stable")[:top]
         return [{"rank": rank + 1, "id": self.classes[i],
@@ -84,6 +92,8 @@ class DdxModel:
 
 def pad_images(per_case: Sequence[Sequence[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack cases of 1–K images into B×K×C×H×W (zero padding) and the B×K mask of real images."""
+    import torch
+
     width = max(len(images) for images in per_case)
     first = per_case[0][0]
     batch = first.new_zeros((len(per_case), width, *first.shape))
@@ -96,6 +106,8 @@ def pad_images(per_case: Sequence[Sequence[torch.Tensor]]) -> tuple[torch.Tensor
 
 def build_net(config: dict[str, Any], trunk: torch.nn.Module | None) -> DdxNet:
     """The network a config describes (weights random until loaded)."""
+    from dermkit.models.ddx import DdxNet, MetadataSpec
+
     metadata = MetadataSpec(**config["metadata"]) if config["metadata"] is not None else None
     return DdxNet(len(config["classes"]), feature_dim=config["feature_dim"], trunk=trunk, metadata=metadata,
                   **config["net"])
@@ -126,6 +138,7 @@ def load_ddx(path: str | Path, device: str = "cpu") -> DdxModel:
     from safetensors.torch import load_file
 
     from dermkit.models.backbones import build_backbone
+    from dermkit.models.ddx import LabelSpace, MetadataSpec
 
     path = Path(path)
     config_file = path / CONFIG_FILE
