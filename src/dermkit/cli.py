@@ -505,6 +505,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             shot, recall = report["zero_shot"], report["retrieval"]["image_to_text"]
             print(f"{label:>9}: text-prompt balanced accuracy {shot['balanced_accuracy']:.3f} "
                   f"(top-1 {shot['top1']:.3f}, n {shot['n']}), image->text R@10 {recall['R@10']:.3f}")
+    if "report" in summary:
+        print(f"\nreport: {summary['report']['html']} (Markdown: {summary['report']['markdown']})")
     if args.serve:
         from dermkit.serve import ServeConfig
         from dermkit.serve.build import build_index

@@ -102,6 +102,43 @@ def held_out_report(model: str, table_dir: str, out: Path) -> dict[str, Any]:
     }
 
 
+def evaluation_suite(tables: dict[str, dict[str, Any]], models: list[str], real: bool) -> dict[str, Any]:
+    """The demo's evaluation suite (see docs/evaluation-suites.md); table paths relative to ``out``."""
+    datasets: dict[str, Any] = {}
+    for name, table in tables.items():
+        datasets[name] = {"table": f"tables/{name}"}
+        if real and name == "ham10000":
+            datasets[name]["max_cases"] = 2000  # a class-stratified sample keeps the demo short
+    if real:
+        models = [*models, "timm:efficientnet_lite0"]  # a frozen ImageNet backbone as the probe baseline
+    return {
+        "name": "demo",
+        "options": {"bootstrap": 200, "strata": ["fitzpatrick", "sex", "age"], "hierarchy_levels": [2]},
+        "datasets": datasets,
+        "models": models,
+        "tasks": {
+            "zero-shot": {"type": "zero-shot"},
+            "linear-probe": {"type": "linear-probe", "regimes": ["full", "shot:4", "shot:16"], "seeds": [0, 1, 2]},
+            "retrieval": {"type": "retrieval", "captions_per_case": 3},
+            "melanoma": {"type": "binary", "from": "linear-probe", "positive": ["melanoma"]},
+        },
+    }
+
+
+def evaluate_and_report(summary: dict[str, Any], models: list[str], out: Path, real: bool) -> dict[str, str]:
+    """Run the demo suite over every table and model, then write the HTML and Markdown report."""
+    import yaml
+
+    from dermkit.evaluate.report import write_report
+    from dermkit.evaluate.runner import run_suite
+
+    suite_file = out / "suite.yaml"
+    atomic_write_text(suite_file, yaml.safe_dump(evaluation_suite(summary["tables"], models, real), sort_keys=False))
+    run_suite(suite_file, out / "eval")
+    html, markdown = write_report(out / "eval", out / "report.html")
+    return {"html": str(html), "markdown": str(markdown), "results": str(out / "eval" / "results.json")}
+
+
 def run_demo(
     data_root: Path | None, out: Path, seed: int = 0, model: str = "dermlip-lite", train: bool = True
 ) -> dict[str, Any]:
@@ -127,5 +164,6 @@ def run_demo(
             "trained": held_out_report(trained, tables[0], out),
             "untrained": held_out_report(model, tables[0], out),
         }
+        summary["report"] = evaluate_and_report(summary, [trained, model], out, real)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     return summary
