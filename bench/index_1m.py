@@ -141,6 +141,7 @@ def main() -> None:
                      "ms_per_query": round(exact_ms, 2), "ms_per_query_batched_200": round(exact_batch_ms, 2),
                      "recall_at_10": 1.0},
         "speedup_vs_exact": round(exact_ms / chosen["ms_per_query"], 1),
+        "ratio": round(exact_ms / chosen["ms_per_query"], 1),  # query speed, ours over exact search
         "sweep": sweep,
         "data": {"model": args.model, "real_images": len(base), "source": "ham10000 (shared/data)",
                  "noise_norm": args.noise, "queries": args.queries,

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from dermkit.ontology import Ontology, default_ontology, normalize_term, tag_text
-from dermkit.ontology.tagger import VOCABULARIES, _term_targets
+from dermkit.ontology.tagger import VOCABULARIES, term_targets
 
 _OPENERS = ("Clinical photo of", "Image shows", "Close-up of", "Dermoscopy showing", "Posted by a user:",
             "Case report figure:", "This is", "Photo of", "Example of", "Textbook image:", "")
@@ -57,7 +57,7 @@ class CaptionGenerator:
     def __init__(self, ontology: Ontology | None = None, seed: int = 0) -> None:
         self._ontology = ontology or default_ontology()
         self._rng = random.Random(seed)
-        targets = _term_targets(self._ontology)
+        targets = term_targets(self._ontology)
         self._terms: dict[str, list[tuple[str, tuple[tuple[str, str], ...]]]] = {v: [] for v in VOCABULARIES}
         for vocabulary in VOCABULARIES:
             for node in getattr(self._ontology, vocabulary):

@@ -38,12 +38,12 @@ from dermkit.core.optional import require
 from dermkit.data.table import resolve_table_file
 from dermkit.ontology import Ontology, default_ontology
 from dermkit.ontology.tagger import (  # shared with the ontology tagger on purpose: one vocabulary
-    _NEGATION_CUES,
-    _SCOPE_BREAKERS,
-    _SKIN_TYPES,
+    NEGATION_CUES,
+    SCOPE_BREAKERS,
+    SKIN_TYPES,
     VOCABULARIES,
-    _skin_type_values,
-    _term_targets,
+    skin_type_values,
+    term_targets,
 )
 
 TAGS_FILE = "caption_tags.parquet"
@@ -65,7 +65,7 @@ _BYTE_TABLE = bytes(
 ).lower()
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
-_SKIN_PATTERN = re.compile(rf"\b(?:{_SKIN_TYPES})\b")
+_SKIN_PATTERN = re.compile(rf"\b(?:{SKIN_TYPES})\b")
 _DECADES = {"twenties": 20, "thirties": 30, "forties": 40, "fifties": 50, "sixties": 60,
             "seventies": 70, "eighties": 80, "nineties": 90}
 _AGE_WORDS = ("old ", "age", "yo ", "y o ", "ties ", "0s ", "0 s ")
@@ -133,12 +133,12 @@ class CaptionTagger:
             keys[word] = (_FEMALE, None)
         for word in _SKIN_TRIGGERS:
             keys[word] = (_SKIN_TRIGGER, None)
-        for cue in _SCOPE_BREAKERS:
+        for cue in SCOPE_BREAKERS:
             keys[cue] = (_BREAKER, None)
-        for cue in _NEGATION_CUES:
+        for cue in NEGATION_CUES:
             keys[cue] = (_CUE, None)
         position = {name: index for index, name in enumerate(VOCABULARIES)}
-        for term, owners in _term_targets(self._ontology).items():  # terms win, as in the tagger
+        for term, owners in term_targets(self._ontology).items():  # terms win, as in the tagger
             keys[term] = (_TERM, tuple((position[vocabulary], node_id) for vocabulary, node_id in owners))
         keys[_CLAUSE_MARK] = (_CLAUSE, None)
         automaton = ahocorasick.Automaton()
@@ -208,7 +208,7 @@ def _skin_types(padded: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     monk: set[int] = set()
     for match in _SKIN_PATTERN.finditer(padded):
         target = fitzpatrick if match["fitzpatrick"] else monk
-        target.update(_skin_type_values(match["fitzpatrick"] or match["monk"]))
+        target.update(skin_type_values(match["fitzpatrick"] or match["monk"]))
     return tuple(sorted(v for v in fitzpatrick if 1 <= v <= 6)), tuple(sorted(v for v in monk if 1 <= v <= 10))
 
 

@@ -27,11 +27,11 @@ from dermkit.ontology.tree import Hierarchy
 #: The ontology attributes whose terms are tagged, in the order TextTags reports them.
 VOCABULARIES = ("conditions", "concepts", "body_sites", "symptoms")
 
-_NEGATION_CUES = frozenset({
+NEGATION_CUES = frozenset({
     "no", "not", "non", "nor", "neither", "never", "without", "denies", "denied", "deny",
     "negative for", "absence of", "absent", "free of", "lack of", "lacks", "lacking", "rather than",
 })
-_SCOPE_BREAKERS = frozenset({"but", "however", "although", "though", "except", "yet", "whereas", "while"})
+SCOPE_BREAKERS = frozenset({"but", "however", "although", "though", "except", "yet", "whereas", "while"})
 _CLAUSE_END = re.compile(r"[.,;!?()\[\]{}\n]+")
 
 # Terms shorter than this (two-letter abbreviations such as "AK", "SK") match too many words.
@@ -40,7 +40,7 @@ _MIN_TERM_LENGTH = 3
 _ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6}
 _FST_VALUE = r"(?:vi|v|iv|iii|ii|i|[1-6])"
 _MONK_VALUE = r"(?:10|[1-9])"
-_SKIN_TYPES = (
+SKIN_TYPES = (
     r"(?:fitzpatrick(?: skin)?(?: photo)?(?: type| phototype| scale| class)?|skin (?:photo)?type|phototype|fst)"
     rf" (?P<fitzpatrick>{_FST_VALUE}(?:(?: to| or| and)? {_FST_VALUE})?)"
     r"|(?:monk(?: skin)?(?: tone)?(?: scale)?|mst)"
@@ -91,9 +91,9 @@ class Tagger:
 
     def __init__(self, ontology: Ontology) -> None:
         self._ontology = ontology
-        self._targets = _term_targets(ontology)
-        keys = set(self._targets) | _NEGATION_CUES | _SCOPE_BREAKERS
-        self._pattern = re.compile(rf"\b(?:{_SKIN_TYPES}|(?P<term>{_trie_regex(keys)}))\b")
+        self._targets = term_targets(ontology)
+        keys = set(self._targets) | NEGATION_CUES | SCOPE_BREAKERS
+        self._pattern = re.compile(rf"\b(?:{SKIN_TYPES}|(?P<term>{_trie_regex(keys)}))\b")
 
     def tag(self, text: str) -> TextTags:
         """Tag one caption."""
@@ -108,13 +108,13 @@ class Tagger:
                 if term is None:
                     values = match["fitzpatrick"] or match["monk"]
                     target = fitzpatrick if match["fitzpatrick"] else monk
-                    target.update(_skin_type_values(values))
+                    target.update(skin_type_values(values))
                 elif term in self._targets:
                     bucket = negated if negating else found
                     for vocabulary, node_id in self._targets[term]:
                         bucket[vocabulary][node_id] = None
                 else:
-                    negating = term in _NEGATION_CUES
+                    negating = term in NEGATION_CUES
         conditions = self._ontology.conditions
         return TextTags(
             conditions=_most_specific(found["conditions"], conditions),
@@ -144,7 +144,7 @@ def tag_text(text: str, ontology: Ontology | None = None) -> TextTags:
 
 # -- compile time -------------------------------------------------------------------------------
 
-def _term_targets(ontology: Ontology) -> dict[str, tuple[tuple[str, str], ...]]:
+def term_targets(ontology: Ontology) -> dict[str, tuple[tuple[str, str], ...]]:
     """Every taggable normalised term → the (vocabulary, node id) pairs it names.
 
     A term can name nodes in several vocabularies ("scar" is a condition and a concept). Explicit
@@ -228,7 +228,7 @@ def _trie_regex(keys: Iterable[str]) -> str:
 
 # -- per caption --------------------------------------------------------------------------------
 
-def _skin_type_values(text: str) -> Iterator[int]:
+def skin_type_values(text: str) -> Iterator[int]:
     """``"iii iv"`` → 3, 4; ``"5"`` → 5 (a range names its two ends)."""
     for token in text.split():
         if token in _ROMAN:
