@@ -236,7 +236,8 @@ def _cmd_train_ddx(args: argparse.Namespace) -> int:
         pooling=args.pooling, loss=args.loss, class_weights=args.class_weights, beta=args.beta,
         focal_gamma=args.focal_gamma, focal_alpha=args.focal_alpha, label_smoothing=args.label_smoothing,
         sampling=args.sampling, field_dropout=args.field_dropout, synthetic=[str(s) for s in args.synthetic],
-        synthetic_ratio=args.synthetic_ratio, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        synthetic_ratio=args.synthetic_ratio, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, wd=args.wd,
+        hidden=args.hidden, dropout=args.dropout,
         unfreeze_epoch=args.unfreeze_epoch, unfreeze_groups=args.unfreeze_groups, finetune_lr=args.finetune_lr,
         patience=args.patience, precision=args.precision, seed=args.seed, resume=args.resume, workers=args.workers,
         cache_dir=None if args.cache_dir is None else str(args.cache_dir),
@@ -322,6 +323,9 @@ def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
     ddx.add_argument("--epochs", type=int, default=60)
     ddx.add_argument("--batch-size", type=int, default=32, help="global batch over all processes")
     ddx.add_argument("--lr", type=float, default=1e-3)
+    ddx.add_argument("--wd", type=float, default=1e-4, help="AdamW weight decay")
+    ddx.add_argument("--hidden", type=int, default=256, help="width of the joint layer")
+    ddx.add_argument("--dropout", type=float, default=0.3)
     ddx.add_argument("--unfreeze-epoch", type=int, help="open the last trunk groups from this epoch")
     ddx.add_argument("--unfreeze-groups", type=int, default=2)
     ddx.add_argument("--finetune-lr", type=float, default=1e-4)

@@ -32,7 +32,7 @@ def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_heads_train_on_cached_features_and_the_export_predicts(table, tmp_path):
-    summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=3, **TINY))
+    summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=3, aux_level=2, **TINY))
     assert summary is not None and summary["epochs_run"] == 3 and 0 <= summary["best_epoch"] < 3
     assert list((tmp_path / "run" / "feature-cache").glob("image-*.pt"))
     model = load_model("ddx", path=summary["model"])
