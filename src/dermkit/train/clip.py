@@ -193,7 +193,7 @@ class ClipTrainer:
             Path(self.config.cache_dir) if self.config.cache_dir else self.out / "feature-cache",
             side,
             {"model": self.loaded.name, "weights": weights_digest(tower.trunk_parameters()),
-             "preprocessing": preprocessing, "items": items},
+             "preprocessing": preprocessing, "items": items, "precision": self.config.precision},
         )
         hit = distributed.broadcast_object(cache.path.exists())
         record: dict[str, Any] = {"event": "feature_cache", "side": side, "hit": hit, "items": len(keys),
@@ -202,9 +202,10 @@ class ClipTrainer:
             started = time.perf_counter()
             self.model.eval()
             size, rank = distributed.world_size(), distributed.rank()
-            shard = compute_features(keys[rank::size], load, tower.encode_trunk,
-                                     batch_size=min(self.config.batch_size, 256), device=self.device,
-                                     workers=self.config.workers, description=f"caching {side} features")
+            with self._autocast():  # bf16 runs cache bf16 trunk features (about 3x faster on CPU)
+                shard = compute_features(keys[rank::size], load, tower.encode_trunk,
+                                         batch_size=min(self.config.batch_size, 256), device=self.device,
+                                         workers=self.config.workers, description=f"caching {side} features")
             shards = distributed.all_gather_objects(shard)
             if distributed.is_main():
                 features = torch.empty(len(keys), shard.shape[1])

@@ -141,6 +141,11 @@ class _Loaded(torch.utils.data.Dataset):
         return self.load(self.keys[index])
 
 
+def _channels_last(batch: torch.Tensor) -> torch.Tensor:
+    """Image batches in channels-last layout, which CPU convolutions run markedly faster on."""
+    return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 else batch
+
+
 @torch.no_grad()
 def compute_features(
     keys: Sequence[str],
@@ -156,5 +161,6 @@ def compute_features(
     from tqdm.auto import tqdm
 
     loader = torch.utils.data.DataLoader(_Loaded(keys, load), batch_size=batch_size, num_workers=workers)
-    chunks = [encode(batch.to(device)).float().cpu() for batch in tqdm(loader, desc=description, leave=False)]
+    chunks = [encode(_channels_last(batch.to(device))).float().cpu()
+              for batch in tqdm(loader, desc=description, leave=False)]
     return torch.cat(chunks)
