@@ -25,7 +25,7 @@ from dermkit.curate.caption_gen import CaptionGenerator
 from dermkit.curate.tag_scoring import labelled_from_generated, read_labelled, score_tags
 from dermkit.curate.tagging import CaptionTagger, CaptionTags, tag_captions
 from dermkit.ontology import TextTags, default_ontology, normalize_term, tag_text
-from dermkit.ontology.tagger import VOCABULARIES, _term_targets
+from dermkit.ontology.tagger import VOCABULARIES, term_targets
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELLED = ROOT / "tests" / "data" / "caption_tags_labelled.jsonl"
@@ -37,7 +37,7 @@ class NaiveTagger:
 
     def __init__(self) -> None:
         self._patterns = [(re.compile(rf"\b{re.escape(term)}\b"), owners)
-                          for term, owners in _term_targets(default_ontology()).items()]
+                          for term, owners in term_targets(default_ontology()).items()]
 
     def tag(self, text: str) -> CaptionTags:
         norm = normalize_term(text)

@@ -161,6 +161,9 @@ def compute_features(
     from tqdm.auto import tqdm
 
     loader = torch.utils.data.DataLoader(_Loaded(keys, load), batch_size=batch_size, num_workers=workers)
-    chunks = [encode(_channels_last(batch.to(device))).float().cpu()
-              for batch in tqdm(loader, desc=description, leave=False)]
+    # The loader draws its worker seed from the global RNG: fork it, so that a run that fills the
+    # cache and a run that finds it consume the same random numbers afterwards.
+    with torch.random.fork_rng(devices=[]):
+        chunks = [encode(_channels_last(batch.to(device))).float().cpu()
+                  for batch in tqdm(loader, desc=description, leave=False)]
     return torch.cat(chunks)
