@@ -62,14 +62,23 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
     return target
 
 
-def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
+def load_checkpoint(run_dir: Path, recipe: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The run's last checkpoint, or None; with ``recipe``, refuse one written with other settings.
+
+    Resuming under a changed recipe would silently train a different model than either run asked for.
+    """
     target = run_dir / CHECKPOINT
     if not target.exists():
         return None
     try:
-        return torch.load(target, map_location="cpu", weights_only=True)
+        state = torch.load(target, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a corrupt or foreign file
         raise InputError(f"unreadable checkpoint ({type(exc).__name__}: {exc})", file=target) from exc
+    if recipe is not None:
+        differing = sorted(k for k, v in recipe.items() if state["config"].get(k) != v)
+        if differing:
+            raise InputError(f"--resume with settings that differ from the checkpoint's: {differing}", file=run_dir)
+    return state
 
 
 def restore_rng(states: list[dict[str, Any]], device: torch.device) -> None:

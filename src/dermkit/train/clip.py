@@ -361,15 +361,11 @@ class ClipTrainer:
         distributed.barrier()
 
     def _resume(self) -> None:
-        state = load_checkpoint(self.out)
+        state = load_checkpoint(self.out, recipe=self.config.recipe())
         if state is None:
             if distributed.is_main():
                 self.log.write({"event": "resume", "found": False})
             return
-        differing = sorted(k for k, v in self.config.recipe().items() if state["config"].get(k) != v)
-        if differing:
-            raise InputError(f"--resume with settings that differ from the checkpoint's: {differing}",
-                             file=self.out)
         self.model.load_state_dict(state["model"])
         if self.logit_bias is not None and state["logit_bias"] is not None:
             with torch.no_grad():

@@ -398,12 +398,9 @@ class DdxTrainer:
         distributed.barrier()
 
     def _resume(self) -> None:
-        state = load_checkpoint(self.out)
+        state = load_checkpoint(self.out, recipe=self.config.recipe())
         if state is None:
             return
-        differing = sorted(k for k, v in self.config.recipe().items() if state["config"].get(k) != v)
-        if differing:
-            raise InputError(f"--resume with settings that differ from the checkpoint's: {differing}", file=self.out)
         self.epoch = state["epoch"]
         self.net.load_state_dict(state["model"])
         self.optimizer = self._optimizer()  # the right parameter groups for the phase resumed into

@@ -191,12 +191,9 @@ class CycleGanTrainer:
         distributed.barrier()
 
     def _resume(self) -> None:
-        state = load_checkpoint(self.out)
+        state = load_checkpoint(self.out, recipe=self.config.recipe())
         if state is None:
             return
-        differing = sorted(k for k, v in self.config.recipe().items() if state["config"].get(k) != v)
-        if differing:
-            raise InputError(f"--resume with settings that differ from the checkpoint's: {differing}", file=self.out)
         self.model.load_state_dict(state["model"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
