@@ -41,3 +41,10 @@ def test_missing_and_corrupt_checkpoints(tmp_path: Path) -> None:
 def test_resuming_on_another_process_count_is_refused() -> None:
     with pytest.raises(InputError, match="2 processes"):
         restore_rng(all_rng_states(CPU) * 2, CPU)
+
+
+def test_a_checkpoint_of_another_recipe_is_refused_by_name(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path, {"config": {"lr": 0.1, "epochs": 2}, "step": 3})
+    assert load_checkpoint(tmp_path, recipe={"lr": 0.1, "epochs": 2})["step"] == 3
+    with pytest.raises(InputError, match=r"differ from the checkpoint's: \['lr'\]"):
+        load_checkpoint(tmp_path, recipe={"lr": 0.2, "epochs": 2})
