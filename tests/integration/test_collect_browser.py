@@ -88,6 +88,10 @@ def test_contribute_grade_and_export_in_chromium(server: str, pad_ufes_dir: Path
             dermatologist.fill("#password", PASSWORD)
             dermatologist.click("#sign-in")
             dermatologist.click("#next-case")
+            # Wait for the photo to finish loading (slow under load) before checking it is the upload.
+            dermatologist.wait_for_function(
+                "() => { const img = document.querySelector('.images img'); return img && img.complete; }"
+            )
             assert dermatologist.locator(".images img").evaluate("img => img.naturalWidth") == 300
             dermatologist.check("#gradable-yes")
             dermatologist.locator("#condition_1").press_sequentially("basal c", delay=30)

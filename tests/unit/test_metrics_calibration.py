@@ -46,3 +46,10 @@ def test_perfectly_calibrated_confident_model_has_zero_ece() -> None:
 def test_logits_are_refused() -> None:
     with pytest.raises(InputError):
         reliability(np.array([[2.0, -1.0], [0.5, 0.3]]), np.array([0, 1]))
+
+
+def test_float32_rounding_just_above_one_is_accepted_but_real_overflow_is_not() -> None:
+    probs = np.array([[1.0000001, 0.0], [0.3, 0.7]], dtype=np.float32)
+    assert reliability(probs, np.array([0, 1]), n_bins=5).count.sum() == 2
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        reliability(np.array([[1.2, -0.2], [0.3, 0.7]]), np.array([0, 1]), n_bins=5)

@@ -32,13 +32,18 @@ class Reliability:
         return float(np.sum(gaps * self.count[filled]) / self.count.sum())
 
 
+ROUNDING = 1e-5
+
+
 def reliability(probs: object, target: object, n_bins: int = 15) -> Reliability:
     """Reliability-diagram data of the top label (a tied top counts as wrong, see :mod:`.inputs`)."""
     if n_bins < 1:
         raise InputError(f"n_bins must be positive, got {n_bins}", field="n_bins")
     scores, labels = check_pair(probs, target)
-    if scores.min() < 0 or scores.max() > 1:
+    # float32 softmax and probe outputs can land a rounding error outside [0, 1]: clip those only.
+    if scores.min() < -ROUNDING or scores.max() > 1 + ROUNDING:
         raise InputError("calibration needs probabilities in [0, 1]", field="probs")
+    scores = np.clip(scores, 0.0, 1.0)
     confidence = scores.max(axis=1)
     correct = (predicted_labels(scores) == labels).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
