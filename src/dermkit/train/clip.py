@@ -28,9 +28,26 @@ from dermkit.core.errors import InputError
 from dermkit.data.images import open_image
 from dermkit.data.table import Case
 from dermkit.train import distributed
-from dermkit.train.checkpoint import all_rng_states, load_checkpoint, restore_rng, save_checkpoint
-from dermkit.train.data import CaptionedImages, all_captions, all_image_paths, caption_candidates, read_splits
-from dermkit.train.features import FeatureCache, Tower, compute_features, image_identity, weights_digest
+from dermkit.train.checkpoint import (
+    all_rng_states,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from dermkit.train.data import (
+    CaptionedImages,
+    all_captions,
+    all_image_paths,
+    caption_candidates,
+    read_splits,
+)
+from dermkit.train.features import (
+    FeatureCache,
+    Tower,
+    fill_cache,
+    image_identity,
+    weights_digest,
+)
 from dermkit.train.losses import LOSSES
 from dermkit.train.metrics import MetricsLog, retrieval_recall
 
@@ -201,17 +218,9 @@ class ClipTrainer:
         if not hit:  # each rank encodes every world_size-th key; the main rank writes them all
             started = time.perf_counter()
             self.model.eval()
-            size, rank = distributed.world_size(), distributed.rank()
             with self._autocast():  # bf16 runs cache bf16 trunk features (about 3x faster on CPU)
-                shard = compute_features(keys[rank::size], load, tower.encode_trunk,
-                                         batch_size=min(self.config.batch_size, 256), device=self.device,
-                                         workers=self.config.workers, description=f"caching {side} features")
-            shards = distributed.all_gather_objects(shard)
-            if distributed.is_main():
-                features = torch.empty(len(keys), shard.shape[1])
-                for index, part in enumerate(shards):
-                    features[index::size] = part
-                cache.save(keys, features)
+                fill_cache(cache, keys, load, tower.encode_trunk, batch_size=min(self.config.batch_size, 256),
+                           device=self.device, workers=self.config.workers, description=f"caching {side} features")
             record["seconds"] = round(time.perf_counter() - started, 3)
         self.log.write(record)
         distributed.barrier()

@@ -33,11 +33,25 @@ from dermkit.models.card import ModelCard
 from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec, collate_metadata
 from dermkit.models.families.ddx import DdxModel, pad_images, save_ddx
 from dermkit.train import distributed
-from dermkit.train.checkpoint import all_rng_states, load_checkpoint, restore_rng, save_checkpoint
+from dermkit.train.checkpoint import (
+    all_rng_states,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
 from dermkit.train.data import read_splits
-from dermkit.train.features import FeatureCache, compute_features, image_identity, weights_digest
+from dermkit.train.features import (
+    FeatureCache,
+    fill_cache,
+    image_identity,
+    weights_digest,
+)
 from dermkit.train.imbalance import choose_synthetic, epoch_indices, synthetic_quota
-from dermkit.train.losses_supervised import class_balanced_weights, focal_loss, soft_cross_entropy
+from dermkit.train.losses_supervised import (
+    class_balanced_weights,
+    focal_loss,
+    soft_cross_entropy,
+)
 from dermkit.train.metrics import MetricsLog
 
 INPUTS = ("images", "metadata", "images+metadata")
@@ -236,17 +250,9 @@ class DdxTrainer:
         if not hit:
             started = time.perf_counter()
             self.backbone.module.eval()
-            size, rank = distributed.world_size(), distributed.rank()
-            with torch.random.fork_rng(devices=[]):  # the loader draws a seed: a miss must not shift the RNG
-                shard = compute_features(paths[rank::size], lambda p: evaluate(open_image(p)), self.backbone.module,
-                                         batch_size=64, device=self.device, workers=self.config.workers,
-                                         description="caching image features")
-            shards = distributed.all_gather_objects(shard)
-            if distributed.is_main():
-                features = torch.empty(len(paths), shard.shape[1])
-                for index, part in enumerate(shards):
-                    features[index::size] = part
-                cache.save(paths, features)
+            # compute_features forks the RNG, so a cache miss does not shift later random draws.
+            fill_cache(cache, paths, lambda p: evaluate(open_image(p)), self.backbone.module, batch_size=64,
+                       device=self.device, workers=self.config.workers, description="caching image features")
             record["seconds"] = round(time.perf_counter() - started, 3)
         self.log.write(record)
         distributed.barrier()

@@ -21,6 +21,7 @@ from torch import nn
 
 from dermkit.core.atomic import atomic_path
 from dermkit.core.errors import DermkitError
+from dermkit.train import distributed
 
 # Where open_clip keeps each tower's projection: timm image towers (``head``), vision and HF text
 # transformers (``proj``), open_clip's built-in text transformer (``text_projection``).
@@ -139,6 +140,29 @@ class _Loaded(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return self.load(self.keys[index])
+
+
+def fill_cache(
+    cache: FeatureCache,
+    keys: Sequence[str],
+    load: Callable[[str], torch.Tensor],
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    batch_size: int,
+    device: torch.device,
+    workers: int = 0,
+    description: str = "features",
+) -> None:
+    """Encode ``keys`` across ranks (each takes every world_size-th) and let the main rank save them all."""
+    size, rank = distributed.world_size(), distributed.rank()
+    shard = compute_features(keys[rank::size], load, encode, batch_size=batch_size, device=device,
+                             workers=workers, description=description)
+    shards = distributed.all_gather_objects(shard)
+    if distributed.is_main():
+        features = torch.empty(len(keys), shard.shape[1])
+        for index, part in enumerate(shards):
+            features[index::size] = part
+        cache.save(keys, features)
 
 
 def _channels_last(batch: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,12 @@ from dermkit.data.table import Case, frame_to_cases, read_table, write_table
 from dermkit.models.ddx import LabelSpace
 from dermkit.models.gan import CycleGan, CycleGanConfig, load_cyclegan, save_cyclegan
 from dermkit.train import distributed
-from dermkit.train.checkpoint import all_rng_states, load_checkpoint, restore_rng, save_checkpoint
+from dermkit.train.checkpoint import (
+    all_rng_states,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
 from dermkit.train.metrics import MetricsLog
 
 GAN_BETAS = (0.5, 0.999)  # the CycleGAN paper's Adam settings
