@@ -239,6 +239,7 @@ def _cmd_train_ddx(args: argparse.Namespace) -> int:
         synthetic_ratio=args.synthetic_ratio, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, wd=args.wd,
         hidden=args.hidden, dropout=args.dropout,
         unfreeze_epoch=args.unfreeze_epoch, unfreeze_groups=args.unfreeze_groups, finetune_lr=args.finetune_lr,
+        schedule=args.schedule, decision=args.decision, time_budget_s=None if args.time_budget_min is None else args.time_budget_min * 60,
         patience=args.patience, precision=args.precision, seed=args.seed, resume=args.resume, workers=args.workers,
         cache_dir=None if args.cache_dir is None else str(args.cache_dir),
     ))
@@ -305,7 +306,8 @@ def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
     ddx.add_argument("--no-other", action="store_true", help="no 'other' class: drop cases outside the labels")
     ddx.add_argument("--aux-level", type=int, help="auxiliary head at this ontology level")
     ddx.add_argument("--inputs", choices=["images", "metadata", "images+metadata"], default="images+metadata")
-    ddx.add_argument("--backbone", default="efficientnet_lite0", help="timm name or clip:MODEL")
+    ddx.add_argument("--backbone", default="efficientnet_lite0",
+                     help="timm name, clip:MODEL, or ddx:DIR (the trunk of a trained ddx model)")
     ddx.add_argument("--no-pretrained", action="store_true", help="random backbone weights (tests, ablations)")
     ddx.add_argument("--image-size", type=int, help="input side (default: the backbone's)")
     ddx.add_argument("--pooling", choices=["mean", "attention"], default="mean")
@@ -327,8 +329,16 @@ def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
     ddx.add_argument("--hidden", type=int, default=256, help="width of the joint layer")
     ddx.add_argument("--dropout", type=float, default=0.3)
     ddx.add_argument("--unfreeze-epoch", type=int, help="open the last trunk groups from this epoch")
-    ddx.add_argument("--unfreeze-groups", type=int, default=2)
-    ddx.add_argument("--finetune-lr", type=float, default=1e-4)
+    ddx.add_argument("--unfreeze-groups", type=int, default=2,
+                     help="trunk groups to open, counted from the output (-1: all)")
+    ddx.add_argument("--finetune-lr", type=float, default=1e-4, help="base rate of the opened trunk groups")
+    ddx.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                     help="fine-tuning rates: constant, or one warm-up epoch then cosine decay to zero")
+    ddx.add_argument("--decision", choices=["argmax", "balanced"], default="argmax",
+                     help="balanced: correct the logits for the training class mix (tau chosen on validation), "
+                          "for balanced accuracy on imbalanced data")
+    ddx.add_argument("--time-budget-min", type=float,
+                     help="wall-time budget (caching included): the fine-tuning epochs are fitted to it")
     ddx.add_argument("--patience", type=int, default=10, help="epochs without validation gain before stopping")
     ddx.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ddx.add_argument("--seed", type=int, default=0)
@@ -591,6 +601,30 @@ def _cmd_eval_retrieval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_classifier(args: argparse.Namespace) -> int:
+    from dermkit.evaluate.ddx_compare import score
+    from dermkit.evaluate.predictions import write_predictions
+    from dermkit.models.families.ddx import load_ddx
+    from dermkit.predict import predict_table
+
+    predictions = predict_table(load_ddx(args.model), args.table, args.split or args.split_default,
+                                cache_dir=args.cache_dir)
+    if args.out is not None:
+        write_predictions(predictions, args.out)
+    print_json(score(predictions, positive=args.positive, n_boot=args.n_boot))
+    return 0
+
+
+def _cmd_eval_compare(args: argparse.Namespace) -> int:
+    from dermkit.evaluate.ddx_compare import compare, complete_history_mask
+    from dermkit.evaluate.predictions import read_predictions
+
+    a, b = read_predictions(args.a), read_predictions(args.b)
+    mask = None if args.complete_history is None else complete_history_mask(a, args.complete_history)
+    print_json(compare(a, b, mask=mask, n_boot=args.n_boot))
+    return 0
+
+
 def _cmd_eval_suite(args: argparse.Namespace) -> int:
     from dermkit.evaluate.runner import run_suite
     from dermkit.evaluate.suite import load_suite
@@ -685,6 +719,25 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     probe.add_argument("--regime", action="append", help="full, fraction:F or shot:K (repeatable; default all)")
     probe.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     probe.add_argument("--out", type=Path, help="also write the results as JSON here")
+
+    classifier = eval_sub.add_parser("classifier", help="score a trained ddx model on a split: balanced accuracy "
+                                     "(and one class's AUROC) with CIs resampling patients, else lesions")
+    classifier.add_argument("model", type=Path, help="model directory written by dermkit train ddx")
+    classifier.add_argument("table", type=Path, help="case-table directory")
+    classifier.add_argument("--split", action="append", default=None, help="split(s) to score (default test)")
+    classifier.add_argument("--positive", help="class whose one-vs-rest AUROC is reported too, e.g. melanoma")
+    classifier.add_argument("--n-boot", type=int, default=2000)
+    classifier.add_argument("--out", type=Path, help="also write the predictions table (Parquet) here")
+    classifier.add_argument("--cache-dir", type=Path, help="feature cache shared with training")
+    classifier.set_defaults(func=_cmd_eval_classifier, split_default=["test"])
+
+    paired = eval_sub.add_parser("compare", help="paired bootstrap of balanced accuracy, A - B, on the same cases")
+    paired.add_argument("a", type=Path, help="predictions table of model A")
+    paired.add_argument("b", type=Path, help="predictions table of model B (must hold A's cases)")
+    paired.add_argument("--complete-history", type=Path, metavar="TABLE",
+                        help="only the cases whose clinical history is recorded in this case table")
+    paired.add_argument("--n-boot", type=int, default=2000)
+    paired.set_defaults(func=_cmd_eval_compare)
 
     retrieval = task("retrieval", "image-text retrieval against the cases' captions", _cmd_eval_retrieval)
     retrieval.add_argument("--split", default="test", help="split to search (default test)")

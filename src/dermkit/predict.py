@@ -119,7 +119,6 @@ def predict_table(model: DdxModel, table: str | Path, splits: Sequence[str] = ("
     """
     from dermkit.data.table import frame_to_cases, read_table
     from dermkit.evaluate.predictions import Predictions
-    from dermkit.models.backbones import Backbone
     from dermkit.models.ddx import collate_metadata
     from dermkit.models.families.ddx import pad_images
     from dermkit.train.features import compute_features
@@ -135,9 +134,7 @@ def predict_table(model: DdxModel, table: str | Path, splits: Sequence[str] = ("
     model.net.eval()
     inputs: dict[str, Any] = {}
     if model.uses_images:
-        assert model.net.trunk is not None
-        backbone = Backbone(model.config["backbone"], model.net.trunk, model.config["feature_dim"],
-                            model.config["preprocess"])
+        backbone = model.backbone()
         paths = list(dict.fromkeys(p for c in cases for p in c.image_paths))
         cache = image_feature_cache(backbone, paths, Path(cache_dir) if cache_dir else Path(table) / ".ddx-cache")
         features = cache.load()
@@ -149,6 +146,6 @@ def predict_table(model: DdxModel, table: str | Path, splits: Sequence[str] = ("
         inputs["features"], inputs["mask"] = pad_images([[features[p] for p in c.image_paths] for c in cases])
     if model.metadata is not None:
         inputs["metadata"] = collate_metadata([model.metadata.encode(c) for c in cases])
-    probs = torch.softmax(model.net(**inputs)["logits"].float(), dim=1).numpy()
+    probs = model.probabilities(model.net(**inputs)["logits"])
     model_id = model.card.model_id if model.card else "ddx"
     return Predictions.from_cases(frame, probs, target.argmax(axis=1), model_id, model.classes, target)

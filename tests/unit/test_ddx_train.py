@@ -55,6 +55,86 @@ def test_staged_unfreezing_trains_the_last_trunk_groups(table, tmp_path):
     assert any(not torch.equal(value, trained[name]) for name, value in last.items())
 
 
+def test_cosine_schedule_warms_up_over_the_first_finetuning_epoch_and_decays_to_zero(table, tmp_path):
+    config = DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=4, unfreeze_epoch=1,
+                            unfreeze_groups=-1, finetune_lr=1e-3, schedule="cosine", inputs="images", **TINY)
+    trainer = DdxTrainer(config, torch.device("cpu"))
+    head_rates = [g["lr"] for g in trainer.optimizer.param_groups]
+    trainer._set_learning_rates(step=0, steps_per_epoch=5)  # a head epoch: rates untouched
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == head_rates
+    trainer.epoch = 1
+    trainer.optimizer = trainer._optimizer()
+    trainer._set_learning_rates(step=0, steps_per_epoch=5)
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([config.lr / 5, 1e-3 / 5])
+    trainer._set_learning_rates(step=4, steps_per_epoch=5)  # end of the warm-up epoch: the base rates
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([config.lr, 1e-3])
+    trainer.epoch = 3
+    trainer._set_learning_rates(step=4, steps_per_epoch=5)  # last step of the last epoch: near zero
+    assert all(0 < g["lr"] < 0.05 * g["base_lr"] for g in trainer.optimizer.param_groups)
+
+
+def test_time_budget_fits_the_finetuning_epochs_after_the_first_one(table, tmp_path):
+    config = DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=50, unfreeze_epoch=0,
+                            schedule="cosine", inputs="images", time_budget_s=3600, **TINY)
+    trainer = DdxTrainer(config, torch.device("cpu"))
+    trainer.epoch = 1
+    trainer._fit_plan_to_budget(epoch_seconds=1000)  # about 3,600 s left: three more epochs
+    assert trainer.planned_epochs == 4
+    trainer.planned_epochs = 50
+    trainer.epoch = 2  # only the first fine-tuning epoch sets the plan
+    trainer._fit_plan_to_budget(epoch_seconds=1000)
+    assert trainer.planned_epochs == 50
+    summary = DdxTrainer(DdxTrainConfig(**{**config.__dict__, "out": str(tmp_path / "short"), "epochs": 3,
+                                           "time_budget_s": 1e6}), torch.device("cpu")).run()
+    assert summary is not None and summary["epochs_run"] == summary["planned_epochs"] == 3  # capped by --epochs
+
+
+def test_a_trained_ddx_trunk_is_a_backbone_and_its_descendant_loads_without_it(table, tmp_path):
+    import shutil
+
+    from dermkit.models.backbones import build_backbone
+    from dermkit.models.families.ddx import load_ddx
+
+    source = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "source"), epochs=1, unfreeze_epoch=0,
+                                      unfreeze_groups=-1, inputs="images", **TINY))
+    assert source is not None
+    trained = load_ddx(source["model"]).net.trunk.state_dict()
+    backbone = build_backbone(f"ddx:{source['model']}")
+    assert backbone.name == "test_efficientnet" and backbone.preprocess["size"] == 32
+    assert all(torch.equal(value, backbone.module.state_dict()[key]) for key, value in trained.items())
+    untrained = build_backbone("test_efficientnet", pretrained=False).module.state_dict()
+    assert any(not torch.equal(value, untrained[key]) for key, value in trained.items())
+    transfer = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "transfer"), epochs=1, inputs="images",
+                                        **{**TINY, "backbone": f"ddx:{source['model']}"}))
+    assert transfer is not None
+    shutil.rmtree(tmp_path / "source")
+    model = load_ddx(transfer["model"])  # rebuilt as its architecture, weights from its own file
+    assert model.config["backbone"] == "test_efficientnet"
+    assert all(torch.equal(value, model.net.trunk.state_dict()[key]) for key, value in trained.items())
+    history_only = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "meta"), epochs=1,
+                                            inputs="metadata", **TINY))
+    assert history_only is not None
+    with pytest.raises(InputError, match="no image trunk"):
+        build_backbone(f"ddx:{history_only['model']}")
+
+
+def test_balanced_decision_is_fitted_on_validation_and_travels_with_the_model(table, tmp_path):
+    from dermkit.models.families.ddx import load_ddx
+
+    summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=2, inputs="images",
+                                       decision="balanced", **TINY))
+    assert summary is not None and summary["decision"]["tau"] in summary["decision"]["balanced_accuracy"]
+    model = load_ddx(summary["model"])
+    bias = np.asarray(model.config["logit_adjustment"])
+    assert bias.shape == (len(model.classes),)
+    logits = torch.zeros(1, len(model.classes))
+    assert np.allclose(model.probabilities(logits), torch.softmax(torch.from_numpy(bias)[None].float(), 1).numpy())
+    plain = dict(model.config)
+    del plain["logit_adjustment"]
+    model.config = plain
+    assert np.allclose(model.probabilities(logits), 1 / len(model.classes))
+
+
 def test_resume_continues_to_the_same_weights(table, tmp_path, monkeypatch):
     whole = DdxTrainConfig(data=[str(table)], out=str(tmp_path / "whole"), epochs=4, export=False,
                            sampling="balanced", **TINY)

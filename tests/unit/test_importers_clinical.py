@@ -117,25 +117,27 @@ def test_pad_ufes_20_fields(pad_release: Path, tmp_path: Path) -> None:
     assert full.history == {
         "smoke": False, "drink": False, "pesticide": False, "skin_cancer_history": True, "cancer_history": True,
         "has_piped_water": True, "has_sewage_system": False, "itch": True, "grew": True, "hurt": False,
-        "changed": True, "bleed": False, "elevation": True, "biopsed": True,
+        "changed": True, "bleed": False, "elevation": True,
     }
     symptoms = default_ontology().symptoms
     assert full.symptoms == [symptoms.get(term).id for term in ("itch", "grew", "changed", "elevation")]
     assert full.measurements == {"diameter_1_mm": 6.0, "diameter_2_mm": 5.0}
-    assert full.extra == {"background_father": "POMERANIA", "background_mother": "GERMANY"}
+    # Biopsy is how the label was confirmed, not history: every cancer is biopsied, so it stays out of
+    # the fields a model reads.
+    assert full.extra == {"background_father": "POMERANIA", "background_mother": "GERMANY", "biopsed": True}
     assert (full.acquisition, full.licence, full.source) == ("clinical", "CC BY 4.0", "pad-ufes-20")
 
 
 def test_pad_ufes_20_gaps_stay_null(pad_release: Path, tmp_path: Path) -> None:
     cases = by_id(run_import("pad-ufes-20", pad_release, tmp_path / "out").out_dir)
     sparse = cases["pad-ufes-20:PAT_1516_1765_530"]
-    assert (sparse.sex, sparse.fitzpatrick, sparse.measurements, sparse.extra) == (None, None, None, None)
+    assert (sparse.sex, sparse.fitzpatrick, sparse.measurements, sparse.extra) == (None, None, None, {"biopsed": False})
     assert sparse.symptoms == []  # asked, none present: not the same as not asked
-    assert set(sparse.history) == {"itch", "grew", "hurt", "changed", "bleed", "elevation", "biopsed"}
+    assert set(sparse.history) == {"itch", "grew", "hurt", "changed", "bleed", "elevation"}
     unasked = cases["pad-ufes-20:PAT_9_1765_1"]
     assert unasked.symptoms is None  # UNK and empty: nothing recorded
-    assert unasked.history == {"biopsed": True}
-    assert unasked.extra is None  # background "UNK" is missing, not a country
+    assert unasked.history is None
+    assert unasked.extra == {"biopsed": True}  # background "UNK" is missing, not a country
     # The same lesion number under two patients must not become one lesion.
     assert sparse.lesion_id != unasked.lesion_id
 

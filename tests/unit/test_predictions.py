@@ -84,3 +84,12 @@ def test_isic_csv_export(predictions: Predictions, tmp_path: Path) -> None:
     logits = Predictions(predictions.frame.assign(probs=[[2.0, -1.0, 0.0]] * 4), "m", CLASSES)
     with pytest.raises(InputError):
         to_isic_csv(logits, tmp_path / "bad.csv")
+
+
+def test_resampling_units_prefer_the_patient_then_the_lesion_then_the_row():
+    from dermkit.evaluate.predictions import resampling_units
+
+    frame = pd.DataFrame({"patient_id": ["p1", None, None, "p1"], "lesion_id": ["l1", "l2", None, "l9"]})
+    units = resampling_units(frame)
+    assert list(units) == ["patient_id:p1", "lesion_id:l2", None, "patient_id:p1"]
+    assert list(resampling_units(pd.DataFrame({"lesion_id": ["a", "a"]}))) == ["lesion_id:a", "lesion_id:a"]

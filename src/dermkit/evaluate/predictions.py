@@ -23,12 +23,13 @@ from dermkit.core import InputError, atomic_path
 UNLABELLED = -1
 """``label`` of a case without ground truth (e.g. a deployment set)."""
 
-GROUPING_FIELDS = ("patient_id", "fitzpatrick", "monk", "sex", "age", "acquisition", "source", "body_site")
+GROUPING_FIELDS = ("patient_id", "lesion_id", "fitzpatrick", "monk", "sex", "age", "acquisition", "source", "body_site")
 
 # (name, arrow type, nullable, description): the documented contract, rendered in docs/metrics.md.
 FIELDS: tuple[tuple[str, pa.DataType, bool, str], ...] = (
     ("case_id", pa.string(), False, "Case id, as in the case table."),
     ("patient_id", pa.string(), True, "Patient id: the bootstrap resamples patients."),
+    ("lesion_id", pa.string(), True, "Lesion id: resampled where no patient id is known (HAM10000)."),
     ("fitzpatrick", pa.int8(), True, "Fitzpatrick skin type 1–6."),
     ("monk", pa.int8(), True, "Monk skin tone 1–10."),
     ("sex", pa.string(), True, "female | male | other."),
@@ -109,6 +110,20 @@ class Predictions:
     def labelled(self) -> Predictions:
         """The rows with a label: metrics refuse -1 rather than silently dropping them."""
         return self.where(self.frame["label"] != UNLABELLED)
+
+
+def resampling_units(frame: pd.DataFrame) -> np.ndarray:
+    """The bootstrap's unit per row: the patient, else the lesion, else the row alone (None).
+
+    Images of one patient or one lesion are not independent draws; HAM10000 records lesions only.
+    """
+    units = np.full(len(frame), None, dtype=object)
+    for column in ("lesion_id", "patient_id"):  # the patient, the coarser unit, wins where both are known
+        if column in frame:
+            values = frame[column].to_numpy(dtype=object)
+            known = pd.notna(values)
+            units[known] = [f"{column}:{value}" for value in values[known]]
+    return units
 
 
 def write_predictions(predictions: Predictions, path: str | Path) -> None:

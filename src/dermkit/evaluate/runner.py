@@ -63,6 +63,7 @@ from dermkit.evaluate.predictions import (
     UNLABELLED,
     Predictions,
     read_predictions,
+    resampling_units,
     write_predictions,
 )
 from dermkit.evaluate.strata import stratify
@@ -132,7 +133,7 @@ def interval(metric: MetricFn, predictions: Predictions, n_boot: int, level: flo
     """A metric's estimate and patient-bootstrap interval on the labelled rows (None where undefined)."""
     labelled = predictions.labelled()
     try:
-        result = bootstrap_ci(metric, labelled.probs(), labelled.labels(), labelled.frame["patient_id"].to_numpy(),
+        result = bootstrap_ci(metric, labelled.probs(), labelled.labels(), resampling_units(labelled.frame),
                               n_boot=n_boot, level=level, seed=seed)
     except UndefinedMetricError as exc:
         return {"estimate": None, "low": None, "high": None, "undefined": str(exc)}
@@ -314,7 +315,7 @@ def run_retrieval(task: Task, loaded: LoadedModel, frame: pd.DataFrame, features
         def recall(values: np.ndarray, _: np.ndarray, k: int = k) -> float:
             return recall_at_k(values, [k])[f"R@{k}"]
 
-        result = bootstrap_ci(recall, ranks, np.zeros(len(ranks)), cases["patient_id"].to_numpy(),
+        result = bootstrap_ci(recall, ranks, np.zeros(len(ranks)), resampling_units(cases),
                               n_boot=options.bootstrap, level=options.level, seed=options.seed)
         metrics[f"image_to_text_R@{k}"] = {"estimate": result.estimate, "low": result.low, "high": result.high,
                                            "n_boot": result.n_boot, "n_groups": result.n_groups,

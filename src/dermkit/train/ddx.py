@@ -3,8 +3,10 @@
 The CPU recipe: the backbone starts frozen and its features are cached once (evaluation
 preprocessing), so the heads train in seconds; with ``unfreeze_epoch`` the last trunk groups are
 opened at that epoch and trained on augmented images (flip, rotation, colour, random-resized crop)
-with channels-last and optional bf16 autocast. The checkpoint kept, and early stopping, follow the
-validation loss under inverse-frequency class weights (a class-balanced criterion); the test split
+with channels-last and optional bf16 autocast, under a constant rate or a warm-up + cosine schedule
+over the fine-tuning epochs. With a time budget the number of epochs is fitted to it after the first
+fine-tuning epoch, so the cosine reaches zero when the budget does. The checkpoint kept, and early
+stopping, follow the validation loss under inverse-frequency class weights (a class-balanced criterion); the test split
 is never read here. Under ``torchrun`` each rank takes its slice of every global batch and
 gradients are averaged by hand, with the CLIP trainer's checkpoint and resume machinery.
 """
@@ -40,6 +42,7 @@ from dermkit.train.checkpoint import (
     save_checkpoint,
 )
 from dermkit.train.data import read_splits
+from dermkit.train.decision import fit_logit_adjustment, training_prior
 from dermkit.train.features import (
     FeatureCache,
     fill_cache,
@@ -50,12 +53,16 @@ from dermkit.train.imbalance import choose_synthetic, epoch_indices, synthetic_q
 from dermkit.train.losses_supervised import (
     class_balanced_weights,
     focal_loss,
+    smooth,
     soft_cross_entropy,
 )
 from dermkit.train.metrics import MetricsLog
+from dermkit.train.schedule import warmup_cosine
 
 INPUTS = ("images", "metadata", "images+metadata")
 LOSS_NAMES = ("soft-ce", "focal")
+DECISIONS = ("argmax", "balanced")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -92,7 +99,9 @@ class DdxTrainConfig:
     unfreeze_epoch: int | None = None
     unfreeze_groups: int = 2
     finetune_lr: float = 1e-4
+    schedule: str = "constant"  # of the fine-tuning phase; cosine warms up over its first epoch
     patience: int = 10
+    decision: str = "argmax"  # balanced: logit adjustment for the training class mix, tau fitted on validation
     precision: str = "fp32"
     seed: int = 0
     # Run control: may differ between a run and its resumption.
@@ -194,13 +203,14 @@ class DdxTrainer:
         if self.uses_images:  # one cache entry per source, so mixing in synthetic cases reuses the real ones'
             features = {**self._cached_features(train + val), **self._cached_features(synthetic)}
         self.train, self.val = self._split(train + synthetic, features), self._split(val, features)
-        counts = np.bincount(self.train.labels(), minlength=len(self.labels.classes))
+        counts = self.train_counts = np.bincount(self.train.labels(), minlength=len(self.labels.classes))
         self.class_weight = torch.tensor(class_balanced_weights(counts, config.beta, config.class_weights),
                                          dtype=torch.float32, device=device)
         # The selection criterion: a class-balanced validation loss, whatever the training loss.
         self.val_weight = torch.tensor(class_balanced_weights(counts, kind="inverse"), dtype=torch.float32)
         self.aux_matrix = torch.from_numpy(self.labels.aux_matrix()).to(device) if config.aux_level else None
         self.epoch, self.best_epoch, self.best_loss = 0, -1, float("inf")
+        self.planned_epochs = config.epochs  # fitted to the time budget after the first fine-tuning epoch
         self.optimizer = self._optimizer()
         self.best_state: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
@@ -275,12 +285,35 @@ class DdxTrainer:
             self.backbone.module.to(memory_format=torch.channels_last)
             groups.append({"params": [p for p in self.backbone.module.parameters() if p.requires_grad],
                            "lr": self.config.finetune_lr})
+        for group in groups:
+            group["base_lr"] = group["lr"]
         return torch.optim.AdamW(groups, weight_decay=self.config.wd)
+
+    def _set_learning_rates(self, step: int, steps_per_epoch: int) -> None:
+        """Scale every group's base rate by the schedule at this step of the epoch (fine-tuning only)."""
+        if self.config.schedule != "cosine" or not self._finetuning():
+            return
+        assert self.config.unfreeze_epoch is not None
+        done = self.epoch - self.config.unfreeze_epoch
+        total = max(1, self.planned_epochs - self.config.unfreeze_epoch) * steps_per_epoch
+        factor = warmup_cosine(steps_per_epoch, total)(done * steps_per_epoch + step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+
+    def _fit_plan_to_budget(self, epoch_seconds: float) -> None:
+        """After the first fine-tuning epoch: as many more epochs as the budget's remainder holds."""
+        budget = self.config.time_budget_s
+        if budget is None or self.epoch != (self.config.unfreeze_epoch or 0) + 1 or not self._finetuning():
+            return
+        left = budget - (time.perf_counter() - self.started)
+        planned = min(self.config.epochs, self.epoch + max(0, int(left // max(epoch_seconds, 1e-6))))
+        self.planned_epochs = int(distributed.broadcast_object(planned))
+        self.log.write({"event": "plan", "epochs": self.planned_epochs, "epoch_seconds": round(epoch_seconds, 1)})
 
     def run(self) -> dict[str, Any] | None:
         if self.config.resume:
             self._resume()
-        while (self.epoch < self.config.epochs and self.epoch - self.best_epoch <= self.config.patience
+        while (self.epoch < self.planned_epochs and self.epoch - self.best_epoch <= self.config.patience
                and not self._out_of_time()):
             started = time.perf_counter()
             train_loss = self._train_epoch()
@@ -293,12 +326,13 @@ class DdxTrainer:
             self.history.append(record)
             self.log.write(record)
             self.epoch += 1
+            self._fit_plan_to_budget(record["seconds"])
             if self.epoch == self.config.unfreeze_epoch:  # switch before saving: a checkpoint holds
                 self.optimizer = self._optimizer()        # the optimiser of the epoch it resumes into
                 self.log.write({"event": "unfreeze", "epoch": self.epoch, "groups": self.config.unfreeze_groups})
             self._save()
         summary = {"out": str(self.out), "epochs_run": self.epoch, "best_epoch": self.best_epoch,
-                   "seconds": round(time.perf_counter() - self.started, 1),
+                   "seconds": round(time.perf_counter() - self.started, 1), "planned_epochs": self.planned_epochs,
                    "best_val_loss": self.best_loss, "classes": self.labels.classes,
                    "train_cases": len(self.train.cases), "val_cases": len(self.val.cases),
                    "synthetic_train_cases": sum(c.synthetic for c in self.train.cases)}
@@ -322,7 +356,10 @@ class DdxTrainer:
             loss = focal_loss(out["logits"], target, config.focal_gamma, alpha)
         else:
             weight = None if config.class_weights == "none" else self.class_weight
-            loss = soft_cross_entropy(out["logits"], target, weight, config.label_smoothing)
+            normaliser = None  # one process: the batch's own total weight
+            if weight is not None and distributed.world_size() > 1:
+                normaliser = distributed.mean_over_ranks((smooth(target, config.label_smoothing) * weight).sum())
+            loss = soft_cross_entropy(out["logits"], target, weight, config.label_smoothing, normaliser)
         if self.aux_matrix is not None:
             loss = loss + config.aux_weight * soft_cross_entropy(out["aux_logits"], target @ self.aux_matrix)
         return loss
@@ -337,6 +374,7 @@ class DdxTrainer:
         global_batch = min(config.batch_size, len(draw) // distributed.world_size() * distributed.world_size())
         sampler = distributed.ShardedBatches(len(draw), global_batch, seed=config.seed, epoch=self.epoch)
         losses = []
+        steps = len(sampler)
         if self._finetuning():
             train_transform, _ = self.backbone.transforms()  # type: ignore[union-attr]
             loader = DataLoader(CaseImages(self.train.cases, train_transform),
@@ -345,7 +383,8 @@ class DdxTrainer:
             batches = ((rows, {"images": images, "mask": mask}) for rows, images, mask in loader)
         else:
             batches = ((draw[b], {}) for b in sampler)
-        for rows, images in batches:
+        for step, (rows, images) in enumerate(batches):
+            self._set_learning_rates(step, steps)
             inputs = {**self.train.inputs(rows, cached=not images), **images}
             inputs = _to(inputs, self.device)
             with self._autocast():
@@ -356,7 +395,8 @@ class DdxTrainer:
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             losses.append(float(loss.detach()))
-        return float(np.mean(losses)) if losses else float("nan")
+        # Every rank's mean of its share: their average is the one-process loss of the global batches.
+        return float(distributed.mean_over_ranks(torch.tensor(np.mean(losses) if losses else float("nan"))))
 
     @torch.no_grad()
     def predict(self, split: Split) -> torch.Tensor:
@@ -400,6 +440,7 @@ class DdxTrainer:
             save_checkpoint(self.out, {
                 "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
                 "best_epoch": self.best_epoch, "best_loss": self.best_loss, "best_state": self.best_state,
+                "planned_epochs": self.planned_epochs,
                 "history": self.history, "config": self.config.recipe(), "rng": rng})
         distributed.barrier()
 
@@ -413,26 +454,35 @@ class DdxTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.best_epoch, self.best_loss, self.best_state = state["best_epoch"], state["best_loss"], state["best_state"]
         self.history = state["history"]
+        self.planned_epochs = state["planned_epochs"]
         restore_rng(state["rng"], self.device)
         self.log.write({"event": "resume", "epoch": self.epoch})
 
     def _export(self, summary: dict[str, Any]) -> None:
         assert self.best_state is not None
         self.net.load_state_dict(self.best_state)
-        config = {"backbone": self.config.backbone, "feature_dim": self.backbone.dim if self.backbone else 0,
+        config = {"backbone": self.backbone.name if self.backbone else "",
+                  "feature_dim": self.backbone.dim if self.backbone else 0,
                   "preprocess": self.backbone.preprocess if self.backbone else {"size": 0},
                   "net": {"pooling": self.config.pooling, "hidden": self.config.hidden,
                           "dropout": self.config.dropout, "field_dropout": self.config.field_dropout,
                           "n_aux": len(self.labels.aux_classes())}}
+        validation: dict[str, Any] = {"best_epoch": self.best_epoch, "class_balanced_loss": self.best_loss}
+        if self.config.decision == "balanced":
+            weight = None if self.config.class_weights == "none" else self.class_weight.cpu().numpy()
+            fitted = fit_logit_adjustment(self.predict(self.val).clamp_min(1e-12).log().numpy(), self.val.labels(),
+                                          training_prior(self.train_counts, weight, self.config.sampling))
+            config["logit_adjustment"] = fitted["bias"]
+            validation["decision"] = summary["decision"] = {"rule": "balanced", "tau": fitted["tau"],
+                                                            "balanced_accuracy": fitted["validation_balanced_accuracy"]}
         card = ModelCard(
             model_id=self.out.name,
             description=f"Differential diagnosis from {self.config.inputs} ({self.config.backbone}), "
                         f"trained with dermkit; checkpoint chosen on the validation split.",
-            base_model=self.config.backbone if self.uses_images else "",
+            base_model=self.config.backbone if self.uses_images else "",  # ddx:DIR names the run it came from
             training_data=[{"name": str(m.get("source") or Path(m["table"]).name),
                             "license": str(m.get("licence") or "unknown")} for m in self.manifests],
-            results={"validation": {"best_epoch": self.best_epoch, "class_balanced_loss": self.best_loss},
-                     "training": self.config.recipe()},
+            results={"validation": validation, "training": self.config.recipe()},
         )
         save_ddx(DdxModel(self.net.cpu(), self.labels, self.metadata_spec, config, card), self.out / "model")
         summary["model"] = str(self.out / "model")
@@ -454,7 +504,9 @@ def _check(config: DdxTrainConfig) -> None:
     from dermkit.train.imbalance import SAMPLINGS
 
     choices = {"inputs": (config.inputs, INPUTS), "loss": (config.loss, LOSS_NAMES),
-               "sampling": (config.sampling, SAMPLINGS), "precision": (config.precision, ("fp32", "bf16"))}
+               "sampling": (config.sampling, SAMPLINGS), "schedule": (config.schedule, SCHEDULES),
+               "decision": (config.decision, DECISIONS),
+               "precision": (config.precision, ("fp32", "bf16"))}
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise InputError(f"unknown {name} {value!r}; choose from {', '.join(allowed)}", field=name)

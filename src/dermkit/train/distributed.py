@@ -89,6 +89,15 @@ def all_gather_objects(value: Any) -> list[Any]:
     return values
 
 
+def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    """The mean of a (detached) tensor over all ranks; the tensor itself in one process."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return value
+    total = value.detach().clone()
+    dist.all_reduce(total)
+    return total / dist.get_world_size()
+
+
 def broadcast_parameters(parameters: Iterable[torch.Tensor]) -> None:
     """Make every rank start from rank 0's weights."""
     if dist.is_initialized():

@@ -23,16 +23,26 @@ from dermkit.core.errors import InputError
 CLASS_WEIGHTINGS = ("none", "inverse", "effective")
 
 
+def smooth(target: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    """Soft targets mixed with the uniform distribution."""
+    return target * (1 - label_smoothing) + label_smoothing / target.shape[1] if label_smoothing else target
+
+
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
-                       label_smoothing: float = 0.0) -> torch.Tensor:
-    """Mean CE of ``logits`` (N×C) against soft ``target`` rows (N×C, each summing to 1)."""
-    if label_smoothing:
-        target = target * (1 - label_smoothing) + label_smoothing / target.shape[1]
+                       label_smoothing: float = 0.0, normaliser: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean CE of ``logits`` (N×C) against soft ``target`` rows (N×C, each summing to 1).
+
+    With class weights it is the weighted mean, divided by the batch's total target weight, or by
+    ``normaliser`` when given: under DDP the mean over ranks of their totals, so that the ranks'
+    averaged gradients equal one process's on the whole global batch.
+    """
+    target = smooth(target, label_smoothing)
     log_probs = F.log_softmax(logits.float(), dim=1)
     if weight is None:
         return -(target * log_probs).sum(dim=1).mean()
     weighted = target * weight.unsqueeze(0)
-    return -(weighted * log_probs).sum() / weighted.sum().clamp_min(1e-12)
+    total = weighted.sum() if normaliser is None else normaliser
+    return -(weighted * log_probs).sum() / total.clamp_min(1e-12)
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0,

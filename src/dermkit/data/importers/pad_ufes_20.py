@@ -33,8 +33,11 @@ from dermkit.data.table import Case
 SYMPTOM_COLUMNS = ("itch", "grew", "hurt", "changed", "bleed", "elevation")
 HISTORY_COLUMNS = (
     "smoke", "drink", "pesticide", "skin_cancer_history", "cancer_history", "has_piped_water",
-    "has_sewage_system", *SYMPTOM_COLUMNS, "biopsed",
+    "has_sewage_system", *SYMPTOM_COLUMNS,
 )
+# How the diagnosis was confirmed, like HAM10000's dx_type: provenance of the label, not history.
+# Every cancer in the release is biopsied, so as a model input it would give the label away.
+BIOPSY_COLUMN = "biopsed"
 MEASUREMENT_COLUMNS = {"diameter_1": "diameter_1_mm", "diameter_2": "diameter_2_mm"}
 EXTRA_COLUMNS = ("background_father", "background_mother")
 
@@ -87,10 +90,19 @@ class PadUfes20Importer(Importer):
                     differential=single_label(condition),
                     patient_id=patient,
                     lesion_id=lesion,
-                    extra={name: row[name] for name in EXTRA_COLUMNS if not is_missing(row[name])} or None,
+                    extra=_extra(row, where),
                 ), where, "img_id")
             except InputError as error:
                 context.reject(error)
+
+
+def _extra(row: Mapping[str, str], where: Where) -> dict[str, object] | None:
+    """Parental background (country) and whether the lesion was biopsied, where recorded."""
+    extra: dict[str, object] = {name: row[name] for name in EXTRA_COLUMNS if not is_missing(row[name])}
+    biopsied = parse_bool(row[BIOPSY_COLUMN], where, BIOPSY_COLUMN)
+    if biopsied is not None:
+        extra[BIOPSY_COLUMN] = biopsied
+    return extra or None
 
 
 def _symptom_ids(context: ImportContext, csv_path: Path) -> dict[str, str]:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # torch is imported where used, so registering this family st
     import torch
     from PIL.Image import Image
 
+    from dermkit.models.backbones import Backbone
     from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec
 
 CONFIG_FILE = "ddx_config.json"
@@ -55,6 +56,15 @@ class DdxModel:
     def classes(self) -> list[str]:
         return self.labels.classes
 
+    def backbone(self) -> Backbone:
+        """The trained trunk as a :class:`Backbone` (feature cache keys, transfer to another dataset)."""
+        from dermkit.models.backbones import Backbone
+
+        if self.net.trunk is None:
+            raise InputError("this model has no image trunk (it was trained on metadata only)", field="backbone")
+        return Backbone(self.config["backbone"], self.net.trunk, int(self.config["feature_dim"]),
+                        dict(self.config["preprocess"]))
+
     @cached_property
     def eval_transform(self) -> Callable[[Image], torch.Tensor]:
         from dermkit.models.transforms import eval_transform
@@ -75,7 +85,16 @@ class DdxModel:
         if self.metadata is not None:
             inputs["metadata"] = collate_metadata([self.metadata.encode(case) for case in cases])
         with torch.no_grad():
-            return torch.softmax(self.net(**inputs)["logits"].float(), dim=1).numpy()
+            return self.probabilities(self.net(**inputs)["logits"])
+
+    def probabilities(self, logits: torch.Tensor) -> np.ndarray:
+        """Class probabilities under the model's decision rule: the softmax of the logits plus the
+        per-class bias fitted on validation (``logit_adjustment``; none for a plain-argmax model)."""
+        import torch
+
+        bias = self.config.get("logit_adjustment")
+        logits = logits.float() if bias is None else logits.float() + torch.tensor(bias, dtype=torch.float32)
+        return torch.softmax(logits, dim=1).numpy()
 
     def differential(self, probs: np.ndarray, top: int | None = None) -> list[dict[str, Any]]:
         """One case's probabilities as a ranked list of {rank, id, name, probability}."""

@@ -1,0 +1,68 @@
+"""Scoring and paired comparison of two classifiers' predictions tables (the ddx and HAM figures)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dermkit.core.errors import InputError
+from dermkit.evaluate.ddx_compare import compare, score
+from dermkit.evaluate.metrics import auroc, balanced_accuracy
+from dermkit.evaluate.predictions import Predictions
+
+CLASSES = ("melanoma", "melanocytic_nevus", "basal_cell_carcinoma")
+
+
+def _predictions(probs: np.ndarray, labels: np.ndarray, lesions: list[str]) -> Predictions:
+    frame = pd.DataFrame({"case_id": [f"c{i}" for i in range(len(labels))], "lesion_id": lesions,
+                          "label": labels, "probs": list(probs)})
+    return Predictions(frame, "m", CLASSES)
+
+
+@pytest.fixture
+def tables() -> tuple[Predictions, Predictions]:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 20)
+    lesions = [f"l{i // 2}" for i in range(60)]  # two images per lesion, as in HAM10000
+    good = np.eye(3)[labels] * 2 + rng.random((60, 3))
+    noisy = rng.random((60, 3))
+    return _predictions(good / good.sum(1, keepdims=True), labels, lesions), _predictions(noisy, labels, lesions)
+
+
+def test_score_gives_the_point_estimates_and_resamples_lesions(tables):
+    good, _ = tables
+    result = score(good, positive="melanoma", n_boot=200)
+    assert result["cases"] == 60
+    assert result["balanced_accuracy"]["estimate"] == pytest.approx(balanced_accuracy(good.probs(), good.labels()))
+    assert result["melanoma_auroc"]["estimate"] == pytest.approx(auroc(good.probs()[:, 0], good.labels() == 0))
+    low, high = result["balanced_accuracy"]["ci95"]
+    assert low <= result["balanced_accuracy"]["estimate"] <= high
+
+
+def test_compare_is_paired_and_refuses_mismatched_tables(tables):
+    good, noisy = tables
+    same = compare(good, good, n_boot=200)
+    assert same["difference"] == 0 and same["ci95"] == [0, 0]
+    result = compare(good, noisy, n_boot=500)
+    assert result["difference"] > 0.3 and result["ci95"][0] > 0 and result["p_value"] < 0.05
+    subset = compare(good, noisy, mask=good.labels() != 2, n_boot=100)
+    assert subset["cases"] == 40
+    with pytest.raises(InputError, match="not in the second"):
+        compare(good, noisy.where(np.arange(60) < 30))
+
+
+def test_complete_history_means_every_question_the_table_asks_is_answered(tmp_path):
+    from dermkit.data.table import Case, write_table
+    from dermkit.evaluate.ddx_compare import complete_history_mask
+
+    histories = [{"smoke": True, "itch": False}, {"itch": True}, None, {"smoke": None, "itch": True}]
+    write_table([Case(case_id=f"c{i}", image_paths=[f"/x/c{i}.jpg"], source="s", history=h)
+                 for i, h in enumerate(histories)],
+                tmp_path / "table")
+    predictions = Predictions(pd.DataFrame({"case_id": ["c3", "c0", "c1", "c2"], "label": [0, 0, 1, 2],
+                                            "probs": list(np.eye(3)[[0, 0, 1, 2]])}), "m", CLASSES)
+    assert complete_history_mask(predictions, tmp_path / "table").tolist() == [False, True, False, False]
+    with pytest.raises(InputError, match="not in the table"):
+        complete_history_mask(Predictions(pd.DataFrame({"case_id": ["zz"], "label": [0], "probs": [np.eye(3)[0]]}),
+                                          "m", CLASSES), tmp_path / "table")
