@@ -55,3 +55,19 @@ def make_image(tmp_path: Path) -> Callable[..., Path]:
         return target
 
     return make
+
+
+@pytest.fixture(scope="session")
+def synthetic_ham_table() -> Callable[..., Path]:
+    """Write a synthetic HAM10000-layout release under ``root``, import and lesion-split it; returns the table."""
+    from dermkit.data.importers import run_import
+    from dermkit.data.splits import split_table
+    from dermkit.data.synthetic import write_synthetic_ham
+
+    def make(root: Path, *, val: float, test: float, n_cases: int = 42, size: int = 32) -> Path:
+        write_synthetic_ham(root / "raw", n_cases=n_cases, size=size)
+        run_import("ham10000", root / "raw", root / "table", check_images=False)
+        split_table(root / "table", by="lesion", val=val, test=test, seed=0)
+        return root / "table"
+
+    return make

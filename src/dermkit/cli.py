@@ -239,7 +239,8 @@ def _cmd_train_ddx(args: argparse.Namespace) -> int:
         synthetic_ratio=args.synthetic_ratio, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, wd=args.wd,
         hidden=args.hidden, dropout=args.dropout,
         unfreeze_epoch=args.unfreeze_epoch, unfreeze_groups=args.unfreeze_groups, finetune_lr=args.finetune_lr,
-        schedule=args.schedule, decision=args.decision, time_budget_s=None if args.time_budget_min is None else args.time_budget_min * 60,
+        schedule=args.schedule, decision=args.decision,
+        time_budget_s=None if args.time_budget_min is None else args.time_budget_min * 60,
         patience=args.patience, precision=args.precision, seed=args.seed, resume=args.resume, workers=args.workers,
         cache_dir=None if args.cache_dir is None else str(args.cache_dir),
     ))
@@ -607,8 +608,7 @@ def _cmd_eval_classifier(args: argparse.Namespace) -> int:
     from dermkit.models.families.ddx import load_ddx
     from dermkit.predict import predict_table
 
-    predictions = predict_table(load_ddx(args.model), args.table, args.split or args.split_default,
-                                cache_dir=args.cache_dir)
+    predictions = predict_table(load_ddx(args.model), args.table, args.split or ["test"], cache_dir=args.cache_dir)
     if args.out is not None:
         write_predictions(predictions, args.out)
     print_json(score(predictions, positive=args.positive, n_boot=args.n_boot))
@@ -729,7 +729,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     classifier.add_argument("--n-boot", type=int, default=2000)
     classifier.add_argument("--out", type=Path, help="also write the predictions table (Parquet) here")
     classifier.add_argument("--cache-dir", type=Path, help="feature cache shared with training")
-    classifier.set_defaults(func=_cmd_eval_classifier, split_default=["test"])
+    classifier.set_defaults(func=_cmd_eval_classifier)
 
     paired = eval_sub.add_parser("compare", help="paired bootstrap of balanced accuracy, A - B, on the same cases")
     paired.add_argument("a", type=Path, help="predictions table of model A")

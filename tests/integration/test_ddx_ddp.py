@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
 from dermkit.cli import main  # noqa: E402
-from dermkit.data.importers import run_import  # noqa: E402
-from dermkit.data.splits import split_table  # noqa: E402
-from dermkit.data.synthetic import write_synthetic_ham  # noqa: E402
 from dermkit.train.checkpoint import load_checkpoint  # noqa: E402
 
 
@@ -30,17 +28,16 @@ def train_args(table: Path, out: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_two_processes_match_one_process(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        synthetic_ham_table: Callable[..., Path]) -> None:
     torch.set_num_threads(1)
-    write_synthetic_ham(tmp_path / "raw", n_cases=42, size=32)
-    run_import("ham10000", tmp_path / "raw", tmp_path / "table", check_images=False)
-    split_table(tmp_path / "table", by="lesion", val=0.25, test=0.2, seed=0)
-    assert main(train_args(tmp_path / "table", tmp_path / "single")) == 0
+    table = synthetic_ham_table(tmp_path, val=0.25, test=0.2)
+    assert main(train_args(table, tmp_path / "single")) == 0
     capsys.readouterr()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launched = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "dermkit.cli", *train_args(tmp_path / "table", tmp_path / "ddp")],
+         "-m", "dermkit.cli", *train_args(table, tmp_path / "ddp")],
         env=env, capture_output=True, text=True, timeout=180,
     )
     assert launched.returncode == 0, launched.stderr[-3000:]

@@ -10,9 +10,6 @@ import pytest
 import torch
 
 from dermkit.core.errors import InputError
-from dermkit.data.importers import run_import
-from dermkit.data.splits import split_table
-from dermkit.data.synthetic import write_synthetic_ham
 from dermkit.models import load_model
 from dermkit.predict import predict_table
 from dermkit.train.checkpoint import load_checkpoint
@@ -23,12 +20,8 @@ TINY = {"labels": "ham10000", "other": False, "backbone": "test_efficientnet", "
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("ddx")
-    write_synthetic_ham(root / "raw", n_cases=42, size=32)
-    run_import("ham10000", root / "raw", root / "table", check_images=False)
-    split_table(root / "table", by="lesion", val=0.25, test=0.2, seed=0)
-    return root / "table"
+def table(tmp_path_factory: pytest.TempPathFactory, synthetic_ham_table) -> Path:
+    return synthetic_ham_table(tmp_path_factory.mktemp("ddx"), val=0.25, test=0.2)
 
 
 def test_heads_train_on_cached_features_and_the_export_predicts(table, tmp_path):

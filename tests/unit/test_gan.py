@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dermkit.data.importers import run_import
-from dermkit.data.splits import assign_splits, split_table
-from dermkit.data.synthetic import write_synthetic_ham
+from dermkit.data.splits import assign_splits
 from dermkit.data.table import read_table
 from dermkit.models.gan import PatchDiscriminator, UNetGenerator, load_cyclegan
 from dermkit.train.checkpoint import load_checkpoint
@@ -20,12 +18,8 @@ TINY = {"class_a": "melanocytic_nevus", "class_b": "melanoma", "image_size": 16,
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("gan")
-    write_synthetic_ham(root / "raw", n_cases=42, size=32)
-    run_import("ham10000", root / "raw", root / "table", check_images=False)
-    split_table(root / "table", by="lesion", val=0.2, test=0.2, seed=0)
-    return root / "table"
+def table(tmp_path_factory: pytest.TempPathFactory, synthetic_ham_table) -> Path:
+    return synthetic_ham_table(tmp_path_factory.mktemp("gan"), val=0.2, test=0.2)
 
 
 def test_generator_keeps_shape_and_range_and_discriminator_scores_patches():
