@@ -38,6 +38,7 @@ for start in range(shard.start, shard.stop or len(labels), 25):
 values = {name: metric.compute() for name, metric in metrics.items()}
 with open(f"{sys.argv[2]}/rank{rank}.json", "w") as handle:
     json.dump(values, handle)
+dist.barrier()  # gloo aborts a rank whose peer leaves mid-collective
 dist.destroy_process_group()
 """
 

@@ -79,13 +79,10 @@ def _worker(rank: int, port: int, out: Path) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    distributed.setup()
-    try:
+    with distributed.process_group():
         grads = _gradients(2, rank)
         if rank == 0:
             torch.save(grads, out)
-    finally:
-        distributed.teardown()
 
 
 @pytest.mark.slow

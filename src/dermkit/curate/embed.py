@@ -57,8 +57,7 @@ def embed_table(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Embed this process's share of ``table`` into ``out_dir``; rank 0 returns the manifest."""
-    device = distributed.setup()
-    try:
+    with distributed.process_group() as device:
         rank, world = distributed.rank(), distributed.world_size()
         frame = read_table(table)
         if frame.empty:
@@ -92,10 +91,8 @@ def embed_table(
                     "cases": len(frame), "precision_used": precision_used, "table": str(table)}
         if distributed.is_main():
             atomic_write_text(out / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
-        distributed.barrier()
+        distributed.barrier()  # the manifest exists before any rank returns
         return manifest
-    finally:
-        distributed.teardown()
 
 
 def _gather_counts(rows: int, world: int) -> list[int]:

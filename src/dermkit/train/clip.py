@@ -97,13 +97,8 @@ class ClipTrainConfig:
 def train_clip(config: ClipTrainConfig) -> dict[str, Any] | None:
     """Train (or resume) a run; the main process returns its summary (also in ``OUT/summary.json``),
     the other processes of a multi-process run return None."""
-    owns_group = not torch.distributed.is_initialized()
-    device = distributed.setup()
-    try:
+    with distributed.process_group() as device:
         return ClipTrainer(config, device).run()
-    finally:
-        if owns_group:
-            distributed.teardown()
 
 
 class ClipTrainer:

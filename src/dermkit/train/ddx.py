@@ -119,13 +119,8 @@ class DdxTrainConfig:
 
 def train_ddx(config: DdxTrainConfig) -> dict[str, Any] | None:
     """Train (or resume) a run; the main process returns the summary (also ``OUT/summary.json``)."""
-    owns_group = not torch.distributed.is_initialized()
-    device = distributed.setup()
-    try:
+    with distributed.process_group() as device:
         return DdxTrainer(config, device).run()
-    finally:
-        if owns_group:
-            distributed.teardown()
 
 
 @dataclass

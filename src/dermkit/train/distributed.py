@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,26 @@ def setup() -> torch.device:
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextmanager
+def process_group() -> Iterator[torch.device]:
+    """Join torchrun's group (if any) for the block and leave it afterwards; yields the device.
+
+    A group that was already joined by the caller is left alone. On a clean exit every rank meets
+    at a barrier before the group is destroyed: gloo aborts a process ("terminate called without
+    an active exception") whose peer closes its connections while it is still finishing a
+    collective. After an error there is no barrier, since the other ranks may never reach it.
+    """
+    owns_group = not dist.is_initialized()
+    device = setup()
+    try:
+        yield device
+        if owns_group:
+            barrier()
+    finally:
+        if owns_group:
+            teardown()
 
 
 def barrier() -> None:

@@ -213,13 +213,8 @@ def _lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
 def train_gan(config: GanTrainConfig) -> dict[str, Any] | None:
     if config.batch_size < 1 or config.batch_size % distributed.world_size():
         raise InputError("--batch-size must be a positive multiple of the number of processes", field="batch_size")
-    owns_group = not torch.distributed.is_initialized()
-    device = distributed.setup()
-    try:
+    with distributed.process_group() as device:
         return CycleGanTrainer(config, device).run()
-    finally:
-        if owns_group:
-            distributed.teardown()
 
 
 @torch.no_grad()
