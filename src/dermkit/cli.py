@@ -239,7 +239,7 @@ def _cmd_train_ddx(args: argparse.Namespace) -> int:
         synthetic_ratio=args.synthetic_ratio, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, wd=args.wd,
         hidden=args.hidden, dropout=args.dropout,
         unfreeze_epoch=args.unfreeze_epoch, unfreeze_groups=args.unfreeze_groups, finetune_lr=args.finetune_lr,
-        schedule=args.schedule, decision=args.decision,
+        schedule=args.schedule, augment=args.augment, decision=args.decision,
         time_budget_s=None if args.time_budget_min is None else args.time_budget_min * 60,
         patience=args.patience, precision=args.precision, seed=args.seed, resume=args.resume, workers=args.workers,
         cache_dir=None if args.cache_dir is None else str(args.cache_dir),
@@ -335,6 +335,9 @@ def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
     ddx.add_argument("--finetune-lr", type=float, default=1e-4, help="base rate of the opened trunk groups")
     ddx.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
                      help="fine-tuning rates: constant, or one warm-up epoch then cosine decay to zero")
+    ddx.add_argument("--augment", choices=["light", "strong"], default="light",
+                     help="fine-tuning augmentation: light (crops, flips, quarter turns, mild brightness/contrast; "
+                          "colour kept) or strong (DermLIP's colour jitter and grayscale, 45-degree rotation)")
     ddx.add_argument("--decision", choices=["argmax", "balanced"], default="argmax",
                      help="balanced: correct the logits for the training class mix (tau chosen on validation), "
                           "for balanced accuracy on imbalanced data")

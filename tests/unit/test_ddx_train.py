@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dermkit.core.errors import InputError
-from dermkit.models import load_model
+from dermkit.models import ModelCard, load_model
 from dermkit.predict import predict_table
 from dermkit.train.checkpoint import load_checkpoint
 from dermkit.train.ddx import DdxTrainConfig, DdxTrainer, train_ddx
@@ -32,6 +32,8 @@ def test_heads_train_on_cached_features_and_the_export_predicts(table, tmp_path)
     predictions = predict_table(model, table, ["test"], cache_dir=tmp_path / "run" / "feature-cache")
     assert len(predictions) > 0 and np.allclose(predictions.probs().sum(axis=1), 1, atol=1e-5)
     assert predictions.classes[0] == "melanoma" and set(predictions.frame["split"]) == {"test"}
+    card = ModelCard.read(Path(summary["model"]) / "README.md")  # HAM10000 is CC BY-NC: so are its weights
+    assert card.license == "cc-by-nc-4.0" and card.training_data[0]["license"] == "CC BY-NC 4.0"
 
 
 def test_staged_unfreezing_trains_the_last_trunk_groups(table, tmp_path):
@@ -161,6 +163,9 @@ def test_bad_settings_are_named(table, tmp_path):
     with pytest.raises(InputError, match="unfreeze"):
         train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "x"), inputs="metadata", unfreeze_epoch=1,
                                  **TINY))
+    with pytest.raises(InputError, match="augment") as error:
+        train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "x"), augment="heavy", **TINY))
+    assert error.value.field == "augment"
 
 
 def test_cli_trains_a_history_only_model_that_predicts(table, tmp_path, make_image, capsys):

@@ -34,3 +34,15 @@ def test_readme_without_front_matter_is_rejected(tmp_path: Path) -> None:
 def test_front_matter_without_model_id_is_rejected() -> None:
     with pytest.raises(InputError, match="model_id"):
         ModelCard.from_markdown("---\nlicense: mit\n---\n# card\n")
+
+
+def test_trained_weights_take_the_licence_of_their_data() -> None:
+    from dermkit.models.card import license_of_trained_weights, training_data_entries
+
+    ham = training_data_entries([{"source": "ham10000", "licence": "CC BY-NC 4.0", "table": "/t/ham"}])
+    pad = training_data_entries([{"licence": "CC BY 4.0", "table": "/t/pad"}])
+    assert ham == [{"name": "ham10000", "license": "CC BY-NC 4.0"}] and pad[0]["name"] == "pad"
+    assert license_of_trained_weights(ham) == "cc-by-nc-4.0"
+    assert license_of_trained_weights(ham + ham) == "cc-by-nc-4.0"
+    assert license_of_trained_weights(ham + pad) == "other"  # mixed terms: the list names each
+    assert license_of_trained_weights(training_data_entries([{"table": "/t/x"}])) == "other"

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 DEFAULT_BACKBONE = "efficientnet_lite0"
 CLIP_PREFIX = "clip:"
 DDX_PREFIX = "ddx:"
-ROTATION_DEGREES = 45  # lesions have no canonical orientation; larger angles mostly add black corners
 
 
 @dataclass
@@ -44,14 +43,13 @@ class Backbone:
     dim: int
     preprocess: dict[str, Any]  # open_clip PreprocessCfg fields: size, mean, std, interpolation, ...
 
-    def transforms(self) -> tuple[Callable[[Image], torch.Tensor], Callable[[Image], torch.Tensor]]:
-        """(training, evaluation) transforms: DermLIP's augmentation plus rotation, and open_clip's eval."""
-        from torchvision import transforms as T
+    def transforms(self, augment: str = "light"
+                   ) -> tuple[Callable[[Image], torch.Tensor], Callable[[Image], torch.Tensor]]:
+        """(training, evaluation) transforms: the fine-tuning augmentation ``augment`` (``light`` or
+        ``strong``, see :mod:`dermkit.models.transforms`) and open_clip's evaluation transform."""
+        from dermkit.models.transforms import classifier_train_transform, eval_transform
 
-        from dermkit.models.transforms import eval_transform, train_transform
-
-        train = T.Compose([T.RandomRotation(ROTATION_DEGREES), train_transform(self.preprocess)])
-        return train, eval_transform(self.preprocess)
+        return classifier_train_transform(self.preprocess, augment), eval_transform(self.preprocess)
 
     def trainable_groups(self) -> list[torch.nn.Module]:
         """The trunk's layer groups from input to output (stages of a ``Sequential`` are expanded),

@@ -21,6 +21,9 @@ RESEARCH_ONLY = (
     "Research use only. This model is not a medical device and must not be used for diagnosis, "
     "treatment decisions or any other clinical purpose."
 )
+# Licence names the importers record, as the Hub's licence ids.
+HUB_LICENSE_IDS = {"CC0": "cc0-1.0", "CC BY 4.0": "cc-by-4.0", "CC BY-NC 4.0": "cc-by-nc-4.0",
+                   "CC BY-NC-SA 3.0": "cc-by-nc-sa-3.0", "CC BY-NC-SA 4.0": "cc-by-nc-sa-4.0"}
 DEFAULT_INTENDED_USE = (
     "Research on dermatology image and text representations: zero-shot classification, retrieval, "
     "linear probing and fine-tuning experiments."
@@ -95,6 +98,24 @@ class ModelCard:
     @classmethod
     def read(cls, path: str | Path) -> ModelCard:
         return cls.from_markdown(Path(path).read_text(encoding="utf-8"), source=path)
+
+
+def training_data_entries(manifests: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """One card entry per training table: its source and licence as its manifest records them."""
+    return [{"name": str(m.get("source") or Path(m["table"]).name), "license": str(m.get("licence") or "unknown")}
+            for m in manifests]
+
+
+def license_of_trained_weights(training_data: list[dict[str, str]]) -> str:
+    """The card's ``license`` for weights trained on these tables.
+
+    Weights trained on CC BY-NC data (HAM10000, Derm1M) must not claim a permissive licence, so the
+    card takes the data's own licence when every table shares one the Hub knows, and ``other``
+    otherwise (mixed or unrecognised terms; the training-data list names each).
+    """
+    licences = {entry.get("license", "unknown") for entry in training_data}
+    only = licences.pop() if len(licences) == 1 else None
+    return HUB_LICENSE_IDS.get(only or "", "other")
 
 
 def _class_entries(labels: list[str]) -> list[dict[str, str | None]]:

@@ -1,8 +1,11 @@
-"""Image transforms: open_clip's own evaluation transform, and DermLIP-style training augmentation.
+"""Image transforms: open_clip's own evaluation transform, and training augmentations.
 
 Evaluation must match stock open_clip exactly (an export loaded by open_clip gives the same
-embeddings); training uses the stronger augmentation DermLIP trained with, because skin images
-have no canonical orientation and vary widely in framing, lighting and colour.
+embeddings). Image-text training uses the strong augmentation DermLIP trained with, because skin
+images have no canonical orientation and vary widely in framing, lighting and colour. Classifier
+fine-tuning chooses between that (``strong``, plus rotation) and ``light``: crops, flips and
+quarter turns with a mild brightness/contrast change, keeping hue and saturation, which carry
+diagnostic signal (a blue-white veil, regression's grey-blue) that hue jitter and grayscale erase.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ CROP_SCALE = (0.4, 1.0)
 JITTER = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
 JITTER_PROB = 0.8
 GRAYSCALE_PROB = 0.2
+ROTATION_DEGREES = 45  # strong: lesions have no canonical orientation; larger angles mostly add black corners
+LIGHT_CROP_SCALE = (0.35, 1.0)
+LIGHT_JITTER = (0.1, 0.1, 0.0, 0.0)  # brightness, contrast only: colour itself is diagnostic
+LIGHT_JITTER_PROB = 0.5
+AUGMENTATIONS = ("light", "strong")
 
 
 def eval_transform(preprocess_cfg: Mapping[str, Any]) -> Callable[[Image], torch.Tensor]:
@@ -44,6 +52,42 @@ def train_transform(preprocess_cfg: Mapping[str, Any]) -> Callable[[Image], torc
         T.ToTensor(),
         T.Normalize(mean=cfg["mean"], std=cfg["std"]),
     ])
+
+
+def classifier_train_transform(preprocess_cfg: Mapping[str, Any], augment: str = "light"
+                               ) -> Callable[[Image], torch.Tensor]:
+    """The fine-tuning augmentation ``augment`` (see the module docstring) for this preprocessing."""
+    from torchvision import transforms as T
+
+    if augment == "strong":
+        return T.Compose([T.RandomRotation(ROTATION_DEGREES), train_transform(preprocess_cfg)])
+    if augment != "light":
+        raise ValueError(f"unknown augmentation {augment!r}; choose from {', '.join(AUGMENTATIONS)}")
+    cfg = dict(preprocess_cfg)
+    interpolation = T.InterpolationMode(cfg.get("interpolation", "bicubic"))
+    return T.Compose([
+        T.Lambda(_to_rgb),
+        T.RandomResizedCrop(cfg["size"], scale=LIGHT_CROP_SCALE, interpolation=interpolation),
+        T.RandomHorizontalFlip(),
+        T.RandomVerticalFlip(),
+        RandomQuarterTurn(),
+        T.RandomApply([T.ColorJitter(*LIGHT_JITTER)], p=LIGHT_JITTER_PROB),
+        T.ToTensor(),
+        T.Normalize(mean=cfg["mean"], std=cfg["std"]),
+    ])
+
+
+class RandomQuarterTurn:
+    """Rotate by 0, 90, 180 or 270 degrees (torch's generator, like torchvision's transforms):
+    every orientation, no black corners."""
+
+    def __call__(self, image: Image) -> Image:
+        import torch
+        from PIL.Image import Transpose
+
+        turns = (None, Transpose.ROTATE_90, Transpose.ROTATE_180, Transpose.ROTATE_270)
+        turn = turns[int(torch.randint(len(turns), ()))]
+        return image if turn is None else image.transpose(turn)
 
 
 def _to_rgb(image: Image) -> Image:

@@ -385,8 +385,9 @@ class ClipTrainer:
     def _export(self) -> None:
         if distributed.is_main():
             from dermkit.models import ModelCard, export_model
+            from dermkit.models.card import license_of_trained_weights, training_data_entries
 
-            training_data = _training_data(self.manifests)
+            training_data = training_data_entries(self.manifests)
             licences = ", ".join(sorted({entry["license"] for entry in training_data}))
             card = ModelCard(
                 model_id=self.out.name,
@@ -394,6 +395,7 @@ class ClipTrainer:
                              f"The weights derive from training data under {licences}; their terms "
                              "(e.g. non-commercial use, attribution) may bind uses of this model."),
                 base_model=self.config.model,
+                license=license_of_trained_weights(training_data),
                 training_data=training_data,
                 results={"validation": self.results, "training": self.config.recipe()},
             )
@@ -419,12 +421,6 @@ def _adamw(parameters: list[nn.Parameter], *, lr: float, wd: float) -> torch.opt
     decay = [p for p in parameters if p.ndim >= 2]
     rest = [p for p in parameters if p.ndim < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}], lr=lr)
-
-
-def _training_data(manifests: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """One entry per table, its source and licence as its manifest records them."""
-    return [{"name": str(m.get("source") or Path(m["table"]).name), "license": str(m.get("licence") or "unknown")}
-            for m in manifests]
 
 
 def _progress(total: int, description: str) -> Any:

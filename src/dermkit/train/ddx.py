@@ -2,8 +2,9 @@
 
 The CPU recipe: the backbone starts frozen and its features are cached once (evaluation
 preprocessing), so the heads train in seconds; with ``unfreeze_epoch`` the last trunk groups are
-opened at that epoch and trained on augmented images (flip, rotation, colour, random-resized crop)
-with channels-last and optional bf16 autocast, under a constant rate or a warm-up + cosine schedule
+opened at that epoch and trained on augmented images (``light``: crops, flips and quarter turns
+with mild brightness/contrast; ``strong``: DermLIP's crops, colour jitter and grayscale plus
+rotation; see :mod:`dermkit.models.transforms`) with channels-last and optional bf16 autocast, under a constant rate or a warm-up + cosine schedule
 over the fine-tuning epochs. With a time budget the number of epochs is fitted to it after the first
 fine-tuning epoch, so the cosine reaches zero when the budget does. The checkpoint kept, and early
 stopping, follow the validation loss under inverse-frequency class weights (a class-balanced criterion); the test split
@@ -31,7 +32,7 @@ from dermkit.core.errors import InputError
 from dermkit.data.images import open_image
 from dermkit.data.table import Case, frame_to_cases, read_table
 from dermkit.models.backbones import DEFAULT_BACKBONE, Backbone, build_backbone
-from dermkit.models.card import ModelCard
+from dermkit.models.card import ModelCard, license_of_trained_weights, training_data_entries
 from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec, collate_metadata
 from dermkit.models.families.ddx import DdxModel, pad_images, save_ddx
 from dermkit.train import distributed
@@ -100,6 +101,7 @@ class DdxTrainConfig:
     unfreeze_groups: int = 2
     finetune_lr: float = 1e-4
     schedule: str = "constant"  # of the fine-tuning phase; cosine warms up over its first epoch
+    augment: str = "light"  # of the fine-tuning images: light or strong (models.transforms)
     patience: int = 10
     decision: str = "argmax"  # balanced: logit adjustment for the training class mix, tau fitted on validation
     precision: str = "fp32"
@@ -371,7 +373,7 @@ class DdxTrainer:
         losses = []
         steps = len(sampler)
         if self._finetuning():
-            train_transform, _ = self.backbone.transforms()  # type: ignore[union-attr]
+            train_transform, _ = self.backbone.transforms(config.augment)  # type: ignore[union-attr]
             loader = DataLoader(CaseImages(self.train.cases, train_transform),
                                 batch_sampler=[draw[b].tolist() for b in sampler], num_workers=config.workers,
                                 collate_fn=_collate)
@@ -470,13 +472,14 @@ class DdxTrainer:
             config["logit_adjustment"] = fitted["bias"]
             validation["decision"] = summary["decision"] = {"rule": "balanced", "tau": fitted["tau"],
                                                             "balanced_accuracy": fitted["validation_balanced_accuracy"]}
+        training_data = training_data_entries(self.manifests)
         card = ModelCard(
             model_id=self.out.name,
             description=f"Differential diagnosis from {self.config.inputs} ({self.config.backbone}), "
                         f"trained with dermkit; checkpoint chosen on the validation split.",
             base_model=self.config.backbone if self.uses_images else "",  # ddx:DIR names the run it came from
-            training_data=[{"name": str(m.get("source") or Path(m["table"]).name),
-                            "license": str(m.get("licence") or "unknown")} for m in self.manifests],
+            license=license_of_trained_weights(training_data),
+            training_data=training_data,
             results={"validation": validation, "training": self.config.recipe()},
         )
         save_ddx(DdxModel(self.net.cpu(), self.labels, self.metadata_spec, config, card), self.out / "model")
@@ -496,11 +499,12 @@ def _to(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 
 def _check(config: DdxTrainConfig) -> None:
+    from dermkit.models.transforms import AUGMENTATIONS
     from dermkit.train.imbalance import SAMPLINGS
 
     choices = {"inputs": (config.inputs, INPUTS), "loss": (config.loss, LOSS_NAMES),
                "sampling": (config.sampling, SAMPLINGS), "schedule": (config.schedule, SCHEDULES),
-               "decision": (config.decision, DECISIONS),
+               "decision": (config.decision, DECISIONS), "augment": (config.augment, AUGMENTATIONS),
                "precision": (config.precision, ("fp32", "bf16"))}
     for name, (value, allowed) in choices.items():
         if value not in allowed:
