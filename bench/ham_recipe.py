@@ -50,6 +50,7 @@ from dermkit.evaluate.ddx_compare import compare, score
 from dermkit.evaluate.predictions import Predictions, read_predictions, write_predictions
 from dermkit.models.backbones import build_backbone
 from dermkit.models.ddx import LabelSpace
+from dermkit.models.transforms import AUGMENTATIONS
 from dermkit.predict import predict_table
 from dermkit.train.ddx import DdxTrainConfig, train_ddx
 
@@ -139,7 +140,7 @@ def main() -> None:
     parser.add_argument("--finetune-lr", type=float, default=1e-3, help="dermkit arm: the trunk's peak rate")
     parser.add_argument("--class-weights", choices=["none", "inverse", "effective"], default="effective",
                         help="dermkit arm's class weighting (the baseline always uses inverse frequency)")
-    parser.add_argument("--augment", choices=["light", "strong"], default="light", help="dermkit arm's augmentation")
+    parser.add_argument("--augment", choices=AUGMENTATIONS, default="light", help="dermkit arm's augmentation")
     parser.add_argument("--work", type=Path, help="work folder (table, cache); default a temporary one")
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args()

@@ -15,6 +15,7 @@ from typing import Any
 
 from dermkit import __version__
 from dermkit.core.errors import DermkitError
+from dermkit.models.transforms import AUGMENTATIONS
 
 
 def print_json(document: Any) -> None:
@@ -335,7 +336,7 @@ def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
     ddx.add_argument("--finetune-lr", type=float, default=1e-4, help="base rate of the opened trunk groups")
     ddx.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
                      help="fine-tuning rates: constant, or one warm-up epoch then cosine decay to zero")
-    ddx.add_argument("--augment", choices=["light", "strong"], default="light",
+    ddx.add_argument("--augment", choices=AUGMENTATIONS, default="light",
                      help="fine-tuning augmentation: light (crops, flips, quarter turns, mild brightness/contrast; "
                           "colour kept) or strong (DermLIP's colour jitter and grayscale, 45-degree rotation)")
     ddx.add_argument("--decision", choices=["argmax", "balanced"], default="argmax",

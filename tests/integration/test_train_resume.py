@@ -51,26 +51,15 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
 
 
 def events(run: Path, kind: str) -> list[dict[str, object]]:
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    return [record for record in map(json.loads, lines) if record["event"] == kind]
-
-
-def logged_checkpoint_step(run: Path) -> int:
-    """The step of the last checkpoint the live run has logged; -1 before the first one.
-
-    Read while the run writes: the checkpoint file appears before its log line, and the last line
-    may be half written.
-    """
+    """The run's logged events of ``kind``; safe on a live run, whose last line may be half written."""
     log = run / "metrics.jsonl"
-    steps = [-1]
+    records = []
     for line in (log.read_text().splitlines() if log.exists() else []):
         try:
-            record = json.loads(line)
+            records.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-        if record["event"] == "checkpoint":
-            steps.append(int(record["step"]))
-    return steps[-1]
+    return [record for record in records if record["event"] == kind]
 
 
 @pytest.fixture
@@ -100,7 +89,8 @@ def test_resume_after_sigkill_equals_uninterrupted_run(table: Path, tmp_path: Pa
                              env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while not ((run / CHECKPOINT).exists() and logged_checkpoint_step(run) >= 2):
+        # the checkpoint file appears before its log line: wait for both
+        while not ((run / CHECKPOINT).exists() and [e for e in events(run, "checkpoint") if e["step"] >= 2]):
             assert child.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
             time.sleep(0.02)
         child.send_signal(signal.SIGKILL)

@@ -39,19 +39,8 @@ def train_transform(preprocess_cfg: Mapping[str, Any]) -> Callable[[Image], torc
     """Random resized crop (scale 0.4–1), flips, colour jitter and random grayscale, then normalise."""
     from torchvision import transforms as T
 
-    cfg = dict(preprocess_cfg)
-    size = cfg["size"]
-    interpolation = T.InterpolationMode(cfg.get("interpolation", "bicubic"))
-    return T.Compose([
-        T.Lambda(_to_rgb),
-        T.RandomResizedCrop(size, scale=CROP_SCALE, interpolation=interpolation),
-        T.RandomHorizontalFlip(),
-        T.RandomVerticalFlip(),
-        T.RandomApply([T.ColorJitter(*JITTER)], p=JITTER_PROB),
-        T.RandomGrayscale(p=GRAYSCALE_PROB),
-        T.ToTensor(),
-        T.Normalize(mean=cfg["mean"], std=cfg["std"]),
-    ])
+    return _augmentation(preprocess_cfg, CROP_SCALE, [T.RandomApply([T.ColorJitter(*JITTER)], p=JITTER_PROB),
+                                                      T.RandomGrayscale(p=GRAYSCALE_PROB)])
 
 
 def classifier_train_transform(preprocess_cfg: Mapping[str, Any], augment: str = "light"
@@ -63,15 +52,23 @@ def classifier_train_transform(preprocess_cfg: Mapping[str, Any], augment: str =
         return T.Compose([T.RandomRotation(ROTATION_DEGREES), train_transform(preprocess_cfg)])
     if augment != "light":
         raise ValueError(f"unknown augmentation {augment!r}; choose from {', '.join(AUGMENTATIONS)}")
+    return _augmentation(preprocess_cfg, LIGHT_CROP_SCALE,
+                         [RandomQuarterTurn(), T.RandomApply([T.ColorJitter(*LIGHT_JITTER)], p=LIGHT_JITTER_PROB)])
+
+
+def _augmentation(preprocess_cfg: Mapping[str, Any], crop_scale: tuple[float, float],
+                  photometric: list[Callable[[Image], Image]]) -> Callable[[Image], torch.Tensor]:
+    """RGB, random resized crop of ``crop_scale``, both flips, ``photometric``, then normalise."""
+    from torchvision import transforms as T
+
     cfg = dict(preprocess_cfg)
     interpolation = T.InterpolationMode(cfg.get("interpolation", "bicubic"))
     return T.Compose([
         T.Lambda(_to_rgb),
-        T.RandomResizedCrop(cfg["size"], scale=LIGHT_CROP_SCALE, interpolation=interpolation),
+        T.RandomResizedCrop(cfg["size"], scale=crop_scale, interpolation=interpolation),
         T.RandomHorizontalFlip(),
         T.RandomVerticalFlip(),
-        RandomQuarterTurn(),
-        T.RandomApply([T.ColorJitter(*LIGHT_JITTER)], p=LIGHT_JITTER_PROB),
+        *photometric,
         T.ToTensor(),
         T.Normalize(mean=cfg["mean"], std=cfg["std"]),
     ])

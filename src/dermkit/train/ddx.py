@@ -4,11 +4,12 @@ The CPU recipe: the backbone starts frozen and its features are cached once (eva
 preprocessing), so the heads train in seconds; with ``unfreeze_epoch`` the last trunk groups are
 opened at that epoch and trained on augmented images (``light``: crops, flips and quarter turns
 with mild brightness/contrast; ``strong``: DermLIP's crops, colour jitter and grayscale plus
-rotation; see :mod:`dermkit.models.transforms`) with channels-last and optional bf16 autocast, under a constant rate or a warm-up + cosine schedule
-over the fine-tuning epochs. With a time budget the number of epochs is fitted to it after the first
-fine-tuning epoch, so the cosine reaches zero when the budget does. The checkpoint kept, and early
-stopping, follow the validation loss under inverse-frequency class weights (a class-balanced criterion); the test split
-is never read here. Under ``torchrun`` each rank takes its slice of every global batch and
+rotation; see :mod:`dermkit.models.transforms`) with channels-last and optional bf16 autocast,
+under a constant rate or a warm-up + cosine schedule over the fine-tuning epochs. With a time
+budget the number of epochs is fitted to it after the first fine-tuning epoch, so the cosine
+reaches zero when the budget does. The checkpoint kept, and early stopping, follow the validation
+loss under inverse-frequency class weights (a class-balanced criterion); the test split is never
+read here. Under ``torchrun`` each rank takes its slice of every global batch and
 gradients are averaged by hand, with the CLIP trainer's checkpoint and resume machinery.
 """
 
