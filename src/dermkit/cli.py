@@ -15,7 +15,10 @@ from typing import Any
 
 from dermkit import __version__
 from dermkit.core.errors import DermkitError
-from dermkit.models.transforms import AUGMENTATIONS
+from dermkit.models.transforms import AUGMENTATIONS, TTA_VIEW_COUNTS
+
+TTA_HELP = ("test-time augmentation: the mean over N views of each image (2: + mirror; 4: + half turn; "
+            "8: every quarter turn, mirrored or not)")
 
 
 def print_json(document: Any) -> None:
@@ -242,7 +245,8 @@ def _cmd_train_ddx(args: argparse.Namespace) -> int:
         unfreeze_epoch=args.unfreeze_epoch, unfreeze_groups=args.unfreeze_groups, finetune_lr=args.finetune_lr,
         schedule=args.schedule, augment=args.augment, decision=args.decision,
         time_budget_s=None if args.time_budget_min is None else args.time_budget_min * 60,
-        patience=args.patience, precision=args.precision, seed=args.seed, resume=args.resume, workers=args.workers,
+        patience=args.patience, select_on=args.select_on, precision=args.precision, seed=args.seed,
+        resume=args.resume, workers=args.workers,
         cache_dir=None if args.cache_dir is None else str(args.cache_dir),
     ))
     if summary is None:  # not the main process of a torchrun launch: rank 0 reports
@@ -287,7 +291,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     fields = parse_fields(age=args.age, sex=args.sex, fitzpatrick=args.fitzpatrick, site=args.site,
                           symptoms=args.symptom, history=_key_values(args.history, "--history"))
-    result = predict_case(args.model, args.images, fields, top=args.top)
+    result = predict_case(args.model, args.images, fields, top=args.top, tta=args.tta)
     if args.json:
         print_json(result)
         return 0
@@ -345,6 +349,9 @@ def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
     ddx.add_argument("--time-budget-min", type=float,
                      help="wall-time budget (caching included): the fine-tuning epochs are fitted to it")
     ddx.add_argument("--patience", type=int, default=10, help="epochs without validation gain before stopping")
+    ddx.add_argument("--select-on", choices=["loss", "balanced-accuracy"], default="loss",
+                     help="validation criterion of the checkpoint kept and of early stopping: the class-balanced "
+                          "loss (steady on small splits) or balanced accuracy (some hundreds of cases or more)")
     ddx.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ddx.add_argument("--seed", type=int, default=0)
     ddx.add_argument("--resume", action="store_true")
@@ -392,6 +399,8 @@ def _add_synthesize_predict(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--history", action="append", default=[], metavar="KEY=yes|no",
                          help="history answer, e.g. smoke=no (repeatable)")
     predict.add_argument("--top", type=int, help="show only the top N conditions")
+    predict.add_argument("--tta", type=int, choices=TTA_VIEW_COUNTS, default=1, metavar="N",
+                         help=TTA_HELP)
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(func=_cmd_predict)
 
@@ -612,7 +621,8 @@ def _cmd_eval_classifier(args: argparse.Namespace) -> int:
     from dermkit.models.families.ddx import load_ddx
     from dermkit.predict import predict_table
 
-    predictions = predict_table(load_ddx(args.model), args.table, args.split or ["test"], cache_dir=args.cache_dir)
+    predictions = predict_table(load_ddx(args.model), args.table, args.split or ["test"], cache_dir=args.cache_dir,
+                                tta=args.tta)
     if args.out is not None:
         write_predictions(predictions, args.out)
     print_json(score(predictions, positive=args.positive, n_boot=args.n_boot))
@@ -733,6 +743,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     classifier.add_argument("--n-boot", type=int, default=2000)
     classifier.add_argument("--out", type=Path, help="also write the predictions table (Parquet) here")
     classifier.add_argument("--cache-dir", type=Path, help="feature cache shared with training")
+    classifier.add_argument("--tta", type=int, choices=TTA_VIEW_COUNTS, default=1, metavar="N",
+                            help=TTA_HELP)
     classifier.set_defaults(func=_cmd_eval_classifier)
 
     paired = eval_sub.add_parser("compare", help="paired bootstrap of balanced accuracy, A - B, on the same cases")

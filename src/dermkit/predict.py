@@ -88,9 +88,9 @@ def parse_fields(*, age: float | None = None, sex: str | None = None, fitzpatric
 
 
 def predict_case(model: DdxModel | str | Path, images: Sequence[str | Path], fields: CaseFields | None = None,
-                 top: int | None = None) -> dict[str, Any]:
+                 top: int | None = None, tta: int = 1) -> dict[str, Any]:
     """The ranked differential of one case: ``{"model", "differential": [{rank, id, name, probability}],
-    "ignored"}``; ``ignored`` lists arguments this model does not read."""
+    "ignored"}``; ``ignored`` lists arguments this model does not read; ``tta``: test-time views."""
     if not images:
         raise InputError("give at least one image", field="IMAGE")
     if len(images) > MAX_IMAGES_PER_CASE:
@@ -103,7 +103,7 @@ def predict_case(model: DdxModel | str | Path, images: Sequence[str | Path], fie
         known = set(model.metadata.flags)
         ignored += [f"--symptom {s}" for s in fields.symptoms or [] if s not in known]
         ignored += [f"--history {k}" for k in fields.history or {} if k not in known]
-    probs = model.predict_proba([loaded], [fields])[0]
+    probs = model.predict_proba([loaded], [fields], tta=tta)[0]
     return {"model": model.card.model_id if model.card else None,
             "differential": model.differential(probs, top), "ignored": ignored,
             "note": "Research use only: not for diagnosis."}
@@ -111,19 +111,21 @@ def predict_case(model: DdxModel | str | Path, images: Sequence[str | Path], fie
 
 @torch.no_grad()
 def predict_table(model: DdxModel, table: str | Path, splits: Sequence[str] = ("test",),
-                  cache_dir: str | Path | None = None) -> Any:
+                  cache_dir: str | Path | None = None, tta: int = 1) -> Any:
     """A predictions table (``dermkit.evaluate.predictions``) for the labelled cases of ``splits``.
 
     With ``cache_dir`` the trunk's features come from (or go to) the same cache that training used,
-    keyed by the trunk's weights, so a frozen-trunk model's test images are encoded only once.
+    keyed by the trunk's weights, so a frozen-trunk model's test images are encoded only once. With
+    ``tta`` > 1 the probabilities are the mean over that many flipped and turned views of every image
+    (each view's features cached apart).
     """
     from dermkit.data.table import frame_to_cases, read_table
     from dermkit.evaluate.predictions import Predictions
     from dermkit.models.ddx import collate_metadata
     from dermkit.models.families.ddx import pad_images
-    from dermkit.train.features import compute_features
-    from dermkit.train.ddx import image_feature_cache
+    from dermkit.models.transforms import check_tta
 
+    views = check_tta(tta)
     frame = read_table(table)
     frame = frame[frame["split"].isin(list(splits))].reset_index(drop=True)
     cases = list(frame_to_cases(frame))
@@ -133,19 +135,51 @@ def predict_table(model: DdxModel, table: str | Path, splits: Sequence[str] = ("
     target = np.stack([t for t in targets if t is not None])
     model.net.eval()
     inputs: dict[str, Any] = {}
-    if model.uses_images:
-        backbone = model.backbone()
-        paths = list(dict.fromkeys(p for c in cases for p in c.image_paths))
-        cache = image_feature_cache(backbone, paths, Path(cache_dir) if cache_dir else Path(table) / ".ddx-cache")
-        features = cache.load()
-        if features is None:
-            matrix = compute_features(paths, lambda p: model.eval_transform(open_image(p)), backbone.module,
-                                      batch_size=64, device=torch.device("cpu"), description="image features")
-            cache.save(paths, matrix)
-            features = dict(zip(paths, matrix, strict=True))
-        inputs["features"], inputs["mask"] = pad_images([[features[p] for p in c.image_paths] for c in cases])
     if model.metadata is not None:
         inputs["metadata"] = collate_metadata([model.metadata.encode(c) for c in cases])
-    probs = model.probabilities(model.net(**inputs)["logits"])
+    if not model.uses_images:
+        probs = model.probabilities(model.net(**inputs)["logits"])
+    else:
+        directory = Path(cache_dir) if cache_dir else Path(table) / ".ddx-cache"
+        paths, per_view = list(dict.fromkeys(p for c in cases for p in c.image_paths)), []
+        for view in range(views):
+            features = _view_features(model, paths, directory, view)
+            inputs["features"], inputs["mask"] = pad_images([[features[p] for p in c.image_paths] for c in cases])
+            per_view.append(model.probabilities(model.net(**inputs)["logits"]))
+        probs = sum(per_view) / views
     model_id = model.card.model_id if model.card else "ddx"
     return Predictions.from_cases(frame, probs, target.argmax(axis=1), model_id, model.classes, target)
+
+
+def choose_tta(model: DdxModel, table: str | Path, cache_dir: str | Path | None = None,
+               split: str = "val") -> dict[str, Any]:
+    """The test-time view count (``TTA_VIEW_COUNTS``) of best balanced accuracy on ``split``, the
+    fewest views on a tie: a choice made on validation, never on the test split it is used for."""
+    from dermkit.evaluate.metrics import balanced_accuracy
+    from dermkit.models.transforms import TTA_VIEW_COUNTS
+
+    scores = {}
+    for views in TTA_VIEW_COUNTS:
+        predictions = predict_table(model, table, [split], cache_dir=cache_dir, tta=views)
+        scores[views] = balanced_accuracy(predictions.probs(), predictions.labels())
+    best = max(scores.values())
+    return {"views": min(v for v, score in scores.items() if score == best), "split": split,
+            "balanced_accuracy": scores}
+
+
+def _view_features(model: DdxModel, paths: list[str], directory: Path, view: int) -> dict[str, torch.Tensor]:
+    """The trunk's features of every image under test-time view ``view``, from the cache or computed into it."""
+    from dermkit.models.transforms import dihedral_view
+    from dermkit.train.ddx import image_feature_cache
+    from dermkit.train.features import compute_features
+
+    backbone = model.backbone()
+    cache = image_feature_cache(backbone, paths, directory, view)
+    features = cache.load()
+    if features is None:
+        matrix = compute_features(paths, lambda p: dihedral_view(model.eval_transform(open_image(p)), view),
+                                  backbone.module, batch_size=64, device=torch.device("cpu"),
+                                  description="image features" if view == 0 else f"image features, view {view}")
+        cache.save(paths, matrix)
+        features = dict(zip(paths, matrix, strict=True))
+    return features

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import torch
 
 from dermkit.core.errors import InputError
 from dermkit.models import ModelCard, load_model
-from dermkit.predict import predict_table
+from dermkit.evaluate.metrics import balanced_accuracy
+from dermkit.predict import choose_tta, predict_table
 from dermkit.train.checkpoint import load_checkpoint
 from dermkit.train.ddx import DdxTrainConfig, DdxTrainer, train_ddx
 
@@ -82,6 +84,70 @@ def test_time_budget_fits_the_finetuning_epochs_after_the_first_one(table, tmp_p
     summary = DdxTrainer(DdxTrainConfig(**{**config.__dict__, "out": str(tmp_path / "short"), "epochs": 3,
                                            "time_budget_s": 1e6}), torch.device("cpu")).run()
     assert summary is not None and summary["epochs_run"] == summary["planned_epochs"] == 3  # capped by --epochs
+
+
+def test_no_epoch_is_started_that_the_last_one_says_would_overrun_the_budget(table, tmp_path):
+    config = DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=50, inputs="images",
+                            time_budget_s=100, **TINY)
+    trainer = DdxTrainer(config, torch.device("cpu"))
+    trainer.started = time.perf_counter() - 60  # 40 s left
+    trainer.last_epoch_s = 30
+    assert not trainer._out_of_time()
+    trainer.last_epoch_s = 50
+    assert trainer._out_of_time()
+
+
+@pytest.mark.parametrize("criterion", ["loss", "balanced-accuracy"])
+def test_the_checkpoint_kept_is_the_best_epoch_by_the_chosen_validation_criterion(table, tmp_path, criterion):
+    summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=6, inputs="images",
+                                       lr=3e-2, patience=50, select_on=criterion, **TINY))
+    assert summary is not None
+    epochs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+              if '"event": "epoch"' in line]
+    assert len(epochs) == 6 and all(0 <= r["val_balanced_accuracy"] <= 1 for r in epochs)
+    if criterion == "loss":
+        best = min(epochs, key=lambda r: r["val_loss"])
+    else:  # the first of the epochs that tie on the best score
+        best = max(epochs, key=lambda r: r["val_balanced_accuracy"])
+    assert summary["best_epoch"] == best["epoch"]
+    assert summary["selection"] == {"criterion": criterion, "epoch": best["epoch"], "val_loss": best["val_loss"],
+                                    "val_balanced_accuracy": best["val_balanced_accuracy"]}
+    card = ModelCard.read(Path(summary["model"]) / "README.md")
+    assert card.results["validation"]["criterion"] == criterion
+
+
+def test_test_time_views_average_the_mirrored_image_in_every_prediction_path(table, tmp_path):
+    from PIL.Image import Transpose
+
+    from dermkit.data.images import open_image
+    from dermkit.data.table import frame_to_cases, read_table
+    from dermkit.models.families.ddx import load_ddx
+
+    summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=1, unfreeze_epoch=0,
+                                       unfreeze_groups=-1, inputs="images", **TINY))
+    assert summary is not None
+    model, cache = load_ddx(summary["model"]), tmp_path / "cache"
+    cases = [c for c in frame_to_cases(read_table(table)) if c.split == "test"]
+    images = [[open_image(p) for p in c.image_paths] for c in cases]
+    mirrored = [[i.transpose(Transpose.FLIP_LEFT_RIGHT) for i in imgs] for imgs in images]
+    with torch.no_grad():  # a sharper output layer: the mirror's effect (~4e-4) stands far above rounding (~1e-7)
+        [*_, output] = (m for m in model.net.modules() if isinstance(m, torch.nn.Linear))
+        output.weight.mul_(100)
+    plain = model.predict_proba(images, cases)
+    expected = (plain + model.predict_proba(mirrored, cases)) / 2
+    assert np.abs(plain - expected).max() > 1e-4  # the mirror changes the prediction
+    assert np.abs(model.predict_proba(images, cases, tta=2) - expected).max() < 1e-6
+    table_probs = predict_table(model, table, ["test"], cache_dir=cache, tta=2).probs()
+    assert np.abs(table_probs - expected).max() < 1e-6
+    assert len(list(cache.glob("image-*.pt"))) == 2  # the plain view's entry and the mirror's
+    with pytest.raises(InputError, match="--tta"):
+        predict_table(model, table, ["test"], cache_dir=cache, tta=3)
+    chosen = choose_tta(model, table, cache_dir=cache)  # on validation: the best score, fewest views on a tie
+    scores = chosen["balanced_accuracy"]
+    assert list(scores) == [1, 2, 4, 8] and chosen["split"] == "val"
+    assert chosen["views"] == min(v for v in scores if scores[v] == max(scores.values()))
+    val = predict_table(model, table, ["val"], cache_dir=cache, tta=4)
+    assert scores[4] == pytest.approx(balanced_accuracy(val.probs(), val.labels()))
 
 
 def test_a_trained_ddx_trunk_is_a_backbone_and_its_descendant_loads_without_it(table, tmp_path):
@@ -166,14 +232,18 @@ def test_bad_settings_are_named(table, tmp_path):
     with pytest.raises(InputError, match="augment") as error:
         train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "x"), augment="heavy", **TINY))
     assert error.value.field == "augment"
+    with pytest.raises(InputError, match="select_on") as error:
+        train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "x"), select_on="accuracy", **TINY))
+    assert error.value.field == "select_on"
 
 
 def test_cli_trains_a_history_only_model_that_predicts(table, tmp_path, make_image, capsys):
     from dermkit.cli import main
 
     assert main(["train", "ddx", "--data", str(table), "--out", str(tmp_path / "run"), "--labels", "ham10000",
-                 "--no-other", "--inputs", "metadata", "--epochs", "2", "--json"]) == 0
+                 "--no-other", "--inputs", "metadata", "--epochs", "2", "--select-on", "balanced-accuracy",
+                 "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["epochs_run"] == 2
+    assert summary["epochs_run"] == 2 and summary["selection"]["criterion"] == "balanced-accuracy"
     assert main(["predict", summary["model"], str(make_image()), "--age", "60", "--site", "back", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["differential"]) == 7

@@ -1,4 +1,4 @@
-"""Fine-tuning augmentations: ``light`` turns and crops but keeps colour; ``strong`` does not."""
+"""Fine-tuning augmentations: ``light`` turns and crops but keeps colour; ``strong`` does not. Test-time views."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
-from dermkit.models.transforms import RandomQuarterTurn, classifier_train_transform
+from dermkit.core.errors import InputError
+from dermkit.models.transforms import (
+    TTA_VIEW_COUNTS,
+    RandomQuarterTurn,
+    check_tta,
+    classifier_train_transform,
+    dihedral_view,
+)
 
 PREPROCESS = {"size": 32, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "interpolation": "bicubic"}
 
@@ -51,3 +58,22 @@ def test_light_augmentation_varies_framing_and_returns_the_model_input_shape() -
 def test_unknown_augmentation_names_the_choices() -> None:
     with pytest.raises(ValueError, match="light, strong"):
         classifier_train_transform(PREPROCESS, "heavy")
+
+
+def test_the_eight_test_time_views_are_the_symmetries_of_the_square_identity_and_mirror_first() -> None:
+    image = torch.arange(2 * 3 * 3, dtype=torch.float32).reshape(2, 3, 3)  # no symmetry of its own
+    as_array = image.numpy()
+    symmetries = {np.ascontiguousarray(np.rot90(a, k, axes=(1, 2))).tobytes()
+                  for k in range(4) for a in (as_array, as_array[:, :, ::-1])}
+    views = [dihedral_view(image, v).numpy() for v in range(8)]
+    assert {np.ascontiguousarray(v).tobytes() for v in views} == symmetries and len(symmetries) == 8
+    assert np.array_equal(views[0], as_array) and np.array_equal(views[1], as_array[:, :, ::-1])
+    batch = torch.stack([image, image + 100])  # leading dimensions are carried along
+    assert torch.equal(dihedral_view(batch, 5)[1], dihedral_view(image + 100, 5))
+
+
+def test_unsupported_view_counts_name_tta() -> None:
+    assert [check_tta(n) for n in TTA_VIEW_COUNTS] == [1, 2, 4, 8]
+    with pytest.raises(InputError, match="--tta takes 1, 2, 4, 8") as error:
+        check_tta(3)
+    assert error.value.field == "tta"

@@ -26,6 +26,10 @@ LIGHT_CROP_SCALE = (0.35, 1.0)
 LIGHT_JITTER = (0.1, 0.1, 0.0, 0.0)  # brightness, contrast only: colour itself is diagnostic
 LIGHT_JITTER_PROB = 0.5
 AUGMENTATIONS = ("light", "strong")
+# Test-time views, in the order taken: identity, mirror, half turn, its mirror, then the quarter
+# turns and theirs; as (quarter turns, mirrored). 1, 2, 4 or 8 of them are averaged.
+DIHEDRAL_VIEWS = ((0, False), (0, True), (2, False), (2, True), (1, False), (1, True), (3, False), (3, True))
+TTA_VIEW_COUNTS = (1, 2, 4, 8)
 
 
 def eval_transform(preprocess_cfg: Mapping[str, Any]) -> Callable[[Image], torch.Tensor]:
@@ -85,6 +89,25 @@ class RandomQuarterTurn:
         turns = (None, Transpose.ROTATE_90, Transpose.ROTATE_180, Transpose.ROTATE_270)
         turn = turns[int(torch.randint(len(turns), ()))]
         return image if turn is None else image.transpose(turn)
+
+
+def dihedral_view(images: torch.Tensor, view: int) -> torch.Tensor:
+    """View ``view`` of ``DIHEDRAL_VIEWS`` of a batch (…×H×W): a lesion has no up, down, left or
+    right, so a classifier's prediction may be averaged over these symmetries of the square."""
+    import torch
+
+    turns, mirrored = DIHEDRAL_VIEWS[view]
+    out = torch.rot90(images, turns, dims=(-2, -1))
+    return out.flip(-1) if mirrored else out
+
+
+def check_tta(views: int) -> int:
+    """``views`` if it is a supported test-time view count, else an error naming ``tta``."""
+    from dermkit.core.errors import InputError
+
+    if views not in TTA_VIEW_COUNTS:
+        raise InputError(f"--tta takes {', '.join(map(str, TTA_VIEW_COUNTS))} views, got {views!r}", field="tta")
+    return views
 
 
 def _to_rgb(image: Image) -> Image:

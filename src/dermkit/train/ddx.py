@@ -7,9 +7,12 @@ with mild brightness/contrast; ``strong``: DermLIP's crops, colour jitter and gr
 rotation; see :mod:`dermkit.models.transforms`) with channels-last and optional bf16 autocast,
 under a constant rate or a warm-up + cosine schedule over the fine-tuning epochs. With a time
 budget the number of epochs is fitted to it after the first fine-tuning epoch, so the cosine
-reaches zero when the budget does. The checkpoint kept, and early stopping, follow the validation
-loss under inverse-frequency class weights (a class-balanced criterion); the test split is never
-read here. Under ``torchrun`` each rank takes its slice of every global batch and
+reaches zero when the budget does, and an epoch is not started when the last one's length would
+overrun it. The checkpoint kept, and early stopping, follow one validation criterion,
+``select_on``: the validation loss under inverse-frequency class weights (class-balanced, and
+steady on small validation splits), or the validation balanced accuracy (the figure a classifier is
+judged by, worth its noise once the validation split has some hundreds of cases); the test split is
+never read here. Under ``torchrun`` each rank takes its slice of every global batch and
 gradients are averaged by hand, with the CLIP trainer's checkpoint and resume machinery.
 """
 
@@ -32,8 +35,13 @@ from dermkit.core.atomic import atomic_write_text
 from dermkit.core.errors import InputError
 from dermkit.data.images import open_image
 from dermkit.data.table import Case, frame_to_cases, read_table
+from dermkit.evaluate.metrics import balanced_accuracy
 from dermkit.models.backbones import DEFAULT_BACKBONE, Backbone, build_backbone
-from dermkit.models.card import ModelCard, license_of_trained_weights, training_data_entries
+from dermkit.models.card import (
+    ModelCard,
+    license_of_trained_weights,
+    training_data_entries,
+)
 from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec, collate_metadata
 from dermkit.models.families.ddx import DdxModel, pad_images, save_ddx
 from dermkit.train import distributed
@@ -65,6 +73,7 @@ INPUTS = ("images", "metadata", "images+metadata")
 LOSS_NAMES = ("soft-ce", "focal")
 DECISIONS = ("argmax", "balanced")
 SCHEDULES = ("constant", "cosine")
+SELECTION_CRITERIA = ("loss", "balanced-accuracy")
 
 
 @dataclass
@@ -104,6 +113,7 @@ class DdxTrainConfig:
     schedule: str = "constant"  # of the fine-tuning phase; cosine warms up over its first epoch
     augment: str = "light"  # of the fine-tuning images: light or strong (models.transforms)
     patience: int = 10
+    select_on: str = "loss"  # the validation criterion of the checkpoint kept and of early stopping
     decision: str = "argmax"  # balanced: logit adjustment for the training class mix, tau fitted on validation
     precision: str = "fp32"
     seed: int = 0
@@ -112,7 +122,7 @@ class DdxTrainConfig:
     workers: int = 0
     cache_dir: str | None = None
     export: bool = True
-    time_budget_s: float | None = None  # stop after the epoch that exceeds it (feature caching included)
+    time_budget_s: float | None = None  # no epoch started that would overrun it (feature caching included)
 
     RUN_CONTROL = ("resume", "workers", "cache_dir", "export", "time_budget_s")
 
@@ -204,14 +214,15 @@ class DdxTrainer:
         counts = self.train_counts = np.bincount(self.train.labels(), minlength=len(self.labels.classes))
         self.class_weight = torch.tensor(class_balanced_weights(counts, config.beta, config.class_weights),
                                          dtype=torch.float32, device=device)
-        # The selection criterion: a class-balanced validation loss, whatever the training loss.
+        # The loss criterion's weights: a class-balanced validation loss, whatever the training loss.
         self.val_weight = torch.tensor(class_balanced_weights(counts, kind="inverse"), dtype=torch.float32)
         self.aux_matrix = torch.from_numpy(self.labels.aux_matrix()).to(device) if config.aux_level else None
-        self.epoch, self.best_epoch, self.best_loss = 0, -1, float("inf")
+        self.epoch, self.best_epoch, self.best_score = 0, -1, -float("inf")  # higher is better
         self.planned_epochs = config.epochs  # fitted to the time budget after the first fine-tuning epoch
         self.optimizer = self._optimizer()
         self.best_state: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
+        self.last_epoch_s = 0.0  # the budget check's estimate of the next epoch
 
     # -- data ---------------------------------------------------------------------------------
 
@@ -315,12 +326,14 @@ class DdxTrainer:
                and not self._out_of_time()):
             started = time.perf_counter()
             train_loss = self._train_epoch()
-            val_loss = self._validate()
-            record = {"event": "epoch", "epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss,
+            validation = self._validate()
+            record = {"event": "epoch", "epoch": self.epoch, "train_loss": train_loss, **validation,
                       "seconds": round(time.perf_counter() - started, 3)}
-            if val_loss < self.best_loss:
-                self.best_loss, self.best_epoch = val_loss, self.epoch
+            score = -validation["val_loss"] if self.config.select_on == "loss" else validation["val_balanced_accuracy"]
+            if score > self.best_score:
+                self.best_score, self.best_epoch = score, self.epoch
                 self.best_state = copy.deepcopy(self.net.state_dict())
+            self.last_epoch_s = record["seconds"]
             self.history.append(record)
             self.log.write(record)
             self.epoch += 1
@@ -331,7 +344,7 @@ class DdxTrainer:
             self._save()
         summary = {"out": str(self.out), "epochs_run": self.epoch, "best_epoch": self.best_epoch,
                    "seconds": round(time.perf_counter() - self.started, 1), "planned_epochs": self.planned_epochs,
-                   "best_val_loss": self.best_loss, "classes": self.labels.classes,
+                   "selection": self._selection(), "classes": self.labels.classes,
                    "train_cases": len(self.train.cases), "val_cases": len(self.val.cases),
                    "synthetic_train_cases": sum(c.synthetic for c in self.train.cases)}
         if self.config.export and distributed.is_main():
@@ -343,8 +356,16 @@ class DdxTrainer:
         return summary
 
     def _out_of_time(self) -> bool:
+        """Whether another epoch as long as the last would overrun the budget."""
         budget = self.config.time_budget_s
-        return bool(distributed.broadcast_object(budget is not None and time.perf_counter() - self.started > budget))
+        over = budget is not None and time.perf_counter() - self.started + self.last_epoch_s > budget
+        return bool(distributed.broadcast_object(over))
+
+    def _selection(self) -> dict[str, Any]:
+        """The criterion and the chosen epoch's validation figures (its log record)."""
+        chosen = next((r for r in self.history if r["epoch"] == self.best_epoch), {})
+        return {"criterion": self.config.select_on, "epoch": self.best_epoch,
+                **{k: v for k, v in chosen.items() if k.startswith("val_")}}
 
     def _loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         config = self.config
@@ -416,14 +437,15 @@ class DdxTrainer:
                                             dim=1).cpu())
         return torch.cat(chunks)
 
-    def _validate(self) -> float:
-        """The class-balanced validation loss (rank 0 computes it, every rank receives it)."""
-        value = None
+    def _validate(self) -> dict[str, float]:
+        """Class-balanced validation loss and balanced accuracy (rank 0 computes, every rank receives)."""
+        values = None
         if distributed.is_main():
             probs = self.predict(self.val)
             weighted = self.val.target * self.val_weight
-            value = float(-(weighted * probs.clamp_min(1e-12).log()).sum() / weighted.sum())
-        return float(distributed.broadcast_object(value))
+            values = {"val_loss": float(-(weighted * probs.clamp_min(1e-12).log()).sum() / weighted.sum()),
+                      "val_balanced_accuracy": balanced_accuracy(probs.numpy(), self.val.labels())}
+        return distributed.broadcast_object(values)
 
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
         if self.config.precision == "bf16":
@@ -437,7 +459,7 @@ class DdxTrainer:
         if distributed.is_main():
             save_checkpoint(self.out, {
                 "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
-                "best_epoch": self.best_epoch, "best_loss": self.best_loss, "best_state": self.best_state,
+                "best_epoch": self.best_epoch, "best_score": self.best_score, "best_state": self.best_state,
                 "planned_epochs": self.planned_epochs,
                 "history": self.history, "config": self.config.recipe(), "rng": rng})
         distributed.barrier()
@@ -450,8 +472,9 @@ class DdxTrainer:
         self.net.load_state_dict(state["model"])
         self.optimizer = self._optimizer()  # the right parameter groups for the phase resumed into
         self.optimizer.load_state_dict(state["optimizer"])
-        self.best_epoch, self.best_loss, self.best_state = state["best_epoch"], state["best_loss"], state["best_state"]
+        self.best_epoch, self.best_score, self.best_state = state["best_epoch"], state["best_score"], state["best_state"]
         self.history = state["history"]
+        self.last_epoch_s = self.history[-1]["seconds"] if self.history else 0.0
         self.planned_epochs = state["planned_epochs"]
         restore_rng(state["rng"], self.device)
         self.log.write({"event": "resume", "epoch": self.epoch})
@@ -465,7 +488,7 @@ class DdxTrainer:
                   "net": {"pooling": self.config.pooling, "hidden": self.config.hidden,
                           "dropout": self.config.dropout, "field_dropout": self.config.field_dropout,
                           "n_aux": len(self.labels.aux_classes())}}
-        validation: dict[str, Any] = {"best_epoch": self.best_epoch, "class_balanced_loss": self.best_loss}
+        validation: dict[str, Any] = self._selection()
         if self.config.decision == "balanced":
             weight = None if self.config.class_weights == "none" else self.class_weight.cpu().numpy()
             fitted = fit_logit_adjustment(self.predict(self.val).clamp_min(1e-12).log().numpy(), self.val.labels(),
@@ -487,12 +510,13 @@ class DdxTrainer:
         summary["model"] = str(self.out / "model")
 
 
-def image_feature_cache(backbone: Backbone, paths: list[str], directory: Path) -> FeatureCache:
+def image_feature_cache(backbone: Backbone, paths: list[str], directory: Path, view: int = 0) -> FeatureCache:
     """The cache entry of a frozen trunk's features for ``paths``: keyed by weights, preprocessing and files,
-    so training and later prediction with the same trunk share it."""
-    return FeatureCache(directory, "image", {
-        "model": backbone.name, "weights": weights_digest(list(backbone.module.parameters())),
-        "preprocessing": json.dumps(backbone.preprocess, sort_keys=True), "items": [image_identity(p) for p in paths]})
+    so training and later prediction with the same trunk share it; ``view`` > 0 is a test-time view
+    (``models.transforms.dihedral_view``), an entry of its own."""
+    key = {"model": backbone.name, "weights": weights_digest(list(backbone.module.parameters())),
+           "preprocessing": json.dumps(backbone.preprocess, sort_keys=True), "items": [image_identity(p) for p in paths]}
+    return FeatureCache(directory, "image", {**key, "view": view} if view else key)
 
 
 def _to(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -506,6 +530,7 @@ def _check(config: DdxTrainConfig) -> None:
     choices = {"inputs": (config.inputs, INPUTS), "loss": (config.loss, LOSS_NAMES),
                "sampling": (config.sampling, SAMPLINGS), "schedule": (config.schedule, SCHEDULES),
                "decision": (config.decision, DECISIONS), "augment": (config.augment, AUGMENTATIONS),
+               "select_on": (config.select_on, SELECTION_CRITERIA),
                "precision": (config.precision, ("fp32", "bf16"))}
     for name, (value, allowed) in choices.items():
         if value not in allowed:

@@ -71,13 +71,16 @@ class DdxModel:
 
         return eval_transform(self.config["preprocess"])
 
-    def predict_proba(self, images: Sequence[Sequence[Image]], cases: Sequence[Any]) -> np.ndarray:
+    def predict_proba(self, images: Sequence[Sequence[Image]], cases: Sequence[Any], tta: int = 1) -> np.ndarray:
         """Class probabilities (N×C) for N cases, each with its images and its fields (any attributes
-        named as in the case table; missing ones are unknown)."""
+        named as in the case table; missing ones are unknown); with ``tta`` > 1, the mean over that
+        many flipped and turned views of every image (``models.transforms.DIHEDRAL_VIEWS``)."""
         import torch
 
         from dermkit.models.ddx import collate_metadata
+        from dermkit.models.transforms import check_tta, dihedral_view
 
+        views = check_tta(tta)
         self.net.eval()
         inputs: dict[str, Any] = {}
         if self.uses_images:
@@ -85,7 +88,11 @@ class DdxModel:
         if self.metadata is not None:
             inputs["metadata"] = collate_metadata([self.metadata.encode(case) for case in cases])
         with torch.no_grad():
-            return self.probabilities(self.net(**inputs)["logits"])
+            if not self.uses_images:
+                return self.probabilities(self.net(**inputs)["logits"])
+            per_view = [self.probabilities(self.net(**{**inputs, "images": dihedral_view(inputs["images"], v)})["logits"])
+                        for v in range(views)]
+        return sum(per_view) / views
 
     def probabilities(self, logits: torch.Tensor) -> np.ndarray:
         """Class probabilities under the model's decision rule: the softmax of the logits plus the
