@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from dermkit.data.schema import MAX_IMAGES_PER_CASE, SEXES
 from dermkit.models.ddx import AGE_RANGE
 from dermkit.models.families.ddx import DdxModel, load_ddx
 from dermkit.ontology import default_ontology
+
+if TYPE_CHECKING:
+    from dermkit.models.backbones import Backbone
 
 ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6}
 ANSWERS = {"yes": True, "y": True, "true": True, "1": True, "no": False, "n": False, "false": False, "0": False}
@@ -119,61 +122,75 @@ def predict_table(model: DdxModel, table: str | Path, splits: Sequence[str] = ("
     ``tta`` > 1 the probabilities are the mean over that many flipped and turned views of every image
     (each view's features cached apart).
     """
-    from dermkit.data.table import frame_to_cases, read_table
     from dermkit.evaluate.predictions import Predictions
-    from dermkit.models.ddx import collate_metadata
-    from dermkit.models.families.ddx import pad_images
     from dermkit.models.transforms import check_tta
 
     views = check_tta(tta)
+    frame, cases, target = _labelled_cases(model, table, splits)
+    probs = np.mean(_view_probabilities(model, cases, table, cache_dir, views), axis=0)
+    model_id = model.card.model_id if model.card else "ddx"
+    return Predictions.from_cases(frame, probs, target.argmax(axis=1), model_id, model.classes, target)
+
+
+@torch.no_grad()
+def choose_tta(model: DdxModel, table: str | Path, cache_dir: str | Path | None = None,
+               split: str = "val") -> dict[str, Any]:
+    """The test-time view count (``TTA_VIEW_COUNTS``) of best balanced accuracy on ``split``, the
+    fewest views on a tie: a choice made on validation, never on the test split it is used for.
+    Every view is predicted once; each count scores the mean of the first that many."""
+    from dermkit.evaluate.metrics import balanced_accuracy
+    from dermkit.models.transforms import TTA_VIEW_COUNTS
+
+    _, cases, target = _labelled_cases(model, table, [split])
+    per_view = _view_probabilities(model, cases, table, cache_dir, max(TTA_VIEW_COUNTS))
+    scores = {n: balanced_accuracy(np.mean(per_view[:n], axis=0), target.argmax(axis=1)) for n in TTA_VIEW_COUNTS}
+    best = max(scores.values())
+    return {"views": min(n for n, score in scores.items() if score == best), "split": split,
+            "balanced_accuracy": scores}
+
+
+def _labelled_cases(model: DdxModel, table: str | Path, splits: Sequence[str]) -> tuple[Any, list[Any], np.ndarray]:
+    """The table rows of ``splits`` that the model's label space can score, their cases and soft targets."""
+    from dermkit.data.table import frame_to_cases, read_table
+
     frame = read_table(table)
     frame = frame[frame["split"].isin(list(splits))].reset_index(drop=True)
     cases = list(frame_to_cases(frame))
     targets = [model.labels.target(c.differential) for c in cases]
     keep = np.array([t is not None for t in targets], dtype=bool)
     frame, cases = frame[keep].reset_index(drop=True), [c for c, k in zip(cases, keep, strict=True) if k]
-    target = np.stack([t for t in targets if t is not None])
+    return frame, cases, np.stack([t for t in targets if t is not None])
+
+
+def _view_probabilities(model: DdxModel, cases: list[Any], table: str | Path, cache_dir: str | Path | None,
+                        views: int) -> list[np.ndarray]:
+    """The model's probabilities of ``cases`` under each of the first ``views`` test-time views (one
+    entry for a model without images); trunk features cached in ``cache_dir`` (default TABLE/.ddx-cache)."""
+    from dermkit.models.ddx import collate_metadata
+    from dermkit.models.families.ddx import pad_images
+
     model.net.eval()
     inputs: dict[str, Any] = {}
     if model.metadata is not None:
         inputs["metadata"] = collate_metadata([model.metadata.encode(c) for c in cases])
     if not model.uses_images:
-        probs = model.probabilities(model.net(**inputs)["logits"])
-    else:
-        directory = Path(cache_dir) if cache_dir else Path(table) / ".ddx-cache"
-        paths, per_view = list(dict.fromkeys(p for c in cases for p in c.image_paths)), []
-        for view in range(views):
-            features = _view_features(model, paths, directory, view)
-            inputs["features"], inputs["mask"] = pad_images([[features[p] for p in c.image_paths] for c in cases])
-            per_view.append(model.probabilities(model.net(**inputs)["logits"]))
-        probs = sum(per_view) / views
-    model_id = model.card.model_id if model.card else "ddx"
-    return Predictions.from_cases(frame, probs, target.argmax(axis=1), model_id, model.classes, target)
+        return [model.probabilities(model.net(**inputs)["logits"])]
+    directory = Path(cache_dir) if cache_dir else Path(table) / ".ddx-cache"
+    backbone, paths, per_view = model.backbone(), list(dict.fromkeys(p for c in cases for p in c.image_paths)), []
+    for view in range(views):
+        features = _view_features(model, backbone, paths, directory, view)
+        inputs["features"], inputs["mask"] = pad_images([[features[p] for p in c.image_paths] for c in cases])
+        per_view.append(model.probabilities(model.net(**inputs)["logits"]))
+    return per_view
 
 
-def choose_tta(model: DdxModel, table: str | Path, cache_dir: str | Path | None = None,
-               split: str = "val") -> dict[str, Any]:
-    """The test-time view count (``TTA_VIEW_COUNTS``) of best balanced accuracy on ``split``, the
-    fewest views on a tie: a choice made on validation, never on the test split it is used for."""
-    from dermkit.evaluate.metrics import balanced_accuracy
-    from dermkit.models.transforms import TTA_VIEW_COUNTS
-
-    scores = {}
-    for views in TTA_VIEW_COUNTS:
-        predictions = predict_table(model, table, [split], cache_dir=cache_dir, tta=views)
-        scores[views] = balanced_accuracy(predictions.probs(), predictions.labels())
-    best = max(scores.values())
-    return {"views": min(v for v, score in scores.items() if score == best), "split": split,
-            "balanced_accuracy": scores}
-
-
-def _view_features(model: DdxModel, paths: list[str], directory: Path, view: int) -> dict[str, torch.Tensor]:
+def _view_features(model: DdxModel, backbone: Backbone, paths: list[str], directory: Path,
+                   view: int) -> dict[str, torch.Tensor]:
     """The trunk's features of every image under test-time view ``view``, from the cache or computed into it."""
     from dermkit.models.transforms import dihedral_view
     from dermkit.train.ddx import image_feature_cache
     from dermkit.train.features import compute_features
 
-    backbone = model.backbone()
     cache = image_feature_cache(backbone, paths, directory, view)
     features = cache.load()
     if features is None:

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from dermkit.core.errors import InputError
-from dermkit.models import ModelCard, load_model
 from dermkit.evaluate.metrics import balanced_accuracy
+from dermkit.models import ModelCard, load_model
 from dermkit.predict import choose_tta, predict_table
 from dermkit.train.checkpoint import load_checkpoint
 from dermkit.train.ddx import DdxTrainConfig, DdxTrainer, train_ddx
@@ -91,9 +91,9 @@ def test_no_epoch_is_started_that_the_last_one_says_would_overrun_the_budget(tab
                             time_budget_s=100, **TINY)
     trainer = DdxTrainer(config, torch.device("cpu"))
     trainer.started = time.perf_counter() - 60  # 40 s left
-    trainer.last_epoch_s = 30
+    trainer.history = [{"epoch": 0, "seconds": 30}]
     assert not trainer._out_of_time()
-    trainer.last_epoch_s = 50
+    trainer.history.append({"epoch": 1, "seconds": 50})
     assert trainer._out_of_time()
 
 

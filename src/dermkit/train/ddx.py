@@ -222,7 +222,6 @@ class DdxTrainer:
         self.optimizer = self._optimizer()
         self.best_state: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
-        self.last_epoch_s = 0.0  # the budget check's estimate of the next epoch
 
     # -- data ---------------------------------------------------------------------------------
 
@@ -333,7 +332,6 @@ class DdxTrainer:
             if score > self.best_score:
                 self.best_score, self.best_epoch = score, self.epoch
                 self.best_state = copy.deepcopy(self.net.state_dict())
-            self.last_epoch_s = record["seconds"]
             self.history.append(record)
             self.log.write(record)
             self.epoch += 1
@@ -358,7 +356,8 @@ class DdxTrainer:
     def _out_of_time(self) -> bool:
         """Whether another epoch as long as the last would overrun the budget."""
         budget = self.config.time_budget_s
-        over = budget is not None and time.perf_counter() - self.started + self.last_epoch_s > budget
+        last_epoch_s = self.history[-1]["seconds"] if self.history else 0.0
+        over = budget is not None and time.perf_counter() - self.started + last_epoch_s > budget
         return bool(distributed.broadcast_object(over))
 
     def _selection(self) -> dict[str, Any]:
@@ -474,7 +473,6 @@ class DdxTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.best_epoch, self.best_score, self.best_state = state["best_epoch"], state["best_score"], state["best_state"]
         self.history = state["history"]
-        self.last_epoch_s = self.history[-1]["seconds"] if self.history else 0.0
         self.planned_epochs = state["planned_epochs"]
         restore_rng(state["rng"], self.device)
         self.log.write({"event": "resume", "epoch": self.epoch})
