@@ -95,6 +95,8 @@ def test_no_epoch_is_started_that_the_last_one_says_would_overrun_the_budget(tab
     assert not trainer._out_of_time()
     trainer.history.append({"epoch": 1, "seconds": 50})
     assert trainer._out_of_time()
+    spent = train_ddx(DdxTrainConfig(**{**config.__dict__, "out": str(tmp_path / "spent"), "time_budget_s": 1e-9}))
+    assert spent is not None and spent["epochs_run"] == 1 and Path(spent["model"]).is_dir()  # a budget spent on caching
 
 
 @pytest.mark.parametrize("criterion", ["loss", "balanced-accuracy"])

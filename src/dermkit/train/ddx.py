@@ -122,7 +122,7 @@ class DdxTrainConfig:
     workers: int = 0
     cache_dir: str | None = None
     export: bool = True
-    time_budget_s: float | None = None  # no epoch started that would overrun it (feature caching included)
+    time_budget_s: float | None = None  # no epoch after the first started that would overrun it (caching included)
 
     RUN_CONTROL = ("resume", "workers", "cache_dir", "export", "time_budget_s")
 
@@ -354,10 +354,11 @@ class DdxTrainer:
         return summary
 
     def _out_of_time(self) -> bool:
-        """Whether another epoch as long as the last would overrun the budget."""
+        """Whether another epoch as long as the last would overrun the budget; never before the first
+        epoch, so that a budget spent on feature caching still yields a model."""
         budget = self.config.time_budget_s
-        last_epoch_s = self.history[-1]["seconds"] if self.history else 0.0
-        over = budget is not None and time.perf_counter() - self.started + last_epoch_s > budget
+        over = bool(self.history) and budget is not None and (
+            time.perf_counter() - self.started + self.history[-1]["seconds"] > budget)
         return bool(distributed.broadcast_object(over))
 
     def _selection(self) -> dict[str, Any]:
