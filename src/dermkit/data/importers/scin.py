@@ -57,7 +57,8 @@ TEXTURE_FLAGS = "textures_"
 RACE_FLAGS = "race_ethnicity_"
 CASE_COLUMNS = CsvColumns(
     required=("case_id", "image_1_path"),
-    optional=(*(f"image_{slot}_path" for slot in IMAGE_SLOTS), *(f"image_{slot}_shot_type" for slot in IMAGE_SLOTS),
+    optional=(*(f"image_{slot}_path" for slot in IMAGE_SLOTS[1:]),
+              *(f"image_{slot}_shot_type" for slot in IMAGE_SLOTS),
               "age_group", "sex_at_birth", "fitzpatrick_skin_type", "combined_race", "related_category",
               "condition_duration"),
     prefixes=(SITE_FLAGS, *SYMPTOM_FLAGS, TEXTURE_FLAGS, RACE_FLAGS),
