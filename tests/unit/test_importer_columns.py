@@ -10,11 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from dermkit.core.errors import InputError
 from dermkit.data.importers import IMPORTERS, run_import
-from dermkit.data.importers.base import CsvColumns, Row, UndeclaredColumnError
+from dermkit.data.importers.base import CsvColumns, SourceCsv, UndeclaredColumnError, rows
 from dermkit.data.table import read_cases
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -119,8 +120,10 @@ def test_each_required_column_is_checked_before_any_row(source: str, role: str, 
 
 
 def test_a_row_holds_only_declared_columns() -> None:
-    row = Row({"a": "1", "b": "2", "flag_x": "YES"}, CsvColumns(required=("a",), optional=("c",), prefixes=("flag_",)))
-    assert dict(row) == {"a": "1", "flag_x": "YES"}
+    source = SourceCsv(Path("t.csv"), pd.DataFrame({"a": ["1"], "b": ["2"], "flag_x": ["YES"]}),
+                       CsvColumns(required=("a",), optional=("c",), prefixes=("flag_",)))
+    [(number, row)] = list(rows(source, "test"))
+    assert number == 1 and dict(row) == {"a": "1", "flag_x": "YES"}
     assert row["c"] == "" and row.get("c") == ""  # declared but absent: missing
     with pytest.raises(UndeclaredColumnError, match="'b'"):
         row.get("b")  # in the file, but not declared: an importer bug, not silently empty

@@ -66,7 +66,8 @@ def derm1m_dir(tmp_path: Path, make_image: Callable[..., Path]) -> Path:
     make_image("youtube/a.jpg", folder=tmp_path)
     make_image("pubmed/b.png", folder=tmp_path)
     second = {**PSORIASIS_PAIR, "caption": "Psoriasis plaque, second description."}
-    write_csv(tmp_path / "Derm1M_v2_pretrain.csv", list(DERM1M_COLUMNS.required), [PSORIASIS_PAIR, second, UNLABELLED_PAIR])
+    write_csv(tmp_path / "Derm1M_v2_pretrain.csv", list(DERM1M_COLUMNS.required),
+              [PSORIASIS_PAIR, second, UNLABELLED_PAIR])
     return tmp_path
 
 

@@ -139,8 +139,9 @@ class UndeclaredColumnError(RuntimeError):
 class Row(Mapping[str, str]):
     """One CSV row, holding only the declared columns; a declared column absent from the file reads as ``""``."""
 
-    def __init__(self, record: Mapping[str, str], columns: CsvColumns) -> None:
-        self._record = {key: value for key, value in record.items() if columns.declares(key)}
+    def __init__(self, record: dict[str, str], columns: CsvColumns) -> None:
+        """``record`` holds the declared columns present in the file (:func:`rows` selects them once)."""
+        self._record = record
         self._columns = columns
 
     def __getitem__(self, column: str) -> str:
@@ -217,7 +218,8 @@ def find_csv(path: Path, names: Sequence[str]) -> Path:
 
 def rows(source: SourceCsv, description: str) -> Iterator[tuple[int, Row]]:
     """(1-based data row number, row of declared columns) with a progress bar."""
-    records = source.frame.to_dict(orient="records")
+    kept = [column for column in source.columns if source.declared.declares(column)]
+    records = source.frame[kept].to_dict(orient="records")
     for number, record in enumerate(tqdm(records, desc=description, unit="row", leave=False), start=1):
         yield number, Row(record, source.declared)
 
@@ -269,7 +271,7 @@ def image_name(text: str, where: Where, field_name: str) -> Path:
     if not stripped:
         raise where.error(field_name, "image name is empty")
     normal = os.path.normpath(stripped)
-    if os.path.isabs(normal) or normal == os.pardir or normal.startswith(os.pardir + os.sep) or normal == os.curdir:
+    if os.path.isabs(normal) or normal in (os.curdir, os.pardir) or normal.startswith(os.pardir + os.sep):
         raise where.error(field_name, f"image path {stripped!r} leaves the images folder")
     return Path(normal)
 
