@@ -66,7 +66,8 @@ def derm1m_dir(tmp_path: Path, make_image: Callable[..., Path]) -> Path:
     make_image("youtube/a.jpg", folder=tmp_path)
     make_image("pubmed/b.png", folder=tmp_path)
     second = {**PSORIASIS_PAIR, "caption": "Psoriasis plaque, second description."}
-    write_csv(tmp_path / "Derm1M_v2_pretrain.csv", list(DERM1M_COLUMNS), [PSORIASIS_PAIR, second, UNLABELLED_PAIR])
+    write_csv(tmp_path / "Derm1M_v2_pretrain.csv", list(DERM1M_COLUMNS.required),
+              [PSORIASIS_PAIR, second, UNLABELLED_PAIR])
     return tmp_path
 
 
@@ -101,7 +102,7 @@ def test_derm1m_placeholders_are_missing_values(derm1m_dir: Path) -> None:
 
 
 def test_derm1m_unknown_disease_is_rejected(derm1m_dir: Path) -> None:
-    write_csv(derm1m_dir / "Derm1M_v2_pretrain.csv", list(DERM1M_COLUMNS),
+    write_csv(derm1m_dir / "Derm1M_v2_pretrain.csv", list(DERM1M_COLUMNS.required),
               [UNLABELLED_PAIR, {**PSORIASIS_PAIR, "disease_label": "Dragon scale disease"}])
     with pytest.raises(InputError) as caught:
         read(Derm1MImporter(), derm1m_dir)

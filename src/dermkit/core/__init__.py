@@ -3,7 +3,7 @@
 ``core`` imports nothing else of dermkit, so any package may import it.
 """
 
-from dermkit.core.atomic import atomic_dir, atomic_write_bytes, atomic_write_text, atomic_path
+from dermkit.core.atomic import atomic_dir, atomic_path, atomic_write_bytes, atomic_write_text, recover
 from dermkit.core.errors import DermkitError, InputError
 from dermkit.core.optional import require
 
@@ -14,5 +14,6 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
+    "recover",
     "require",
 ]

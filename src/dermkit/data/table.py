@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dermkit.core.atomic import atomic_dir, atomic_path
+from dermkit.core.atomic import atomic_dir, atomic_path, recover
 from dermkit.core.errors import InputError
 from dermkit.data import schema
 
@@ -195,7 +195,9 @@ def update_table(frame: pd.DataFrame, table_dir: str | Path, **manifest_updates:
 
 
 def resolve_table_file(path: str | Path) -> Path:
+    """The Parquet file of a table, after finishing or undoing a killed write of it (:func:`recover`)."""
     path = Path(path)
+    recover(path)
     candidate = path / TABLE_FILE if path.is_dir() else path
     if not candidate.exists():
         raise InputError("no case table here (expected a directory with cases.parquet)", file=path)

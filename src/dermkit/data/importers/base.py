@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -21,6 +22,7 @@ from typing import Any, ClassVar
 import pandas as pd
 from tqdm.auto import tqdm
 
+from dermkit.core.atomic import recover
 from dermkit.core.errors import DermkitError, InputError
 from dermkit.data.images import check_image
 from dermkit.data.table import Case, write_table
@@ -92,6 +94,9 @@ class Importer(ABC):
     licence: ClassVar[str | None] = None
     acquisition: ClassVar[str | None] = None
     description: ClassVar[str] = ""
+    # Every CSV column it reads, by file (read_csv checks them up front and rows hold only these);
+    # empty for a source whose columns come from its options or that has no CSV.
+    csv_columns: ClassVar[Mapping[str, CsvColumns]] = {}
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         self.options = dict(options or {})
@@ -109,20 +114,87 @@ class Importer(ABC):
 
 # -- CSV reading ------------------------------------------------------------------------------
 
-def read_csv(path: Path, required: Sequence[str], **kwargs: Any) -> pd.DataFrame:
-    """Read a CSV as strings, checking that every required column is present (with suggestions)."""
+@dataclass(frozen=True)
+class CsvColumns:
+    """Every column an importer reads from one CSV, declared so that the file is checked up front.
+
+    ``required`` columns must be in the file (else an error naming them, before any row);
+    ``optional`` ones and those starting with one of ``prefixes`` (flag families) may be absent,
+    and read as empty. A row holds only these: reading any other column is an importer bug and
+    raises :class:`UndeclaredColumnError`, so a column cannot be read without being declared.
+    """
+
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
+
+    def declares(self, column: str) -> bool:
+        return column in self.required or column in self.optional or column.startswith(self.prefixes)
+
+
+class UndeclaredColumnError(RuntimeError):
+    """An importer read a column missing from its :class:`CsvColumns` (a bug, not bad input)."""
+
+
+class Row(Mapping[str, str]):
+    """One CSV row, holding only the declared columns; a declared column absent from the file reads as ``""``."""
+
+    def __init__(self, record: dict[str, str], columns: CsvColumns) -> None:
+        """``record`` holds the declared columns present in the file (:func:`rows` selects them once)."""
+        self._record = record
+        self._columns = columns
+
+    def __getitem__(self, column: str) -> str:
+        if column in self._record:
+            return self._record[column]
+        if self._columns.declares(column):
+            return ""
+        raise UndeclaredColumnError(f"column {column!r} is read but not declared in the importer's CsvColumns")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._record)
+
+    def __len__(self) -> int:
+        return len(self._record)
+
+
+@dataclass(frozen=True)
+class SourceCsv:
+    """A source's CSV, read as strings, with the columns its importer declared."""
+
+    path: Path
+    frame: pd.DataFrame
+    declared: CsvColumns
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns in the file, in its order."""
+        return [str(column) for column in self.frame.columns]
+
+
+def read_csv(path: Path, columns: CsvColumns, **kwargs: Any) -> SourceCsv:
+    """Read a CSV as strings, checking up front that every required column is there (with suggestions)."""
     if not path.exists():
         raise InputError("file not found", file=path)
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, **kwargs)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise InputError(f"not a readable CSV: {exc}", file=path) from exc
-    for column in required:
-        if column not in frame.columns:
-            close = difflib.get_close_matches(column, list(frame.columns), n=1)
-            hint = f" (found {close[0]!r}: misspelt?)" if close else ""
-            raise InputError(f"required column is missing{hint}", file=path, field=column)
-    return frame
+    present = [str(column) for column in frame.columns]
+    missing = [column for column in columns.required if column not in present]
+    if len(missing) == 1:
+        raise InputError(f"required column is missing{misspelling_hint(missing[0], present)}", file=path,
+                         field=missing[0])
+    if missing:
+        listed = ", ".join(column + misspelling_hint(column, present) for column in missing)
+        raise InputError(f"required columns are missing: {listed}", file=path, field=",".join(missing))
+    return SourceCsv(path, frame, columns)
+
+
+def misspelling_hint(column: str, present: Sequence[str]) -> str:
+    """`` (found 'Age': misspelt?)`` when the file has a column close to the one looked for."""
+    close = difflib.get_close_matches(column, list(present), n=1)
+    return f" (found {close[0]!r}: misspelt?)" if close else ""
 
 
 def find_csv(path: Path, names: Sequence[str]) -> Path:
@@ -144,11 +216,12 @@ def find_csv(path: Path, names: Sequence[str]) -> Path:
     raise InputError(f"no {wanted} here (pass the CSV itself){listed}", file=path)
 
 
-def rows(frame: pd.DataFrame, description: str) -> Iterator[tuple[int, dict[str, str]]]:
-    """(1-based data row number, row as dict) with a progress bar."""
-    records = frame.to_dict(orient="records")
+def rows(source: SourceCsv, description: str) -> Iterator[tuple[int, Row]]:
+    """(1-based data row number, row of declared columns) with a progress bar."""
+    kept = [column for column in source.columns if source.declared.declares(column)]
+    records = source.frame[kept].to_dict(orient="records")
     for number, record in enumerate(tqdm(records, desc=description, unit="row", leave=False), start=1):
-        yield number, record
+        yield number, Row(record, source.declared)
 
 
 # -- value parsers: empty means missing; anything else must parse or the row is rejected --------
@@ -187,33 +260,48 @@ class Origin:
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
-def find_image(folder: Path, stem: str, default_suffix: str = ".jpg") -> Path:
+def image_name(text: str, where: Where, field_name: str) -> Path:
+    """An image path as a CSV names it: relative and inside its images folder, else the row is refused.
+
+    ``../`` that climbs out of the folder, or an absolute path, would let a CSV point a table (and
+    whatever later reads its images) anywhere on the machine. The check is on the text, so a
+    symbolic link inside the images folder still works.
+    """
+    stripped = text.strip()
+    if not stripped:
+        raise where.error(field_name, "image name is empty")
+    normal = os.path.normpath(stripped)
+    if os.path.isabs(normal) or normal in (os.curdir, os.pardir) or normal.startswith(os.pardir + os.sep):
+        raise where.error(field_name, f"image path {stripped!r} leaves the images folder")
+    return Path(normal)
+
+
+def find_image(folder: Path, stem: str, where: Where, field_name: str, default_suffix: str = ".jpg") -> Path:
     """The image ``stem`` in ``folder`` with whichever known suffix exists, else the expected path.
 
     A missing image is then reported by the image check of :func:`run_import` (with its row),
     and ``--no-image-check`` keeps the expected path for images that are fetched later.
     """
+    base = folder / image_name(stem, where, field_name)
     for suffix in IMAGE_SUFFIXES:
-        candidate = folder / f"{stem}{suffix}"
+        candidate = base.with_name(base.name + suffix)
         if candidate.exists():
             return candidate
-    return folder / f"{stem}{default_suffix}"
+    return base.with_name(base.name + default_suffix)
 
 
 ROMAN_NUMERALS = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6}
 FITZPATRICK_PREFIX = re.compile(r"^(?:(?:fitzpatrick|skin|type|fst)[\s_-]*)+")
 
 
-def locate_image(text: str, roots: Sequence[Path]) -> Path:
-    """The image a CSV names: an absolute path, else under the first root that holds it.
+def locate_image(text: str, roots: Sequence[Path], where: Where, field_name: str) -> Path:
+    """The image a CSV names (inside the images folder, :func:`image_name`), under the first root that holds it.
 
     Under each root the path is tried as written, then by file name alone, so images may be
     kept in the released sub-folders or all in one folder. When none exists the path under the
     first root is returned, for the image check of ``run_import`` to report with its row.
     """
-    relative = Path(text.strip())
-    if relative.is_absolute():
-        return relative
+    relative = image_name(text, where, field_name)
     candidates = [candidate for root in roots for candidate in (root / relative, root / relative.name)]
     return next((candidate for candidate in candidates if candidate.is_file()), candidates[0])
 
@@ -388,6 +476,7 @@ def run_import(
     Nothing is written unless the whole import succeeds (or, with ``on_error='skip'``, every
     rejected row is in ``import_report.json`` beside the table).
     """
+    recover(out_dir)  # a killed earlier write of this table is finished or undone even if this import fails
     importer = get_importer(source)(options)
     context = ImportContext(on_error=on_error, ontology=ontology or default_ontology())
     path = Path(path)

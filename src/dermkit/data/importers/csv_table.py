@@ -14,12 +14,14 @@ from typing import Any
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
 from dermkit.data.importers.base import (
+    CsvColumns,
     ImportContext,
     Importer,
     Where,
     checked_label_source,
     is_missing,
     locate_image,
+    misspelling_hint,
     parse_body_site,
     parse_fitzpatrick,
     parse_float,
@@ -73,14 +75,14 @@ class CSVImporter(Importer):
             raise InputError("the csv source reads one CSV file, not a folder", file=path)
         label_source = checked_label_source(self.options, context, default=self.name)
         columns = {key: column for key, column in self.options.items() if key in COLUMN_KEYS}
-        frame = read_csv(path, ())
+        # The mapped columns are what it reads; each is required, with an error naming its -o key.
+        source = read_csv(path, CsvColumns(required=(), optional=tuple(columns.values())))
         for key, column in columns.items():
-            if column not in frame.columns:
-                close = difflib.get_close_matches(column, list(frame.columns), n=1)
-                hint = f" (found {close[0]!r}: misspelt?)" if close else ""
-                raise InputError(f"column mapped by -o {key}={column} is missing{hint}", file=path, field=column)
+            if column not in source.columns:
+                raise InputError(f"column mapped by -o {key}={column} is missing"
+                                 f"{misspelling_hint(column, source.columns)}", file=path, field=column)
         roots = [Path(self.options.get("images", path.parent))]
-        for number, row in rows(frame, "csv"):
+        for number, row in rows(source, "csv"):
             where = Where(path, number)
             try:
                 yield context.locate(self._case(row, columns, where, roots, label_source, context), where,
@@ -111,7 +113,7 @@ class CSVImporter(Importer):
                 raise InputError(f"{key}: {error.message}", file=where.file, row=where.row, field=column) from error
 
         images = [
-            locate_image(text, roots)
+            locate_image(text, roots, where, columns["image"])
             for text in row[columns["image"]].split(IMAGE_SEPARATOR)
             if text.strip()
         ]

@@ -14,10 +14,12 @@ from pathlib import Path
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
 from dermkit.data.importers.base import (
+    CsvColumns,
     ImportContext,
     Importer,
     Where,
     find_csv,
+    image_name,
     is_missing,
     parse_bool,
     read_csv,
@@ -37,13 +39,13 @@ class DDIImporter(Importer):
     licence = "Stanford DDI research use agreement"
     acquisition = "clinical"
     description = "DDI biopsy-proven clinical photos across Fitzpatrick I-VI (78 conditions)"
-    columns = ("DDI_ID", "DDI_file", "skin_tone", "malignant", "disease")
+    csv_columns = {"ddi_metadata.csv": CsvColumns(required=("DDI_ID", "DDI_file", "skin_tone", "malignant", "disease"))}
 
     def read(self, path: Path, context: ImportContext) -> Iterator[Case]:
         csv_path = find_csv(path, ("ddi_metadata.csv",))
         image_dir = self._image_dir(csv_path)
-        frame = read_csv(csv_path, self.columns)
-        for number, row in rows(frame, self.name):
+        source = read_csv(csv_path, self.csv_columns["ddi_metadata.csv"])
+        for number, row in rows(source, self.name):
             where = Where(csv_path, number)
             try:
                 for name in ("DDI_ID", "DDI_file"):
@@ -55,7 +57,7 @@ class DDIImporter(Importer):
                 condition = self.map_label(row["disease"], context, file=csv_path, row=number, field_name="disease")
                 yield context.locate(Case(
                     case_id=f"{self.name}:{row['DDI_ID']}",
-                    image_paths=[str((image_dir / row["DDI_file"]).resolve())],
+                    image_paths=[str((image_dir / image_name(row["DDI_file"], where, "DDI_file")).resolve())],
                     source=self.name,
                     diagnosis=row["disease"],
                     diagnosis_id=condition,

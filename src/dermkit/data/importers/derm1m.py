@@ -15,8 +15,10 @@ from typing import Any
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
 from dermkit.data.importers.base import (
+    CsvColumns,
     ImportContext,
     Importer,
+    Row,
     Where,
     find_csv,
     is_missing,
@@ -31,8 +33,9 @@ from dermkit.ontology import Hierarchy
 from dermkit.ontology.normalize import normalize_term
 
 CSV_NAMES = ("Derm1M_v2_pretrain.csv", "Derm1M_v2_validation.csv")
-COLUMNS = ("filename", "caption", "truncated_caption", "source", "source_type", "disease_label",
-           "hierarchical_disease_label", "skin_concept", "body_location", "symptoms", "age", "gender")
+COLUMNS = CsvColumns(required=("filename", "caption", "truncated_caption", "source", "source_type", "disease_label",
+                               "hierarchical_disease_label", "skin_concept", "body_location", "symptoms", "age",
+                               "gender"))
 # Derm1M writes "no value" as a sentence: "No definitive diagnosis", "No symptom information", ...
 PLACEHOLDER = re.compile(r"^no\b.*\b(information|diagnosis|concepts?)$")
 AGE_NUMBER = re.compile(r"^(\d+(?:\.\d+)?)(?:[\s-]*(?:years?|yrs?|y)(?:[\s-]*old)?)?$")
@@ -72,13 +75,14 @@ class Derm1MImporter(Importer):
     name = "derm1m"
     licence = "CC BY-NC 4.0"
     description = "Derm1M image–caption pairs"
+    csv_columns = {"Derm1M_v2_pretrain.csv": COLUMNS}
 
     def read(self, path: Path, context: ImportContext) -> Iterator[Case]:
         csv_path = find_csv(path, CSV_NAMES)
         roots = [Path(self.options.get("images", csv_path.parent))]
-        frame = read_csv(csv_path, COLUMNS)
+        source = read_csv(csv_path, COLUMNS)
         pairs_of_image: dict[str, int] = {}
-        for number, row in rows(frame, "derm1m"):
+        for number, row in rows(source, "derm1m"):
             where = Where(csv_path, number)
             try:
                 pair = pairs_of_image.get(row["filename"], 0) + 1
@@ -88,7 +92,7 @@ class Derm1MImporter(Importer):
             except InputError as error:
                 context.reject(error)
 
-    def _case(self, row: dict[str, str], where: Where, roots: list[Path], pair: int,
+    def _case(self, row: Row, where: Where, roots: list[Path], pair: int,
               context: ImportContext) -> Case:
         """The ``pair``-th caption of its image (1 for the first).
 
@@ -97,7 +101,7 @@ class Derm1MImporter(Importer):
         """
         if _missing(row["caption"]):
             raise where.error("caption", "the pair has no caption")
-        image = locate_image(row["filename"], roots)
+        image = locate_image(row["filename"], roots, where, "filename")
         condition = None
         if not _missing(row["disease_label"]):
             condition = self.map_label(row["disease_label"], context, file=where.file, row=where.row,

@@ -14,6 +14,7 @@ from pathlib import Path
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
 from dermkit.data.importers.base import (
+    CsvColumns,
     ImportContext,
     Importer,
     Where,
@@ -38,13 +39,14 @@ class Fitzpatrick17kImporter(Importer):
     licence = "CC BY-NC-SA 3.0"
     acquisition = "clinical"
     description = "Fitzpatrick 17k clinical atlas photos (114 conditions, Fitzpatrick skin type)"
-    columns = ("md5hash", "fitzpatrick_scale", "fitzpatrick_centaur", "label", *KEPT_IN_EXTRA)
+    csv_columns = {"fitzpatrick17k.csv": CsvColumns(required=("md5hash", "fitzpatrick_scale", "fitzpatrick_centaur",
+                                                             "label", *KEPT_IN_EXTRA))}
 
     def read(self, path: Path, context: ImportContext) -> Iterator[Case]:
         csv_path = find_csv(path, ("fitzpatrick17k.csv",))
         image_dir = Path(self.options.get("images", csv_path.parent / "images"))
-        frame = read_csv(csv_path, self.columns)
-        for number, row in rows(frame, self.name):
+        source = read_csv(csv_path, self.csv_columns["fitzpatrick17k.csv"])
+        for number, row in rows(source, self.name):
             where = Where(csv_path, number)
             try:
                 if is_missing(row["md5hash"]):
@@ -57,7 +59,7 @@ class Fitzpatrick17kImporter(Importer):
                 extra["fitzpatrick_centaur"] = parse_int(row["fitzpatrick_centaur"], where, "fitzpatrick_centaur", 1, 6)
                 yield context.locate(Case(
                     case_id=f"{self.name}:{row['md5hash']}",
-                    image_paths=[str(find_image(image_dir, row["md5hash"]).resolve())],
+                    image_paths=[str(find_image(image_dir, row["md5hash"], where, "md5hash").resolve())],
                     source=self.name,
                     fitzpatrick=parse_int(row["fitzpatrick_scale"], where, "fitzpatrick_scale", 1, 6),
                     diagnosis=row["label"],

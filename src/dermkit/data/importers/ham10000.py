@@ -8,6 +8,7 @@ from pathlib import Path
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
 from dermkit.data.importers.base import (
+    CsvColumns,
     ImportContext,
     Importer,
     Where,
@@ -32,16 +33,17 @@ class HAM10000Importer(Importer):
     licence = "CC BY-NC 4.0"
     acquisition = "dermoscopic"
     description = "HAM10000 dermoscopy (ISIC 2018 task 3 classes)"
-    columns = ("lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization")
+    csv_columns = {"metadata.csv": CsvColumns(required=("lesion_id", "image_id", "dx", "dx_type", "age", "sex",
+                                                       "localization"))}
 
     def read(self, path: Path, context: ImportContext) -> Iterator[Case]:
         csv_path = find_csv(path, ("metadata.csv", "HAM10000_metadata.csv"))
         image_dir = Path(self.options.get("images", csv_path.parent / "images"))
-        frame = read_csv(csv_path, self.columns)
-        for number, row in rows(frame, "ham10000"):
+        source = read_csv(csv_path, self.csv_columns["metadata.csv"])
+        for number, row in rows(source, "ham10000"):
             where = Where(csv_path, number)
             try:
-                image = find_image(image_dir, row["image_id"])
+                image = find_image(image_dir, row["image_id"], where, "image_id")
                 condition = self.map_label(row["dx"], context, file=csv_path, row=number, field_name="dx")
                 yield context.locate(Case(
                     case_id=f"ham10000:{row['image_id']}",

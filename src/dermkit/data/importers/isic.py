@@ -14,8 +14,10 @@ from pathlib import Path
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
 from dermkit.data.importers.base import (
+    CsvColumns,
     ImportContext,
     Importer,
+    Row,
     Where,
     find_csv,
     find_image,
@@ -31,7 +33,8 @@ from dermkit.data.table import Case
 
 # 2018 uses AKIEC, 2019 renamed it AK and added SCC and UNK.
 CLASS_COLUMNS = ("MEL", "NV", "BCC", "AKIEC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
-METADATA_COLUMNS = ("image", "age_approx", "anatom_site_general", "lesion_id", "sex")
+GROUND_TRUTH_COLUMNS = CsvColumns(required=("image",), optional=CLASS_COLUMNS)
+METADATA_COLUMNS = CsvColumns(required=("image", "age_approx", "anatom_site_general", "lesion_id", "sex"))
 
 
 @register_importer
@@ -42,24 +45,23 @@ class ISICImporter(Importer):
     licence = "CC BY-NC 4.0"
     acquisition = "dermoscopic"
     description = "ISIC challenge dermoscopy (2018 task 3 / 2019 ground-truth CSV, optional metadata)"
+    csv_columns = {"ground_truth.csv": GROUND_TRUTH_COLUMNS, "metadata.csv": METADATA_COLUMNS}
 
     def read(self, path: Path, context: ImportContext) -> Iterator[Case]:
         csv_path = _ground_truth(path)
         image_dir = Path(self.options.get("images", csv_path.parent))
-        frame = read_csv(csv_path, ("image",))
-        classes = _class_columns(list(frame.columns), csv_path)
+        source = read_csv(csv_path, GROUND_TRUTH_COLUMNS)
+        classes = _class_columns(source.columns, csv_path)
         metadata = _read_metadata(Path(self.options["metadata"])) if "metadata" in self.options else None
-        for number, row in rows(frame, self.name):
+        for number, row in rows(source, self.name):
             where = Where(csv_path, number)
             try:
                 image = row["image"].strip()
-                if not image:
-                    raise where.error("image", "image name is empty")
                 code = _one_hot(row, classes, where)
                 condition = self.map_label(code, context, file=csv_path, row=number, field_name=code)
                 case = Case(
                     case_id=f"{self.name}:{image}",
-                    image_paths=[str(find_image(image_dir, image).resolve())],
+                    image_paths=[str(find_image(image_dir, image, where, "image").resolve())],
                     source=self.name,
                     diagnosis=code,
                     diagnosis_id=condition,
@@ -112,11 +114,11 @@ def _one_hot(row: Mapping[str, str], classes: list[str], where: Where) -> str:
     return positive[0]
 
 
-def _read_metadata(meta_path: Path) -> dict[str, tuple[Where, dict[str, str]]]:
+def _read_metadata(meta_path: Path) -> dict[str, tuple[Where, Row]]:
     """Metadata rows by image name, each with its location so bad values name the metadata file."""
-    frame = read_csv(meta_path, METADATA_COLUMNS)
-    by_image: dict[str, tuple[Where, dict[str, str]]] = {}
-    for number, row in rows(frame, "isic metadata"):
+    source = read_csv(meta_path, METADATA_COLUMNS)
+    by_image: dict[str, tuple[Where, Row]] = {}
+    for number, row in rows(source, "isic metadata"):
         where = Where(meta_path, number)
         if row["image"] in by_image:
             raise where.error("image", f"image {row['image']!r} repeats row {by_image[row['image']][0].row}")

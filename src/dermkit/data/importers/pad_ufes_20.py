@@ -13,10 +13,12 @@ from pathlib import Path
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
 from dermkit.data.importers.base import (
+    CsvColumns,
     ImportContext,
     Importer,
     Where,
     find_csv,
+    image_name,
     is_missing,
     parse_body_site,
     parse_bool,
@@ -50,17 +52,17 @@ class PadUfes20Importer(Importer):
     licence = "CC BY 4.0"
     acquisition = "clinical"
     description = "PAD-UFES-20 smartphone clinical photos with patient history (6 lesion classes)"
-    columns = (
+    csv_columns = {"metadata.csv": CsvColumns(required=(
         "patient_id", "lesion_id", "age", "gender", "fitspatrick", "region", "diagnostic", "img_id",
-        *HISTORY_COLUMNS, *MEASUREMENT_COLUMNS, *EXTRA_COLUMNS,
-    )
+        *HISTORY_COLUMNS, *MEASUREMENT_COLUMNS, *EXTRA_COLUMNS, BIOPSY_COLUMN,
+    ))}
 
     def read(self, path: Path, context: ImportContext) -> Iterator[Case]:
         csv_path = find_csv(path, ("metadata.csv",))
         image_dir = Path(self.options.get("images", csv_path.parent / "images"))
-        frame = read_csv(csv_path, self.columns)
+        source = read_csv(csv_path, self.csv_columns["metadata.csv"])
         symptom_ids = _symptom_ids(context, csv_path)
-        for number, row in rows(frame, self.name):
+        for number, row in rows(source, self.name):
             where = Where(csv_path, number)
             try:
                 if is_missing(row["img_id"]):
@@ -76,7 +78,7 @@ class PadUfes20Importer(Importer):
                 lesion = None if patient is None or is_missing(row["lesion_id"]) else f"{patient}_{row['lesion_id']}"
                 yield context.locate(Case(
                     case_id=f"{self.name}:{Path(row['img_id']).stem}",
-                    image_paths=[str((image_dir / row["img_id"]).resolve())],
+                    image_paths=[str((image_dir / image_name(row["img_id"], where, "img_id")).resolve())],
                     source=self.name,
                     age=parse_float(row["age"], where, "age", 0, 120),
                     sex=parse_sex(row["gender"], where, "gender"),

@@ -13,13 +13,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import Grade, aggregate_differential, top_condition
 from dermkit.data.importers.base import (
+    CsvColumns,
     ImportContext,
     Importer,
+    Row,
+    SourceCsv,
     Where,
     is_missing,
     locate_image,
@@ -54,6 +55,20 @@ SYMPTOM_FLAGS = ("condition_symptoms_", "other_symptoms_")
 NO_SYMPTOM_SUFFIXES = ("no_relevant_experience", "no_relevant_symptoms")
 TEXTURE_FLAGS = "textures_"
 RACE_FLAGS = "race_ethnicity_"
+CASE_COLUMNS = CsvColumns(
+    required=("case_id", "image_1_path"),
+    optional=(*(f"image_{slot}_path" for slot in IMAGE_SLOTS[1:]),
+              *(f"image_{slot}_shot_type" for slot in IMAGE_SLOTS),
+              "age_group", "sex_at_birth", "fitzpatrick_skin_type", "combined_race", "related_category",
+              "condition_duration"),
+    prefixes=(SITE_FLAGS, *SYMPTOM_FLAGS, TEXTURE_FLAGS, RACE_FLAGS),
+)
+LABEL_COLUMNS = CsvColumns(
+    required=("case_id", NAMES, CONFIDENCES),
+    optional=(WEIGHTED, *(f"monk_skin_tone_label_{pool}" for pool in MONK_POOLS),
+              *(f"dermatologist_gradable_for_skin_condition_{g}" for g in GRADERS),
+              *(f"dermatologist_fitzpatrick_skin_type_label_{g}" for g in GRADERS)),
+)
 
 
 def _missing(value: Any) -> bool:
@@ -123,8 +138,8 @@ def _flagged(row: Mapping[str, str], columns: Sequence[str], where: Where) -> li
     return [column for column in columns if parse_bool(row[column], where, column)]
 
 
-def _flag_columns(frame: pd.DataFrame, prefixes: str | tuple[str, ...]) -> list[str]:
-    return [column for column in frame.columns if column.startswith(prefixes)]
+def _flag_columns(source: SourceCsv, prefixes: str | tuple[str, ...]) -> list[str]:
+    return [column for column in source.columns if column.startswith(prefixes)]
 
 
 @register_importer
@@ -139,6 +154,7 @@ class SCINImporter(Importer):
     licence = "SCIN Data Use License"
     acquisition = "clinical"
     description = "SCIN crowdsourced clinical photos with dermatologist differentials"
+    csv_columns = {CASES_FILE: CASE_COLUMNS, LABELS_FILE: LABEL_COLUMNS}
 
     def read(self, path: Path, context: ImportContext) -> Iterator[Case]:
         folder = path if path.is_dir() else path.parent
@@ -147,7 +163,7 @@ class SCINImporter(Importer):
             raise InputError(f"monk_pool must be one of {MONK_POOLS}, got {monk_pool!r}", field="monk_pool")
         roots = [Path(self.options["images"])] if "images" in self.options else [folder, folder.parent]
         cases_csv, labels_csv = folder / CASES_FILE, folder / LABELS_FILE
-        cases = read_csv(cases_csv, ("case_id", "image_1_path"))
+        cases = read_csv(cases_csv, CASE_COLUMNS)
         labels = self._labels_by_case(labels_csv, context)
         columns = {
             "sites": _flag_columns(cases, SITE_FLAGS),
@@ -158,16 +174,16 @@ class SCINImporter(Importer):
         for number, row in rows(cases, "scin"):
             where = Where(cases_csv, number)
             try:
-                label_where, label_row = labels.get(row["case_id"], (None, {}))
+                label_where, label_row = labels.get(row["case_id"], (None, None))
                 case = self._case(row, where, label_row, label_where, columns, roots, monk_pool, context)
                 yield context.locate(case, where, "case_id", "image_1_path")
             except InputError as error:
                 context.reject(error)
 
-    def _labels_by_case(self, labels_csv: Path, context: ImportContext) -> dict[str, tuple[Where, dict[str, str]]]:
-        frame = read_csv(labels_csv, ("case_id", NAMES, CONFIDENCES))
-        by_case: dict[str, tuple[Where, dict[str, str]]] = {}
-        for number, row in rows(frame, "scin labels"):
+    def _labels_by_case(self, labels_csv: Path, context: ImportContext) -> dict[str, tuple[Where, Row]]:
+        labels = read_csv(labels_csv, LABEL_COLUMNS)
+        by_case: dict[str, tuple[Where, Row]] = {}
+        for number, row in rows(labels, "scin labels"):
             where = Where(labels_csv, number)
             if row["case_id"] in by_case:
                 context.reject(where.error("case_id", f"case {row['case_id']} is labelled twice"))
@@ -177,9 +193,9 @@ class SCINImporter(Importer):
 
     def _case(
         self,
-        row: dict[str, str],
+        row: Row,
         where: Where,
-        label_row: dict[str, str],
+        label_row: Row | None,
         label_where: Where | None,
         columns: Mapping[str, list[str]],
         roots: list[Path],
@@ -204,7 +220,7 @@ class SCINImporter(Importer):
             "shot_types": [row.get(f"image_{slot}_shot_type") or None for slot in slots],
         }
         fitzpatrick = monk = None
-        if label_where is not None:
+        if label_row is not None and label_where is not None:
             differential, diagnosis = self._differential(label_row, label_where, context)
             fitzpatrick = self._fitzpatrick(label_row, label_where)
             monk = parse_int(label_row.get(f"monk_skin_tone_label_{monk_pool}", ""), label_where,
@@ -216,7 +232,8 @@ class SCINImporter(Importer):
             })
         return Case(
             case_id=f"scin:{row['case_id']}",
-            image_paths=[str(locate_image(row[f"image_{slot}_path"], roots).resolve()) for slot in slots],
+            image_paths=[str(locate_image(row[f"image_{slot}_path"], roots, where, f"image_{slot}_path").resolve())
+                         for slot in slots],
             source=self.name,
             age=parse_age_group(row.get("age_group", ""), where, "age_group"),
             sex=None if _missing(row.get("sex_at_birth", "")) else parse_sex(row["sex_at_birth"], where,
