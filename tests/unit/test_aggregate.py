@@ -60,7 +60,8 @@ def test_mismatched_confidences_are_rejected() -> None:
 
 def test_rank_groups_express_ties_without_confidences() -> None:
     grade = Grade.from_rank_groups([["a"], ["b", "c"], ["d"]])
-    assert (list(grade.conditions), list(grade.ranks), list(grade.confidences)) == (["a", "b", "c", "d"], [0, 1, 1, 2], [])
+    assert list(grade.conditions) == ["a", "b", "c", "d"]
+    assert (list(grade.ranks), list(grade.confidences)) == ([0, 1, 1, 2], [])
     assert grader_weights(grade) == pytest.approx({"a": 1.0, "b": 0.5, "c": 0.5, "d": 1 / 3}, abs=1e-12)
 
 
@@ -82,7 +83,8 @@ def test_rank_groups_aggregate_with_mapping_and_other_graders() -> None:
 
 
 def test_one_grade_one_condition_twice_keeps_the_better_rank_group() -> None:
-    result = aggregate_differential([Grade.from_rank_groups([["b"], ["ad", "x"]])], to_id=lambda n: "e" if n != "x" else "x")
+    grade = Grade.from_rank_groups([["b"], ["ad", "x"]])
+    result = aggregate_differential([grade], to_id=lambda name: "x" if name == "x" else "e")
     assert result == pytest.approx({"e": 2 / 3, "x": 1 / 3})
 
 

@@ -118,7 +118,8 @@ def format_coverage(coverage: Coverage) -> list[str]:
             f"differential mass on mapped names: {mass.mapped_mass:.1%} (mean over labelled cases)",
             f"reader mentions mapped: {mass.mapped_mentions}/{mass.mentions} "
             f"({mass.mapped_mentions / max(mass.mentions, 1):.1%})",
-            f"cases whose top condition maps: {mass.top_mapped}/{mass.labelled_cases} ({mass.top_mapped / labelled:.1%})",
+            f"cases whose top condition maps: {mass.top_mapped}/{mass.labelled_cases} "
+            f"({mass.top_mapped / labelled:.1%})",
             f"cases with every condition mapped: {mass.fully_mapped}/{mass.labelled_cases} "
             f"({mass.fully_mapped / labelled:.1%})",
         ]
