@@ -94,8 +94,7 @@ def label_coverage(path: str | Path, source: str | None = None, ontology: Ontolo
         names, source = release.conditions, _checked_source(source or RANKINGS, ontology)
     else:
         names, source = read_conditions(path), _checked_source(source, ontology)
-    # A source without a table of its own maps by names alone, which is what ``source=None`` means.
-    ids = map_conditions(names, ontology, source or "")
+    ids = map_conditions(names, ontology, source)
     mass = None
     unmapped = [name for name in names if ids[name] is None]
     if is_release:

@@ -121,12 +121,13 @@ def read_release(path: Path, context: ImportContext | None = None) -> RankingsRe
     return RankingsRelease(selectors, conditions, cases)
 
 
-def map_conditions(names: Sequence[str], ontology: Ontology, source: str = SOURCE) -> dict[str, str | None]:
-    """Each name's condition id (the source's code table, then names and synonyms); None where unknown."""
+def map_conditions(names: Sequence[str], ontology: Ontology, source: str | None = SOURCE) -> dict[str, str | None]:
+    """Each name's condition id (the source's code table, then names and synonyms; ``source=None``:
+    names and synonyms only); None where the ontology does not know the name."""
     mapped: dict[str, str | None] = {}
     for name in names:
         try:
-            mapped[name] = ontology.map_label(source, name)
+            mapped[name] = ontology.map_label(source, name) if source else ontology.conditions.get(name).id
         except UnknownTermError:
             mapped[name] = None
     return mapped
