@@ -445,6 +445,17 @@ def _cmd_ontology_tag(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ontology_coverage(args: argparse.Namespace) -> int:
+    from dermkit.data.coverage import format_coverage, label_coverage
+
+    coverage = label_coverage(args.path, source=args.source)
+    if args.json:
+        print_json(coverage.as_dict())
+    else:
+        print("\n".join(format_coverage(coverage)))
+    return 0
+
+
 def _add_ontology(sub: argparse._SubParsersAction) -> None:
     ontology = sub.add_parser("ontology", help="look up ontology terms and tag free text")
     ontology_sub = ontology.add_subparsers(dest="ontology_command", required=True)
@@ -460,6 +471,15 @@ def _add_ontology(sub: argparse._SubParsersAction) -> None:
     tag.add_argument("text", help="free text, e.g. a caption")
     tag.add_argument("--json", action="store_true", help="print the tags as JSON")
     tag.set_defaults(func=_cmd_ontology_tag)
+
+    coverage = ontology_sub.add_parser("coverage", help="how many of a source's condition names the ontology maps")
+    coverage.add_argument("path", type=Path,
+                          help="a file of condition names (one a line), or a dermatology-rankings release "
+                               "(folder or dermatology_selectors.json: also the readers' label mass)")
+    coverage.add_argument("--source", help="map with this source's code table in mappings.yaml "
+                                           "(default: dermatology-rankings for a release, else names only)")
+    coverage.add_argument("--json", action="store_true", help="print the coverage as JSON")
+    coverage.set_defaults(func=_cmd_ontology_coverage)
 
 
 # -- models -------------------------------------------------------------------------------------

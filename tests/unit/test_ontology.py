@@ -293,3 +293,17 @@ def test_derm1m_json_with_two_parents_is_rejected(tmp_path: Path) -> None:
 
 def test_normalize_term() -> None:
     assert normalize_term("  Café-au-Lait  Macule!") == "cafe au lait macule"
+
+
+def test_dermatology_rankings_names_map_only_where_a_condition_is_the_same() -> None:
+    mapped = {name: ONT.map_label("dermatology-rankings", name) for name in (
+        "Burn of skin", "Venous Stasis Ulcer", "IgA pemphigus", "Cicatricial Pemphigoid",
+        "Arteriovenous malformation", "Lymphedema", "O/E - ecchymoses present")}
+    assert mapped == {"Burn of skin": "burn", "Venous Stasis Ulcer": "venous_ulcer", "IgA pemphigus": "pemphigus",
+                      "Cicatricial Pemphigoid": "mucous_membrane_pemphigoid",
+                      "Arteriovenous malformation": "arteriovenous_malformation", "Lymphedema": "lymphedema",
+                      "O/E - ecchymoses present": "purpura"}
+    # A merged class, a finding that is a concept, and "Healthy" are listed as unmapped, not guessed.
+    for name in ("Morphea/Scleroderma", "Comedone", "Healthy", "Pearly penile papules"):
+        with pytest.raises(UnknownTermError):
+            ONT.map_label("dermatology-rankings", name)
