@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import http.client
-import re
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ from test_collect_fixtures import (
     photo,
     sign_in,
     take_next,
+    token,
 )
 
 import dermkit.collect.app as app_module
@@ -142,8 +142,6 @@ def test_contributions_are_rate_limited_per_client(tmp_path: Path) -> None:
         first = browser(limited, "198.51.100.7")
         contribute(first, [photo(1)])
         contribute(first, [photo(2)])
-        from test_collect_fixtures import token
-
         refused = first.post("/contribute", data={"csrf_token": token(first, "/contribute"), "consent": "yes"},
                               files={"image_1": ("a.png", photo(3), "image/png")})
         assert refused.status_code == 429 and "too many contributions" in refused.text
@@ -175,8 +173,6 @@ def test_ids_beyond_64_bits_are_not_found(platform: Platform) -> None:
     admin = platform.signed_in("admin", "admin")
     for path in (f"/grade/{HUGE_ID}", f"/grade/{2**63}", "/grade/0", "/grade/²"):
         assert derm.get(path).status_code == 404, path
-    from test_collect_fixtures import token
-
     posted = derm.post(f"/grade/{HUGE_ID}", data={"csrf_token": token(derm, "/grade"), "monk": "3"})
     assert posted.status_code == 404
     for path in (f"/media/{HUGE_ID}", f"/media/{2**63}", "/media/-1"):
@@ -211,9 +207,9 @@ class Server:
     def sign_in(self, username: str, password: str, forwarded_for: str | None = None) -> int:
         self.cookies.pop("dk_session", None)
         _, _, page = self.request("GET", "/login")
-        token = TOKEN.search(page).group(1)  # type: ignore[union-attr]
+        csrf = TOKEN.search(page).group(1)  # type: ignore[union-attr]
         headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
-        status, _, _ = self.request("POST", "/login", {"csrf_token": token, "username": username,
+        status, _, _ = self.request("POST", "/login", {"csrf_token": csrf, "username": username,
                                                        "password": password}, headers)
         return status
 
@@ -279,15 +275,6 @@ def test_live_server_reads_forwarded_for_from_a_listed_proxy(serve) -> None:
     assert codes == [401, 401, 401, 429]
     assert server.sign_in("derm", PASSWORD, "192.0.2.1, 203.0.113.5") == 429  # right-most untrusted
     assert server.sign_in("derm", PASSWORD, "203.0.113.6") == 303
-
-
-def test_a_bad_trusted_proxy_is_refused_naming_it(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "dermkit.cli", "collect", "serve", "--db", f"sqlite:///{tmp_path / 'c.db'}",
-         "--trusted-proxy", "not-an-address"],
-        env={"PYTHONPATH": str(REPO_SRC), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "not-an-address" in result.stderr and "Traceback" not in result.stderr
-    assert re.search(r"trusted_proxy", result.stderr)
 
 
 @pytest.fixture(autouse=True)
