@@ -9,7 +9,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
@@ -111,6 +112,24 @@ def test_counting_is_one_atomic_statement(platform: Platform) -> None:
     for thread in threads:
         thread.join()
     assert sorted(seen) == list(range(1, workers + 1))
+
+
+def test_parallel_failures_from_one_client_lock_it_after_exactly_the_limit(platform: Platform,
+                                                                            delays: list[float]) -> None:
+    """Sixteen wrong passwords at once from one client: ten are checked, six refused unchecked."""
+    platform.add_user("derm", "dermatologist")
+    attackers = [browser(platform, "198.51.100.7") for _ in range(16)]
+    for attacker in attackers:
+        token(attacker, "/login")
+    start = threading.Barrier(len(attackers))
+
+    def guess(attacker: TestClient) -> int:
+        start.wait()
+        return sign_in(attacker, "derm", "wrong guess").status_code
+
+    with ThreadPoolExecutor(len(attackers)) as pool:
+        codes = sorted(pool.map(guess, attackers))
+    assert codes == [401] * 10 + [429] * 6
 
 
 def test_forwarded_for_is_believed_only_from_trusted_proxies(tmp_path: Path, delays: list[float]) -> None:
@@ -215,7 +234,7 @@ class Server:
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-type]
+def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(*flags: str) -> Server:
@@ -254,7 +273,8 @@ def serve(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-type]
         process.wait(timeout=30)
 
 
-def test_live_server_ignores_forwarded_for_from_an_untrusted_peer_and_keeps_the_connection(serve) -> None:
+def test_live_server_ignores_forwarded_for_from_an_untrusted_peer_and_keeps_the_connection(
+        serve: Callable[..., Server]) -> None:
     server = serve("--login-lock-after", "3")
     assert server.sign_in("derm", PASSWORD) == 303
     socket_before = server.connection.sock
@@ -269,7 +289,7 @@ def test_live_server_ignores_forwarded_for_from_an_untrusted_peer_and_keeps_the_
     assert server.sign_in("derm", PASSWORD, "192.0.2.1") == 429
 
 
-def test_live_server_reads_forwarded_for_from_a_listed_proxy(serve) -> None:
+def test_live_server_reads_forwarded_for_from_a_listed_proxy(serve: Callable[..., Server]) -> None:
     server = serve("--login-lock-after", "3", "--trusted-proxy", "127.0.0.1")
     codes = [server.sign_in("derm", "wrong guess", "203.0.113.5") for _ in range(4)]
     assert codes == [401, 401, 401, 429]

@@ -23,6 +23,8 @@ def test_serve_refuses_a_trusted_proxy_that_is_no_address(tmp_path: Path, capsys
     db = f"sqlite:///{tmp_path / 'c.db'}"
     assert main(["collect", "serve", "--db", db, "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "proxy"]) == 2
     assert "field 'trusted_proxy'" in capsys.readouterr().err
+    assert main(["collect", "serve", "--db", db, "--login-lock-after", "0"]) == 2
+    assert "field 'login_lock_after'" in capsys.readouterr().err
 
 
 def test_add_user_then_export_of_an_empty_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

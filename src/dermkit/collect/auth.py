@@ -41,6 +41,12 @@ class LoginLimits:
     first_delay: float = 0.25  # seconds, doubled with each further failure ...
     max_delay: float = 4.0  # ... up to this: slowed, never blocked
 
+    def __post_init__(self) -> None:
+        if self.client_failures < 1:
+            raise InputError("a client must be allowed at least one failed sign-in", field="login_lock_after")
+        if not 0 <= self.max_delay <= 60:
+            raise InputError("the sign-in delay cap must be 0–60 seconds", field="login_max_delay")
+
     def delay(self, account_failures: int) -> float:
         """Seconds every sign-in to an account waits, before its password is checked."""
         beyond = account_failures - self.free_failures
