@@ -789,12 +789,17 @@ def _cmd_collect_serve(args: argparse.Namespace) -> int:
     uvicorn = require("uvicorn", "collect", "the collection platform")
     require("fastapi", "collect", "the collection platform")
     from dermkit.collect.app import Settings, create_app
+    from dermkit.collect.auth import LoginLimits
     from dermkit.collect.grading import GradesNeeded
 
     settings = Settings(db_url=args.db, media_dir=args.media, secure_cookies=args.secure_cookies,
-                        needed=GradesNeeded(args.dermatologist_grades, args.lay_grades))
-    # One process: the media sweep at start-up assumes no other worker is mid-upload.
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, workers=1, log_level="info")
+                        needed=GradesNeeded(args.dermatologist_grades, args.lay_grades),
+                        login=LoginLimits(client_failures=args.login_lock_after, max_delay=args.login_max_delay),
+                        trusted_proxies=tuple(args.trusted_proxy), contributions_per_hour=args.contributions_per_hour)
+    # One process: the media sweep at start-up assumes no other worker is mid-upload. The app reads
+    # X-Forwarded-For itself (only from --trusted-proxy), so uvicorn must not rewrite the peer address.
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, workers=1, log_level="info",
+                proxy_headers=False)
     return 0
 
 
@@ -856,6 +861,15 @@ def _add_collect(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--dermatologist-grades", type=int, default=3, help="dermatologist grades per case (1-3)")
     serve.add_argument("--lay-grades", type=int, default=1, help="lay Monk-tone grades per case")
     serve.add_argument("--secure-cookies", action="store_true", help="mark cookies Secure (behind HTTPS)")
+    serve.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
+                       help="address or network of a reverse proxy whose X-Forwarded-For is believed (repeatable; "
+                            "default none: the peer address is the client)")
+    serve.add_argument("--login-lock-after", type=int, default=10, metavar="N",
+                       help="lock a client after N failed sign-ins in 15 minutes (default 10)")
+    serve.add_argument("--login-max-delay", type=float, default=4.0, metavar="SECONDS",
+                       help="cap of the growing delay of an account's sign-ins after failures (default 4)")
+    serve.add_argument("--contributions-per-hour", type=int, default=20, metavar="N",
+                       help="contributions one client may post per hour (default 20; 0: no limit)")
     serve.set_defaults(func=_cmd_collect_serve)
     exp = collect_sub.add_parser("export", help="write the SCIN layout or a dermkit case table")
     common(exp)

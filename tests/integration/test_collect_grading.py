@@ -27,7 +27,7 @@ platform = fixtures.platform
 postgres_server = fixtures.postgres_server
 
 
-def test_the_initial_migration_creates_exactly_the_models_schema(db_url: str) -> None:
+def test_the_migrations_create_exactly_the_models_schema(db_url: str) -> None:
     engine = make_engine(db_url)
     upgrade(engine)
     upgrade(engine)  # a second run is a no-op
@@ -36,7 +36,27 @@ def test_the_initial_migration_creates_exactly_the_models_schema(db_url: str) ->
         revision = MigrationContext.configure(connection).get_current_revision()
     engine.dispose()
     assert differences == []
-    assert revision == "0001"
+    assert revision == "0002"
+
+
+def test_a_database_at_the_first_migration_is_brought_up_to_date(db_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect, text
+
+    from dermkit.collect.db import MIGRATIONS
+
+    engine = make_engine(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(text("INSERT INTO login_failures (key, at) VALUES ('user:ann', CURRENT_TIMESTAMP)"))
+    upgrade(engine)
+    tables = set(inspect(engine).get_table_names())
+    engine.dispose()
+    assert "rate_counters" in tables and "login_failures" not in tables
 
 
 def test_cases_are_assigned_up_to_the_quota_never_twice_to_one_grader(platform: Platform) -> None:

@@ -14,6 +14,17 @@ from dermkit.cli import build_parser, main
 def test_serve_binds_loopback_by_default() -> None:
     args = build_parser().parse_args(["collect", "serve"])
     assert (args.host, args.port, args.db) == ("127.0.0.1", 8100, "sqlite:///dermkit-collect.db")
+    # No proxy is trusted unless listed; the limits are on.
+    assert (args.trusted_proxy, args.login_lock_after, args.login_max_delay, args.contributions_per_hour) == (
+        [], 10, 4.0, 20)
+
+
+def test_serve_refuses_a_trusted_proxy_that_is_no_address(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    assert main(["collect", "serve", "--db", db, "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "proxy"]) == 2
+    assert "field 'trusted_proxy'" in capsys.readouterr().err
+    assert main(["collect", "serve", "--db", db, "--login-lock-after", "0"]) == 2
+    assert "field 'login_lock_after'" in capsys.readouterr().err
 
 
 def test_add_user_then_export_of_an_empty_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

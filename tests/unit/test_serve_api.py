@@ -297,7 +297,8 @@ def test_no_images(client: TestClient) -> None:
 
 @pytest.mark.parametrize(("field", "value"), [("age", "forty"), ("age", "-3"), ("fitzpatrick", "7"),
                                               ("fitzpatrick", "II"), ("sex", "robot"), ("acquisition", "x-ray"),
-                                              ("duration", "x" * 101)])
+                                              ("duration", "x" * 101), ("fitzpatrick", "²"), ("fitzpatrick", "٥"),
+                                              ("fitzpatrick", "9" * 25)])
 def test_wrong_field_types(client: TestClient, field: str, value: str) -> None:
     error_of(client.post("/v1/predict", files=files(png_bytes(0)), data={field: value}), 422, field)
 

@@ -7,6 +7,7 @@ pages without stack traces. Run it with ``dermkit collect serve`` (binds 127.0.0
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import tempfile
@@ -30,23 +31,27 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dermkit.collect import questionnaire as q
 from dermkit.collect.auth import (
-    RateLimited,
+    LoginLimits,
     SignedIn,
+    begin_sign_in,
     create_user,
     sign_in,
     sign_out,
     signed_in,
 )
+from dermkit.collect.clients import client_id, trusted_networks
 from dermkit.collect.contributions import (
     MAX_PHOTOS,
     Photo,
     check_consent,
+    count_contribution,
     create_case,
     find_by_receipt,
     sweep_media,
@@ -67,10 +72,12 @@ from dermkit.collect.grading import (
 )
 from dermkit.collect.labels import case_labels
 from dermkit.collect.models import ROLES, CaseImage, ContributedCase, GradeRecord
+from dermkit.collect.parsing import ascii_digits, row_id
 from dermkit.collect.quality import MAX_IMAGE_BYTES, check_upload
 from dermkit.collect.search import search_conditions
 from dermkit.collect.security import new_token, same
 from dermkit.collect.storage import MediaStore
+from dermkit.collect.throttle import RateLimited
 from dermkit.core.errors import InputError
 from dermkit.ontology import default_ontology
 
@@ -95,6 +102,10 @@ class Settings:
     # Three photos at the per-photo limit plus the form's text.
     max_request_bytes: int = MAX_PHOTOS * MAX_IMAGE_BYTES + 1024 * 1024
     secure_cookies: bool = False  # set behind HTTPS
+    login: LoginLimits = field(default_factory=LoginLimits)
+    # Addresses or networks of reverse proxies whose X-Forwarded-For is believed (none by default).
+    trusted_proxies: tuple[str, ...] = ()
+    contributions_per_hour: int = 20  # per client; 0 turns the limit off
 
 
 class BodyLimit:
@@ -107,9 +118,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > self.limit:
-            too_large = declared.isdigit()
+        declared = ascii_digits(dict(scope["headers"]).get(b"content-length", b"0").decode("latin-1"))
+        if declared is None or declared > self.limit:
+            too_large = declared is not None
             await JSONResponse({"detail": "request body too large" if too_large else "bad Content-Length"},
                                status_code=413 if too_large else 400)(scope, receive, send)
             return
@@ -209,12 +220,18 @@ def _texts(form: FormData, name: str) -> list[str]:
     return [str(v) for v in values]
 
 
+async def wait_before_checking(seconds: float) -> None:
+    """The per-account sign-in delay; awaited, so a slowed sign-in holds no worker thread."""
+    await asyncio.sleep(seconds)
+
+
 # -- the app --------------------------------------------------------------------------------------
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = make_engine(settings.db_url)
     store = MediaStore(settings.media_dir)
+    proxies = trusted_networks(settings.trusted_proxies)
     templates = Jinja2Templates(directory=HERE / "templates")
 
     @asynccontextmanager
@@ -242,6 +259,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", secure=settings.secure_cookies)
         return response
 
+    def client_of(request: Request) -> str:
+        """The client's address for rate limits (X-Forwarded-For only from ``trusted_proxies``)."""
+        return client_id(request.client.host if request.client else None,
+                         request.headers.getlist("x-forwarded-for"), proxies)
+
+    def contribution_allowed(request: Request, session: DB) -> None:
+        count_contribution(session, client_of(request), settings.contributions_per_hour)
+
     def see_other(url: str) -> RedirectResponse:
         return RedirectResponse(url, status_code=303)
 
@@ -258,7 +283,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RateLimited)
     async def _rate_limited(request: Request, exc: RateLimited) -> Response:
-        return error_page(request, 429, str(exc))
+        response = error_page(request, 429, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
@@ -284,7 +311,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return render(request, "contribute.html", viewer, consent_text=q.CONSENT_TEXT,
                       consent_version=q.CONSENT_VERSION, slots=range(1, MAX_PHOTOS + 1))
 
-    @app.post("/contribute", response_class=HTMLResponse, dependencies=[CSRF])
+    # Counted before the form is parsed: a refused client's photos are never read.
+    @app.post("/contribute", response_class=HTMLResponse, dependencies=[Depends(contribution_allowed), CSRF])
     def contribute(request: Request, form: Form, session: DB, viewer: Viewer) -> Response:
         version = check_consent(_text(form, "consent") == "yes", _text(form, "consent_version"))
         answers = q.parse_answers({name: _text(form, name) for name in q.SINGLE_CHOICES},
@@ -327,12 +355,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return render(request, "login.html", viewer, failed=False)
 
     @app.post("/login", response_class=HTMLResponse, dependencies=[CSRF])
-    def login(request: Request, form: Form, session: DB) -> Response:
-        client = request.client.host if request.client else "unknown"
-        token = sign_in(session, _text(form, "username") or "", _text(form, "password") or "", client)
+    async def login(request: Request, form: Form, session: DB) -> Response:
+        client = client_of(request)
+        username, password = _text(form, "username") or "", _text(form, "password") or ""
+        await wait_before_checking(await run_in_threadpool(begin_sign_in, session, username, client, settings.login))
+        token = await run_in_threadpool(sign_in, session, username, password, client, settings.login)
         if token is None:
             return render(request, "login.html", None, status=401, failed=True)
-        viewer = signed_in(session, token)
+        viewer = await run_in_threadpool(signed_in, session, token)
         response = see_other("/admin" if viewer and viewer.role == "admin" else "/grade")
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=settings.secure_cookies)
         return response
@@ -357,20 +387,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return render(request, "queue.html", viewer, waiting=0, empty=True)
         return see_other(f"/grade/{record.id}")
 
-    def own_assignment(session: Session, grade_id: int, viewer: SignedIn) -> GradeRecord:
-        record = assignment(session, grade_id, viewer.user_id)
+    def own_assignment(session: Session, grade_id: str, viewer: SignedIn) -> GradeRecord:
+        number = row_id(grade_id)
+        record = None if number is None else assignment(session, number, viewer.user_id)
         if record is None:
             raise HTTPException(404, "no open assignment of yours has this number")
         return record
 
     @app.get("/grade/{grade_id}", response_class=HTMLResponse)
-    def grade_form(request: Request, grade_id: int, session: DB, viewer: Grader) -> Response:
+    def grade_form(request: Request, grade_id: str, session: DB, viewer: Grader) -> Response:
         record = own_assignment(session, grade_id, viewer)
         template = "grade_dermatologist.html" if record.kind == "dermatologist" else "grade_lay.html"
         return render(request, template, viewer, record=record, images=record.case.images)
 
     @app.post("/grade/{grade_id}", dependencies=[CSRF])
-    def grade(request: Request, grade_id: int, form: Form, session: DB, viewer: Grader) -> Response:
+    def grade(request: Request, grade_id: str, form: Form, session: DB, viewer: Grader) -> Response:
         record = own_assignment(session, grade_id, viewer)
         if record.kind == "dermatologist":
             slots = range(1, 4)
@@ -383,8 +414,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return see_other("/grade")
 
     @app.get("/media/{image_id}")
-    def media(image_id: int, session: DB, viewer: Annotated[SignedIn, Depends(_allow(*ROLES))]) -> Response:
-        image = session.get(CaseImage, image_id)
+    def media(image_id: str, session: DB, viewer: Annotated[SignedIn, Depends(_allow(*ROLES))]) -> Response:
+        number = row_id(image_id)
+        image = None if number is None else session.get(CaseImage, number)
         if image is None:
             raise HTTPException(404, "no such image")
         if viewer.role != "admin":

@@ -1,4 +1,9 @@
-"""Accounts, sign-in with rate limiting, and login sessions."""
+"""Accounts, sign-in with fair failure limits, and login sessions.
+
+Failures count twice: per client, which is locked after :attr:`LoginLimits.client_failures`
+(the attacker's own key), and per account, which only slows sign-in with a bounded, growing delay
+(:meth:`LoginLimits.delay`) and is never locked, so nobody can keep the real user out.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dermkit.collect.models import ROLES, LoginFailure, LoginSession, User, utcnow
+from dermkit.collect import throttle
+from dermkit.collect.models import ROLES, LoginSession, User, utcnow
 from dermkit.collect.security import (
     MIN_PASSWORD_LENGTH,
     digest,
@@ -18,15 +24,35 @@ from dermkit.collect.security import (
     new_token,
     verify_password,
 )
-from dermkit.core.errors import DermkitError, InputError
+from dermkit.collect.throttle import RateLimited
+from dermkit.core.errors import InputError
 
 SESSION_LIFETIME = timedelta(hours=12)
-FAILURE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES = 5  # per user name and per client address within the window
+CLIENT_KEY, ACCOUNT_KEY = "login-client:", "login-account:"
 
 
-class RateLimited(DermkitError):
-    """Too many failed sign-ins: the caller answers 429."""
+@dataclass(frozen=True)
+class LoginLimits:
+    """How failed sign-ins are counted (``dermkit collect serve --login-*`` flags)."""
+
+    client_failures: int = 10  # a client is locked after this many failures in a row within the window
+    window: timedelta = timedelta(minutes=15)
+    free_failures: int = 3  # an account's failures within the window before sign-in slows down
+    first_delay: float = 0.25  # seconds, doubled with each further failure ...
+    max_delay: float = 4.0  # ... up to this: slowed, never blocked
+
+    def __post_init__(self) -> None:
+        if self.client_failures < 1:
+            raise InputError("a client must be allowed at least one failed sign-in", field="login_lock_after")
+        if not 0 <= self.max_delay <= 60:
+            raise InputError("the sign-in delay cap must be 0–60 seconds", field="login_max_delay")
+
+    def delay(self, account_failures: int) -> float:
+        """Seconds every sign-in to an account waits, before its password is checked."""
+        beyond = account_failures - self.free_failures
+        if beyond < 0:
+            return 0.0
+        return min(self.max_delay, self.first_delay * 2.0 ** min(beyond, 32))
 
 
 @dataclass(frozen=True)
@@ -57,29 +83,40 @@ def create_user(session: Session, username: str, password: str, role: str) -> Us
     return user
 
 
-def sign_in(session: Session, username: str, password: str, client: str) -> str | None:
-    """A new session token, or None for wrong credentials; :class:`RateLimited` after repeated failures."""
-    keys = [f"user:{username.strip().lower()}"[:160], f"addr:{client}"[:160]]
-    since = utcnow() - FAILURE_WINDOW
-    session.execute(delete(LoginFailure).where(LoginFailure.at < since))
-    for key in keys:
-        count = session.scalar(select(func.count()).select_from(LoginFailure).where(LoginFailure.key == key))
-        if (count or 0) >= MAX_FAILURES:
-            session.commit()
-            raise RateLimited("too many failed sign-ins; try again in 15 minutes")
+def begin_sign_in(session: Session, username: str, client: str, limits: LoginLimits) -> float:
+    """Count the attempt against ``client`` and refuse a locked one; the delay owed before checking.
+
+    The client's count is bumped first, in one statement, so parallel attempts cannot all slip
+    under the limit; :func:`sign_in` clears it on success. The delay is applied before the password
+    is checked: one applied to failures only would tell the attacker, by its lateness, to stop waiting.
+    """
+    throttle.sweep(session, "login-", limits.window)
+    attempt = throttle.bump(session, _key(CLIENT_KEY, client), limits.window)
+    if attempt.count > limits.client_failures:
+        raise RateLimited(f"too many failed sign-ins from your address; try again in {attempt.retry_after} "
+                          "seconds", attempt.retry_after)
+    return limits.delay(throttle.peek(session, _key(ACCOUNT_KEY, username.strip().lower()), limits.window))
+
+
+def sign_in(session: Session, username: str, password: str, client: str, limits: LoginLimits) -> str | None:
+    """A new session token, or None for wrong credentials (counted against the account)."""
     session.execute(delete(LoginSession).where(LoginSession.expires_at < utcnow()))
     user = session.scalar(select(User).where(User.username == username.strip()))
     # An unknown name costs one hash check too, so timing does not tell which names exist.
     stored = user.password_hash if user is not None else _unknown_user_hash()
     if not verify_password(password, stored) or user is None:
-        session.add_all(LoginFailure(key=key) for key in keys)
-        session.commit()
+        throttle.bump(session, _key(ACCOUNT_KEY, username.strip().lower()), limits.window)
         return None
+    throttle.clear(session, _key(CLIENT_KEY, client))
     token = new_token()
     session.add(LoginSession(token_hash=digest(token), user_id=user.id, csrf_token=new_token(),
                              expires_at=utcnow() + SESSION_LIFETIME))
     session.commit()
     return token
+
+
+def _key(kind: str, value: str) -> str:
+    return (kind + value)[:160]
 
 
 @lru_cache(maxsize=1)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dermkit.collect import throttle
 from dermkit.collect.models import CaseImage, ContributedCase
 from dermkit.collect.quality import CheckedImage, closest
 from dermkit.collect.questionnaire import CONSENT_VERSION, Answers
 from dermkit.collect.security import digest
 from dermkit.collect.storage import MediaStore
+from dermkit.collect.throttle import RateLimited
 from dermkit.core.errors import InputError
 
 MAX_PHOTOS = 3
@@ -90,3 +93,20 @@ def withdraw(session: Session, store: MediaStore, code: str) -> bool:
 def sweep_media(session: Session, store: MediaStore) -> list[str]:
     """Remove files no image row references (see :mod:`dermkit.collect.storage`)."""
     return store.sweep(set(session.scalars(select(CaseImage.file_name)).all()))
+
+
+CONTRIBUTION_WINDOW = timedelta(hours=1)
+
+
+def count_contribution(session: Session, client: str, per_hour: int) -> None:
+    """Count a contribution attempt from ``client``; :class:`RateLimited` past ``per_hour`` (0: no limit).
+
+    Every POST counts, refused ones too: decoding photos is what costs memory and time.
+    """
+    if per_hour <= 0:
+        return
+    throttle.sweep(session, "contribute:", CONTRIBUTION_WINDOW)
+    attempt = throttle.bump(session, f"contribute:{client}"[:160], CONTRIBUTION_WINDOW)
+    if attempt.count > per_hour:
+        raise RateLimited(f"too many contributions from your address; try again in {attempt.retry_after} seconds",
+                          attempt.retry_after)

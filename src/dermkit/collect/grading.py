@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, or_, s
 from sqlalchemy.orm import Session
 
 from dermkit.collect.models import ContributedCase, GradeCondition, GradeRecord, utcnow
+from dermkit.collect.parsing import whole_number
 from dermkit.core.errors import InputError
 from dermkit.ontology import default_ontology
 
@@ -153,9 +154,10 @@ def _int_in(value: str | None, allowed: range, field_name: str) -> int | None:
     text = (value or "").strip()
     if not text:
         return None
-    if not text.isdigit() or int(text) not in allowed:
+    value = whole_number(text, field_name)
+    if value not in allowed:
         raise InputError(f"{text!r} is not one of {allowed.start}–{allowed.stop - 1}", field=field_name)
-    return int(text)
+    return value
 
 
 def submit_dermatologist(session: Session, record: GradeRecord, answer: DermatologistAnswer) -> None:

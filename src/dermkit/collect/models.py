@@ -53,14 +53,18 @@ class LoginSession(Base):
     user: Mapped[User] = relationship()
 
 
-class LoginFailure(Base):
-    """Failed sign-ins by key (user name or client address), for rate limiting across workers."""
+class RateCounter(Base):
+    """Events per key (``login-client:ADDR``, ``login-account:NAME``, ``contribute:ADDR``) in a fixed window.
 
-    __tablename__ = "login_failures"
+    One row per key, bumped by a single upsert, so concurrent workers never lose a count (see
+    :mod:`dermkit.collect.throttle`).
+    """
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    key: Mapped[str] = mapped_column(String(160), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime] = mapped_column(DateTime)
 
 
 class ContributedCase(Base):
