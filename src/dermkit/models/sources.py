@@ -7,10 +7,13 @@ model has a ``.text`` tower to lock, cache or fine-tune.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import importlib
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -137,16 +140,33 @@ def _build(open_clip: Any, source: str, model_cfg: dict[str, Any], name: str, de
     try:
         # load_weights/pretrained_text off: nothing but the config is fetched here, and no tower
         # gets pretrained weights that the checkpoint would overwrite anyway.
-        return open_clip.create_model(source, load_weights=False, pretrained_text=False, device=device,
-                                      force_custom_text=True, **overrides)
+        with _no_random_init_warning():
+            return open_clip.create_model(source, load_weights=False, pretrained_text=False, device=device,
+                                          force_custom_text=True, **overrides)
     except OSError as exc:
         tower = model_cfg["text_cfg"].get("hf_model_name")
         what = f"the config of its Hugging Face text tower {tower}" if tower else "a file it needs"
         raise InputError(f"{name}: {version} could not get {what} (not in the Hugging Face cache, or "
-                         f"offline): {_first_line(exc)}") from exc
+                         f"offline): {_one_line(exc)}") from exc
     except (TypeError, ValueError, RuntimeError, KeyError) as exc:
         raise InputError(f"{name}: {version} cannot build this model config "
-                         f"({type(exc).__name__}: {_first_line(exc)})") from exc
+                         f"({type(exc).__name__}: {_one_line(exc)})") from exc
+
+
+class _RandomInitFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _no_random_init_warning() -> Iterator[None]:
+    """Silence open_clip's warning that the model is "initialized randomly": its weights load next."""
+    root, drop = logging.getLogger(), _RandomInitFilter()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
 
 
 def _unknown_keys(model_cfg: dict[str, Any]) -> list[str]:
@@ -167,10 +187,10 @@ def _load_weights(open_clip: Any, model: torch.nn.Module, weights: Path, name: s
     try:
         result = open_clip.load_checkpoint(model, str(weights), strict=False)
     except (RuntimeError, ValueError, OSError, SafetensorError) as exc:
-        raise InputError(f"{name}: weights {weights.name} do not fit the model config: {_first_line(exc)}",
+        raise InputError(f"{name}: the weights do not fit the model config: {_one_line(exc)}",
                          file=weights) from exc
     if result.missing_keys or result.unexpected_keys:
-        raise InputError(f"{name}: weights {weights.name} do not fit the model config: "
+        raise InputError(f"{name}: the weights do not fit the model config: "
                          f"{_keys('missing', result.missing_keys)}, {_keys('unexpected', result.unexpected_keys)}",
                          file=weights)
 
@@ -185,11 +205,13 @@ def _tokenizer(open_clip: Any, source: str, name: str) -> Any:
         return open_clip.get_tokenizer(source)
     except OSError as exc:
         raise InputError(f"{name}: could not get its tokenizer (not in the Hugging Face cache, or offline): "
-                         f"{_first_line(exc)}") from exc
+                         f"{_one_line(exc)}") from exc
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _one_line(exc: BaseException, limit: int = 400) -> str:
+    """A library's error message on one line (the CLI prints one line), cut at ``limit`` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _hub() -> Any:
@@ -230,7 +252,7 @@ def _hub_file(hub: Any, repo: str, filename: str) -> Path:
     except errors.EntryNotFoundError as exc:
         raise InputError(f"hf-hub:{repo} has no file {filename}") from exc
     except (errors.HfHubHTTPError, OSError) as exc:
-        raise InputError(f"could not get {filename} of hf-hub:{repo}: {_first_line(exc)}") from exc
+        raise InputError(f"could not get {filename} of hf-hub:{repo}: {_one_line(exc)}") from exc
 
 
 def _read_config(path: Path) -> dict[str, Any]:
