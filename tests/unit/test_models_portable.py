@@ -3,6 +3,7 @@ ddx model loads through dermkit, and every file of both is readable by other use
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -15,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
+from dermkit.core.errors import InputError
 from dermkit.models import LoadedModel, ModelCard, export_model, load_model
 from dermkit.models.backbones import build_backbone
 from dermkit.models.families import dermlip_lite
@@ -112,3 +114,19 @@ def test_ddx_model_folder_is_world_readable_and_loads_when_moved(tmp_path: Path,
     np.testing.assert_allclose(load_model("ddx", path=moved).predict_proba([[image]], [None]), before, atol=1e-6)
     trunk = build_backbone(f"ddx:{moved}")
     assert trunk.name == "test_efficientnet" and trunk.dim > 0
+
+
+def test_an_export_naming_its_text_tower_by_a_local_path_still_loads_but_is_not_re_exported(tmp_path: Path) -> None:
+    """Exports of earlier dermkit versions named their own absolute path; they load, but exporting
+    such a model again would write a config that breaks once moved, so that is refused."""
+    old = export_model(load_model("dermlip-lite"), tmp_path / "old", ModelCard(model_id="old"))
+    config_file = old / "open_clip_config.json"
+    config = json.loads(config_file.read_text())
+    config["model_cfg"]["text_cfg"].update(hf_model_name=str(old), hf_tokenizer_name=str(old))
+    config_file.write_text(json.dumps(config))
+    loaded = load_model(str(old))
+    with torch.no_grad():
+        assert loaded.model.encode_text(loaded.tokenizer(TEXTS)).shape == (2, 384)
+    with pytest.raises(InputError, match=f"local path {old}, so the export would load in stock open_clip only") as info:
+        export_model(loaded, tmp_path / "again", ModelCard(model_id="again"))
+    assert info.value.field == "text_cfg.hf_model_name" and not (tmp_path / "again").exists()

@@ -72,6 +72,7 @@ def load_dir(path: Path, name: str, device: str = "cpu") -> LoadedModel:
     text_cfg = model_cfg.get("text_cfg", {})
     local = {key: str(path.resolve()) for key in ("hf_model_name", "hf_tokenizer_name") if key in text_cfg}
     overrides = {"text_cfg": {**text_cfg, **local}} if is_export and local else {}
+    _check_buildable(open_clip, model_cfg, name)
     model = _build(open_clip, f"local-dir:{path}", model_cfg, name, device, **overrides)
     _load_weights(open_clip, model, weights, name)
     tokenizer = _tokenizer(open_clip, f"local-dir:{path}", name)
@@ -102,8 +103,10 @@ def load_hf_hub(repo: str, name: str, device: str = "cpu") -> LoadedModel:
                          file=config_path)
     open_clip = _open_clip()
     model_cfg = config["model_cfg"]
+    _check_buildable(open_clip, model_cfg, name)
+    weights = _hub_weights(hub, repo)  # before the build, so open_clip's own look finds them cached
     model = _build(open_clip, f"hf-hub:{repo}", model_cfg, name, device)
-    _load_weights(open_clip, model, _hub_weights(hub, repo), name)
+    _load_weights(open_clip, model, weights, name)
     tokenizer = _tokenizer(open_clip, f"hf-hub:{repo}", name)
     return LoadedModel.assemble(model, _custom_text(model_cfg), tokenizer, name=name, device=device)
 
@@ -120,13 +123,9 @@ _FORK_KEYS = {
 }
 
 
-def _build(open_clip: Any, source: str, model_cfg: dict[str, Any], name: str, device: str,
-           **overrides: Any) -> torch.nn.Module:
-    """open_clip's model for ``source`` with random weights (they are loaded and checked after).
-
-    A config this open_clip cannot build is an :class:`InputError` that says which build of
-    open_clip it needs (keys it does not know) or which part failed.
-    """
+def _check_buildable(open_clip: Any, model_cfg: dict[str, Any], name: str) -> None:
+    """Refuse, before anything is downloaded, a config this open_clip cannot build, saying which build
+    of open_clip it needs (the keys it does not know)."""
     version = f"open_clip {open_clip.__version__}"
     missing = [key for key in ("embed_dim", "vision_cfg", "text_cfg") if key not in model_cfg]
     if missing:
@@ -137,6 +136,13 @@ def _build(open_clip: Any, source: str, model_cfg: dict[str, Any], name: str, de
         needs = f"it needs {' and '.join(forks)}" if forks else "it was written for another build of open_clip"
         raise InputError(f"{name}: {version} cannot build this model: its config has {', '.join(unknown)}, "
                          f"which {version} does not know; {needs}")
+
+
+def _build(open_clip: Any, source: str, model_cfg: dict[str, Any], name: str, device: str,
+           **overrides: Any) -> torch.nn.Module:
+    """open_clip's model for ``source`` (checked by :func:`_check_buildable`) with random weights:
+    they are loaded and checked after. A failure is an :class:`InputError` saying which part failed."""
+    version = f"open_clip {open_clip.__version__}"
     try:
         # load_weights/pretrained_text off: nothing but the config is fetched here, and no tower
         # gets pretrained weights that the checkpoint would overwrite anyway.
