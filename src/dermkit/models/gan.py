@@ -105,10 +105,10 @@ class CycleGan(nn.Module):
 
 
 def save_cyclegan(model: CycleGan, out: str | Path) -> Path:
-    from safetensors.torch import save_file
+    from dermkit.models.weights import save_weights
 
     with atomic_dir(out) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
+        save_weights(model, tmp / WEIGHTS_FILE)
         (tmp / CONFIG_FILE).write_text(json.dumps(asdict(model.config), indent=2) + "\n")
     return Path(out)
 

@@ -141,7 +141,7 @@ def build_net(config: dict[str, Any], trunk: torch.nn.Module | None) -> DdxNet:
 
 def save_ddx(model: DdxModel, out: str | Path) -> Path:
     """Write the model directory atomically (config, weights, card)."""
-    from safetensors.torch import save_file
+    from dermkit.models.weights import save_weights
 
     config = {**model.config, "format": FORMAT, "version": 1, "classes": model.classes,
               "labels": {"other": model.labels.other, "aux_level": model.labels.aux_level},
@@ -152,8 +152,7 @@ def save_ddx(model: DdxModel, out: str | Path) -> Path:
                    "metadata": "none" if model.metadata is None else
                    f"age, sex, body site, Fitzpatrick, {len(model.metadata.flags)} history/symptom flags"}
     with atomic_dir(out) as tmp:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS_FILE))
+        save_weights(model.net, tmp / WEIGHTS_FILE)
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
         (tmp / CARD_FILE).write_text(card.to_markdown())
     return Path(out)

