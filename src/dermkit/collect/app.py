@@ -67,7 +67,7 @@ from dermkit.collect.grading import (
 )
 from dermkit.collect.labels import case_labels
 from dermkit.collect.models import ROLES, CaseImage, ContributedCase, GradeRecord
-from dermkit.collect.quality import MAX_IMAGE_BYTES, check_upload
+from dermkit.collect.quality import MAX_IMAGE_BYTES, Busy, CheckSlots, check_upload
 from dermkit.collect.search import search_conditions
 from dermkit.collect.security import new_token, same
 from dermkit.collect.storage import MediaStore
@@ -95,6 +95,9 @@ class Settings:
     # Three photos at the per-photo limit plus the form's text.
     max_request_bytes: int = MAX_PHOTOS * MAX_IMAGE_BYTES + 1024 * 1024
     secure_cookies: bool = False  # set behind HTTPS
+    # Photos decoded at once (each up to 40 MP: ~0.3 GB while checked); others wait, then get 503.
+    max_concurrent_uploads: int = 2
+    upload_wait_s: float = 10.0
 
 
 class BodyLimit:
@@ -215,6 +218,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = make_engine(settings.db_url)
     store = MediaStore(settings.media_dir)
+    check_slots = CheckSlots(settings.max_concurrent_uploads, settings.upload_wait_s)
     templates = Jinja2Templates(directory=HERE / "templates")
 
     @asynccontextmanager
@@ -260,6 +264,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _rate_limited(request: Request, exc: RateLimited) -> Response:
         return error_page(request, 429, str(exc))
 
+    @app.exception_handler(Busy)
+    async def _busy(request: Request, exc: Busy) -> Response:
+        response = error_page(request, 503, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
         return error_page(request, exc.status_code, str(exc.detail))
@@ -295,7 +305,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if not isinstance(upload, UploadFile) or not upload.filename:
                 continue
             data = upload.file.read(MAX_IMAGE_BYTES + 1)
-            photos.append(Photo(check_upload(data, f"image_{slot}"),
+            with check_slots.slot():
+                checked = check_upload(data, f"image_{slot}")
+            photos.append(Photo(checked,
                                 q.parse_shot_type(_text(form, f"image_{slot}_shot_type"), f"image_{slot}_shot_type")))
         if not photos:
             raise InputError("add at least one photo", field="image_1")
