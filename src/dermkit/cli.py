@@ -839,7 +839,7 @@ def _add_collect(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--secure-cookies", action="store_true", help="mark cookies Secure (behind HTTPS)")
     serve.add_argument("--max-concurrent-uploads", type=int, default=2,
                        help="photos decoded and checked at once; others wait (docs/collect.md)")
-    serve.add_argument("--upload-timeout", type=float, default=10.0, metavar="SECONDS",
+    serve.add_argument("--upload-timeout", type=float, default=30.0, metavar="SECONDS",
                        help="how long a photo waits for a decoding slot before 503 with Retry-After")
     serve.set_defaults(func=_cmd_collect_serve)
     exp = collect_sub.add_parser("export", help="write the SCIN layout or a dermkit case table")

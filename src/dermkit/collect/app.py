@@ -72,6 +72,7 @@ from dermkit.collect.search import search_conditions
 from dermkit.collect.security import new_token, same
 from dermkit.collect.storage import MediaStore
 from dermkit.core.errors import InputError
+from dermkit.core.memory import map_large_allocations
 from dermkit.ontology import default_ontology
 
 log = logging.getLogger("dermkit.collect")
@@ -97,7 +98,7 @@ class Settings:
     secure_cookies: bool = False  # set behind HTTPS
     # Photos decoded at once (each up to 40 MP: ~0.3 GB while checked); others wait, then get 503.
     max_concurrent_uploads: int = 2
-    upload_wait_s: float = 10.0
+    upload_wait_s: float = 30.0
 
 
 class BodyLimit:
@@ -216,6 +217,7 @@ def _texts(form: FormData, name: str) -> list[str]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    map_large_allocations()  # decoded photos go back to the OS once freed
     engine = make_engine(settings.db_url)
     store = MediaStore(settings.media_dir)
     check_slots = CheckSlots(settings.max_concurrent_uploads, settings.upload_wait_s)

@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from PIL.Image import Image
 
 from dermkit import __version__
+from dermkit.core.memory import map_large_allocations
 from dermkit.data.images import PixelBudget
 from dermkit.data.schema import FITZPATRICK_TYPES, SEXES
 from dermkit.serve import schemas
@@ -114,6 +115,7 @@ def _one_input(image: UploadFile | None, text: str | None) -> None:
 
 def create_app(engine: Engine) -> FastAPI:
     """The application around a loaded engine (routes documented in ``docs/serve.md``)."""
+    map_large_allocations()  # decoded uploads go back to the OS once freed
     service = Service(engine)
     config = engine.config
 
