@@ -67,8 +67,8 @@ def test_an_eps_never_reaches_ghostscript(monkeypatch: pytest.MonkeyPatch) -> No
     assert called == []  # the EPS plugin was not even asked to parse the header
 
 
-def test_datasets_may_use_bmp_and_tiff_but_not_eps(tmp_path: Path) -> None:
-    for fmt in ("BMP", "TIFF"):
+def test_datasets_may_use_bmp_tiff_and_gif_but_not_eps() -> None:
+    for fmt in ("BMP", "TIFF", "GIF"):
         assert open_image(encode(noise(40, 30), fmt)).size == (40, 30)
     with pytest.raises(UnsupportedFormat, match="EPS images are not accepted"):
         open_image(encode(noise(40, 30), "EPS"))
@@ -134,3 +134,11 @@ def test_importers_refuse_an_eps_named_like_a_jpeg(tmp_path: Path) -> None:
     result = run_import("imagefolder", root, tmp_path / "out", on_error="skip")
     assert result.cases == 1
     assert len(result.problems) == 1 and "EPS images are not accepted" in result.problems[0]["message"]
+
+
+def test_a_corrupt_header_of_an_allowed_format_is_not_called_unsupported() -> None:
+    data = bytearray(encode(noise(64, 64), "PNG"))
+    data[12:16] = b"XXXX"  # the IHDR chunk's name
+    with pytest.raises(InputError, match=r"not a readable image \(corrupt PNG header\)") as caught:
+        open_image(bytes(data), limits=STRICT)
+    assert not isinstance(caught.value, UnsupportedFormat)

@@ -32,8 +32,9 @@ _OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
 
 # What the servers accept from the public: the three formats browsers and phones produce.
 UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP")
-# Image sets on disk may also ship BMP (PH2) or TIFF (microscopy exports); still no EPS, PDF or PSD.
-DATASET_FORMATS = (*UPLOAD_FORMATS, "BMP", "TIFF")
+# Image sets on disk may also ship BMP (PH2), TIFF (microscopy exports) or GIF (old atlas scrapes);
+# still never EPS (Ghostscript), PDF or PSD.
+DATASET_FORMATS = (*UPLOAD_FORMATS, "BMP", "TIFF", "GIF")
 # 50 megapixels: far above any photo in these datasets, far below what exhausts memory.
 MAX_PIXELS = 50_000_000
 # WebP's own limit is 16383; a longer side is a strip, not a photo.
@@ -135,6 +136,8 @@ def _open_header(handle: io.BufferedIOBase | io.BytesIO, formats: tuple[str, ...
         expected = expected.replace("WEBP", "WebP")
         if found is None:
             raise InputError(f"not an image ({expected} expected)", file=label) from exc
+        if found in formats:  # the right magic bytes, then a header the plugin could not parse
+            raise InputError(f"not a readable image (corrupt {found} header)", file=label) from exc
         raise UnsupportedFormat(f"{found} images are not accepted ({expected} expected)", file=label) from exc
 
 
