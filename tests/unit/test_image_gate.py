@@ -142,3 +142,29 @@ def test_a_corrupt_header_of_an_allowed_format_is_not_called_unsupported() -> No
     with pytest.raises(InputError, match=r"not a readable image \(corrupt PNG header\)") as caught:
         open_image(bytes(data), limits=STRICT)
     assert not isinstance(caught.value, UnsupportedFormat)
+
+
+def test_serve_flags_reach_the_config_and_their_help_states_its_defaults() -> None:
+    import re
+    from dataclasses import fields
+
+    from dermkit.cli import _serve_image_limits, build_parser
+    from dermkit.serve.config import ServeConfig
+
+    parser = build_parser()
+    args = parser.parse_args(["serve", "--max-pixels", "1000", "--min-side", "8", "--max-side", "900",
+                              "--max-request-pixels", "5000",
+                              "--decode-side", "224", "--decode-threads", "1", "--max-concurrent", "3",
+                              "--queue-timeout", "2.5"])
+    config = ServeConfig(**_serve_image_limits(args))
+    assert (config.max_pixels, config.min_side, config.max_side, config.max_request_pixels, config.decode_side, config.decode_threads,
+            config.max_concurrent, config.queue_timeout_s) == (1000, 8, 900, 5000, 224, 1, 3, 2.5)
+    assert _serve_image_limits(parser.parse_args(["serve"])) == {}  # unset flags keep ServeConfig's defaults
+    serve_parser = parser._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    helps = {action.dest: action.help for action in serve_parser._actions}
+    defaults = {f.name: f.default for f in fields(ServeConfig)}
+    assert len(_serve_image_limits(args)) == 8
+    for name in _serve_image_limits(args):
+        stated = re.search(r"\(([\d,.]+)\)$", helps[name] or "")
+        assert stated, name
+        assert float(stated.group(1).replace(",", "")) == defaults[name], name
