@@ -85,16 +85,15 @@ def open_image(
     *,
     name: str | None = None,
     limits: ImageLimits | None = None,
-    max_pixels: int | None = None,
     fit: int | None = None,
     budget: PixelBudget | None = None,
 ) -> Image.Image:
     """Check, decode (reduced towards ``fit`` pixels a side) and convert to RGB; :class:`InputError` otherwise.
 
-    ``max_pixels`` overrides the pixel limit of ``limits`` (default :class:`ImageLimits`).
+    ``limits`` defaults to :class:`ImageLimits` (the dataset formats); ``budget`` is charged the
+    pixels decoded.
     """
     limits = limits or ImageLimits()
-    pixel_limit = limits.max_pixels if max_pixels is None else max_pixels
     label = name or (str(source) if not isinstance(source, bytes) else "<upload>")
     try:
         handle = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
@@ -105,12 +104,13 @@ def open_image(
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 image = _open_header(handle, limits.formats, label)
-                _check_size(image.size, limits, pixel_limit, label)
+                _check_size(image.size, limits, label)
                 if fit is not None and image.format == "JPEG":
                     image.draft("RGB", (fit, fit))  # scale chosen so both sides stay >= fit
                 if budget is not None:
                     budget.charge(image.size[0] * image.size[1], label)
                 image.load()
+                rgb = image if image.mode == "RGB" else image.convert("RGB")  # CMYK, 16-bit, float: RGB or refused
         except InputError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -119,7 +119,6 @@ def open_image(
             # PIL names in-memory files by their repr (an address): say which upload instead.
             detail = _OBJECT_REPR.sub(label, str(exc))
             raise InputError(f"not a readable image ({type(exc).__name__}: {detail})", file=label) from exc
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
     if fit is not None and min(rgb.size) >= 2 * fit:  # formats without reduced decoding: shrink right away
         rgb = rgb.reduce(min(rgb.size) // fit)
     return rgb
@@ -153,8 +152,9 @@ def sniff_format(prefix: bytes) -> str | None:
     return None
 
 
-def _check_size(size: tuple[int, int], limits: ImageLimits, max_pixels: int, label: str) -> None:
+def _check_size(size: tuple[int, int], limits: ImageLimits, label: str) -> None:
     width, height = size
+    max_pixels = limits.max_pixels
     if width * height > max_pixels:
         raise TooManyPixels(f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels} "
                             "(refused as a possible decompression bomb)", file=label)
