@@ -795,7 +795,8 @@ def _cmd_collect_serve(args: argparse.Namespace) -> int:
     settings = Settings(db_url=args.db, media_dir=args.media, secure_cookies=args.secure_cookies,
                         needed=GradesNeeded(args.dermatologist_grades, args.lay_grades),
                         login=LoginLimits(client_failures=args.login_lock_after, max_delay=args.login_max_delay),
-                        trusted_proxies=tuple(args.trusted_proxy), contributions_per_hour=args.contributions_per_hour)
+                        trusted_proxies=tuple(args.trusted_proxy), contributions_per_hour=args.contributions_per_hour,
+                        max_concurrent_uploads=args.max_concurrent_uploads, upload_wait_s=args.upload_timeout)
     # One process: the media sweep at start-up assumes no other worker is mid-upload. The app reads
     # X-Forwarded-For itself (only from --trusted-proxy), so uvicorn must not rewrite the peer address.
     uvicorn.run(create_app(settings), host=args.host, port=args.port, workers=1, log_level="info",
@@ -870,6 +871,10 @@ def _add_collect(sub: argparse._SubParsersAction) -> None:
                        help="cap of the growing delay of an account's sign-ins after failures (default 4)")
     serve.add_argument("--contributions-per-hour", type=int, default=20, metavar="N",
                        help="contributions one client may post per hour (default 20; 0: no limit)")
+    serve.add_argument("--max-concurrent-uploads", type=int, default=2,
+                       help="photos decoded and checked at once; others wait (docs/collect.md)")
+    serve.add_argument("--upload-timeout", type=float, default=30.0, metavar="SECONDS",
+                       help="how long a photo waits for a decoding slot before 503 with Retry-After")
     serve.set_defaults(func=_cmd_collect_serve)
     exp = collect_sub.add_parser("export", help="write the SCIN layout or a dermkit case table")
     common(exp)
@@ -894,9 +899,31 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         model=args.model, ddx_model=args.ddx_model, index=args.index, host=args.host, port=args.port,
         classes=None if args.classes is None else tuple(args.classes), max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms, threads=args.threads, store_uploads=args.store_uploads,
-        cache_dir=args.cache_dir, precision=args.precision,
+        cache_dir=args.cache_dir, precision=args.precision, **_serve_image_limits(args),
     ))
     return 0
+
+
+def _add_serve_image_limits(serve: argparse.ArgumentParser) -> None:
+    """The image gate's and the concurrency cap's flags; unset ones keep ServeConfig's defaults (docs/serve.md)."""
+    limits = serve.add_argument_group("image limits and concurrency (defaults in docs/serve.md)")
+    limits.add_argument("--max-pixels", type=int, help="pixels per image, as its header declares (50,000,000)")
+    limits.add_argument("--min-side", type=int, help="shortest allowed image side (32)")
+    limits.add_argument("--max-side", type=int, help="longest allowed image side (16384)")
+    limits.add_argument("--max-request-pixels", type=int,
+                        help="decoded pixels of all images of one request, JPEGs after reduced decoding (100,000,000)")
+    limits.add_argument("--decode-side", type=int,
+                        help="JPEGs are decoded at the smallest scale keeping both sides at least this (448)")
+    limits.add_argument("--decode-threads", type=int, help="images decoded at once, all requests together (2)")
+    limits.add_argument("--max-concurrent", type=int, help="requests decoding or inferring at once (8)")
+    limits.add_argument("--queue-timeout", type=float, metavar="SECONDS", dest="queue_timeout_s",
+                        help="how long a request over --max-concurrent waits before 503 with Retry-After (10)")
+
+
+def _serve_image_limits(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("max_pixels", "min_side", "max_side", "max_request_pixels", "decode_side", "decode_threads",
+             "max_concurrent", "queue_timeout_s")
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def _cmd_index_build(args: argparse.Namespace) -> int:
@@ -923,6 +950,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--store-uploads", type=Path, metavar="DIR",
                        help="keep uploaded photos (pixels only, EXIF stripped) in DIR; default: never stored")
     serve.add_argument("--cache-dir", type=Path, help="prompt-embedding cache (default ~/.cache/dermkit/textbank)")
+    _add_serve_image_limits(serve)
     serve.set_defaults(func=_cmd_serve)
 
     index = sub.add_parser("index", help="similar-case indexes for 'dermkit serve'")

@@ -125,7 +125,7 @@ def truncated(image: Path) -> bytes:
 
 
 @pytest.mark.parametrize(("damage", "expected"), [
-    (lambda image: b"this is not an image", "not a readable image"),
+    (lambda image: b"this is not an image", "not an image (JPEG, PNG, WebP, BMP, TIFF or GIF expected)"),
     (truncated, "not a readable image"),
     (lambda image: png_claiming(8000, 8000), "over the limit"),  # 64 MP claimed, under 1 KB on disk
 ], ids=["not-an-image", "truncated", "decompression-bomb"])

@@ -201,7 +201,7 @@ def test_decoded_upload_is_upright_and_has_no_metadata() -> None:
     exif[ExifTags.IFD.GPSInfo] = {ExifTags.GPS.GPSLatitudeRef: "S"}
     buffer = io.BytesIO()
     Image.new("RGB", (40, 20), "red").save(buffer, format="JPEG", exif=exif)
-    image = decode_upload(buffer.getvalue(), "images[0]", max_bytes=10**6, max_pixels=10**6)
+    image = decode_upload(buffer.getvalue(), "images[0]", ServeConfig(min_side=16))
     assert image.size == (20, 40)
     assert not image.info and not image.getexif()
 

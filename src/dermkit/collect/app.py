@@ -73,12 +73,13 @@ from dermkit.collect.grading import (
 from dermkit.collect.labels import case_labels
 from dermkit.collect.models import ROLES, CaseImage, ContributedCase, GradeRecord
 from dermkit.collect.parsing import ascii_digits, row_id
-from dermkit.collect.quality import MAX_IMAGE_BYTES, check_upload
+from dermkit.collect.quality import MAX_IMAGE_BYTES, Busy, CheckSlots, check_upload
 from dermkit.collect.search import search_conditions
 from dermkit.collect.security import new_token, same
 from dermkit.collect.storage import MediaStore
 from dermkit.collect.throttle import RateLimited
 from dermkit.core.errors import InputError
+from dermkit.core.memory import map_large_allocations
 from dermkit.ontology import default_ontology
 
 log = logging.getLogger("dermkit.collect")
@@ -106,6 +107,9 @@ class Settings:
     # Addresses or networks of reverse proxies whose X-Forwarded-For is believed (none by default).
     trusted_proxies: tuple[str, ...] = ()
     contributions_per_hour: int = 20  # per client; 0 turns the limit off
+    # Photos decoded at once (each up to 40 MP: ~0.3 GB while checked); others wait, then get 503.
+    max_concurrent_uploads: int = 2
+    upload_wait_s: float = 30.0
 
 
 class BodyLimit:
@@ -229,9 +233,11 @@ async def wait_before_checking(seconds: float) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    map_large_allocations()  # decoded photos go back to the OS once freed
     engine = make_engine(settings.db_url)
     store = MediaStore(settings.media_dir)
     proxies = trusted_networks(settings.trusted_proxies)
+    check_slots = CheckSlots(settings.max_concurrent_uploads, settings.upload_wait_s)
     templates = Jinja2Templates(directory=HERE / "templates")
 
     @asynccontextmanager
@@ -287,6 +293,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
+    @app.exception_handler(Busy)
+    async def _busy(request: Request, exc: Busy) -> Response:
+        response = error_page(request, 503, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
         return error_page(request, exc.status_code, str(exc.detail))
@@ -323,7 +335,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if not isinstance(upload, UploadFile) or not upload.filename:
                 continue
             data = upload.file.read(MAX_IMAGE_BYTES + 1)
-            photos.append(Photo(check_upload(data, f"image_{slot}"),
+            with check_slots.slot():
+                checked = check_upload(data, f"image_{slot}")
+            photos.append(Photo(checked,
                                 q.parse_shot_type(_text(form, f"image_{slot}_shot_type"), f"image_{slot}_shot_type")))
         if not photos:
             raise InputError("add at least one photo", field="image_1")

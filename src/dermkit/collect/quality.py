@@ -1,12 +1,18 @@
 """The upload quality gate: format, size and sharpness checks, a perceptual hash, EXIF stripped.
 
-Every accepted photo is decoded (with dermkit's pixel limit), turned upright by its EXIF
-orientation and re-encoded as JPEG without metadata, so no location or device data is stored.
+Every accepted photo passes dermkit's image gate (:func:`dermkit.data.images.open_image`: JPEG,
+PNG or WebP only, read from the header before any decoding; side and pixel limits), is turned
+upright by its EXIF orientation and re-encoded as JPEG without metadata, so no location or
+device data is stored. :class:`CheckSlots` caps how many photos are decoded at once.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,9 +20,8 @@ from PIL import Image
 
 from dermkit.core.errors import InputError
 from dermkit.data.image_hash import hamming, phash
-from dermkit.data.images import open_image
+from dermkit.data.images import UPLOAD_FORMATS, ImageLimits, open_image
 
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
 MAX_IMAGE_BYTES = 15 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000
 MIN_SIDE = 128
@@ -60,22 +65,14 @@ def check_upload(data: bytes, field: str) -> CheckedImage:
         raise InputError("the file is empty", field=field)
     if len(data) > MAX_IMAGE_BYTES:
         raise InputError(f"the file has {len(data)} bytes, over the limit of {MAX_IMAGE_BYTES}", field=field)
+    limits = ImageLimits(formats=UPLOAD_FORMATS, min_side=MIN_SIDE, max_pixels=MAX_IMAGE_PIXELS)
     try:
-        declared = Image.open(io.BytesIO(data)).format
-    except Exception as exc:  # PIL raises many types for non-images
-        raise InputError("not an image (JPEG, PNG or WebP expected)", field=field) from exc
-    if declared not in ACCEPTED_FORMATS:
-        raise InputError(f"{declared} images are not accepted (JPEG, PNG or WebP expected)", field=field)
-    try:
-        image = open_image(data, name=field, max_pixels=MAX_IMAGE_PIXELS)
-    except InputError as exc:
-        raise InputError(exc.message, field=field) from exc
+        image = open_image(data, name=field, limits=limits)
+    except InputError as exc:  # the same error type (format, pixels, ...), naming the form field
+        raise type(exc)(exc.message, field=field) from exc
     turn = UPRIGHT.get(_orientation(data))
     image = image.transpose(turn) if turn is not None else image
     width, height = image.size
-    if min(width, height) < MIN_SIDE:
-        raise InputError(f"the image is {width}x{height}; both sides must be at least {MIN_SIDE} pixels",
-                         field=field)
     score = sharpness(image)
     if score < MIN_SHARPNESS:
         raise InputError(f"the photo looks blurred (sharpness {score:.1f} < {MIN_SHARPNESS}); "
@@ -83,6 +80,34 @@ def check_upload(data: bytes, field: str) -> CheckedImage:
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=JPEG_QUALITY)  # no exif= argument: metadata is dropped
     return CheckedImage(out.getvalue(), width, height, score, phash(image).tobytes().hex())
+
+
+class Busy(Exception):
+    """Every decoding slot stayed taken for the whole wait: the client should retry later."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many photos are being checked right now; please retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class CheckSlots:
+    """At most ``limit`` photos decoded at once, so decoding memory is bounded by it, not by the clients."""
+
+    def __init__(self, limit: int, wait_s: float) -> None:
+        if limit < 1:
+            raise ValueError("the concurrency limit must be at least 1")
+        self.wait_s = wait_s
+        self._slots = threading.BoundedSemaphore(limit)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold a slot while checking one photo; :class:`Busy` after waiting ``wait_s`` for one."""
+        if not self._slots.acquire(timeout=self.wait_s):
+            raise Busy(max(1, math.ceil(self.wait_s)))
+        try:
+            yield
+        finally:
+            self._slots.release()
 
 
 def _orientation(data: bytes) -> int:

@@ -7,6 +7,7 @@ build one app around the small ``tiny-clip`` model.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +22,11 @@ from fastapi.staticfiles import StaticFiles
 from PIL.Image import Image
 
 from dermkit import __version__
+from dermkit.core.memory import map_large_allocations
+from dermkit.data.images import PixelBudget
 from dermkit.data.schema import FITZPATRICK_TYPES, SEXES
 from dermkit.serve import schemas
+from dermkit.serve.admission import Admission
 from dermkit.serve.batcher import MicroBatcher
 from dermkit.serve.config import MAX_SEARCH_RESULTS
 from dermkit.serve.differential import CaseInput
@@ -37,8 +41,10 @@ MAX_TEXT = 1000
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": schemas.ErrorResponse, "description": description}
     for status, description in ((409, "the server has no similar-case index"),
-                                (413, "an image or the request body is over its size limit"),
-                                (422, "a field is missing, of the wrong type, or not a usable image or term"))
+                                (413, "an image, the request body or the request's pixel budget is over its limit"),
+                                (415, "an image in a format other than JPEG, PNG or WebP"),
+                                (422, "a field is missing, of the wrong type, or not a usable image or term"),
+                                (503, "too many requests in progress: retry after the Retry-After seconds"))
 }
 Sex = Literal[SEXES]  # type: ignore[valid-type]
 Acquisition = Literal["clinical", "dermoscopic"]
@@ -51,6 +57,8 @@ class Service:
         config = engine.config
         self.engine = engine
         self.executor: ThreadPoolExecutor | None = None
+        self.decoder: ThreadPoolExecutor | None = None
+        self.admission = Admission(config.max_concurrent, config.queue_timeout_s)
         options = {"max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms}
         self.predict: MicroBatcher[CaseInput, Prediction] = MicroBatcher(
             engine.predict, units=lambda case: len(case.pixels), name="predict", **options)
@@ -61,14 +69,18 @@ class Service:
     def start(self) -> None:
         """One model thread shared by every batcher, so inference calls never overlap."""
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dermkit-model")
+        # Few decoding threads: decoding memory is bounded by their number, not by the clients'.
+        self.decoder = ThreadPoolExecutor(max_workers=self.engine.config.decode_threads,
+                                          thread_name_prefix="dermkit-decode")
         for batcher in self.batchers:
             batcher.start(self.executor)
 
     async def stop(self) -> None:
         for batcher in self.batchers:
             await batcher.stop()
-        if self.executor is not None:
-            self.executor.shutdown(wait=False)
+        for executor in (self.executor, self.decoder):
+            if executor is not None:
+                executor.shutdown(wait=False)
 
     @property
     def ready(self) -> bool:
@@ -84,12 +96,13 @@ class Service:
         described = next(m for m in self.engine.models if m["role"] == role)
         return {"id": described["id"], "version": described["version"]}
 
-    async def read_image(self, upload: UploadFile, field: str) -> Image:
-        """Read and decode one upload in a worker thread (decoding must not block the event loop)."""
+    async def read_image(self, upload: UploadFile, field: str, budget: PixelBudget) -> Image:
+        """Read and decode one upload in a decoding thread (decoding must not block the event loop)."""
         config = self.engine.config
         check_size(upload.size, field, config.max_image_bytes)
         data = await upload.read(config.max_image_bytes + 1)
-        image = await run_in_threadpool(decode_upload, data, field, config.max_image_bytes, config.max_pixels)
+        image = await asyncio.get_running_loop().run_in_executor(self.decoder, decode_upload, data, field, config,
+                                                                 budget)
         if config.store_uploads is not None:
             await run_in_threadpool(store_upload, image, config.store_uploads)
         return image
@@ -102,6 +115,7 @@ def _one_input(image: UploadFile | None, text: str | None) -> None:
 
 def create_app(engine: Engine) -> FastAPI:
     """The application around a loaded engine (routes documented in ``docs/serve.md``)."""
+    map_large_allocations()  # decoded uploads go back to the OS once freed
     service = Service(engine)
     config = engine.config
 
@@ -160,9 +174,11 @@ def create_app(engine: Engine) -> FastAPI:
                            "images")
         history = resolve_history(age=age, sex=sex, fitzpatrick=fitzpatrick, site=site, symptoms=symptoms or [],
                                   duration=duration, ontology=engine.ontology)
-        pictures = [await service.read_image(upload, f"images[{i}]") for i, upload in enumerate(images)]
-        case = await run_in_threadpool(engine.prepare_case, pictures, history, acquisition)
-        result = await service.submit(service.predict, case)
+        async with service.admission.slot():
+            budget = PixelBudget(config.max_request_pixels)
+            pictures = [await service.read_image(upload, f"images[{i}]", budget) for i, upload in enumerate(images)]
+            case = await run_in_threadpool(engine.prepare_case, pictures, history, acquisition)
+            result = await service.submit(service.predict, case)
         differential_role = "vision-language" if len(engine.models) == 1 else "differential"
         return {
             "differential": result.differential,
@@ -178,11 +194,12 @@ def create_app(engine: Engine) -> FastAPI:
 
     async def embed_one(image: UploadFile | None, text: str | None) -> tuple[str, np.ndarray]:
         _one_input(image, text)
-        if image is not None:
-            picture = await service.read_image(image, "image")
-            pixels = await run_in_threadpool(engine.prepare_image, picture)
-            return "image", await service.submit(service.images, pixels)
-        return "text", await service.submit(service.texts, text or "")
+        async with service.admission.slot():
+            if image is not None:
+                picture = await service.read_image(image, "image", PixelBudget(config.max_request_pixels))
+                pixels = await run_in_threadpool(engine.prepare_image, picture)
+                return "image", await service.submit(service.images, pixels)
+            return "text", await service.submit(service.texts, text or "")
 
     @app.post("/v1/embed", response_model=schemas.EmbedResponse, responses=ERRORS, tags=["inference"])
     async def embed(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from dermkit.data.images import MAX_PIXELS
+from dermkit.data.images import MAX_PIXELS, MAX_SIDE
 from dermkit.data.schema import MAX_IMAGES_PER_CASE
 from dermkit.ontology import Ontology, default_ontology
 
@@ -35,7 +35,14 @@ class ServeConfig:
     max_images: int = MAX_IMAGES_PER_CASE
     max_image_bytes: int = 10 * MEBIBYTE
     max_body_bytes: int = MAX_IMAGES_PER_CASE * 10 * MEBIBYTE + MEBIBYTE
-    max_pixels: int = MAX_PIXELS
+    max_pixels: int = MAX_PIXELS  # per image, as its header declares it
+    min_side: int = 32  # refuses 1x1 and 1x20000 strips
+    max_side: int = MAX_SIDE
+    max_request_pixels: int = 100_000_000  # decoded pixels of one request's images (JPEGs after draft)
+    decode_side: int = 448  # JPEGs decoded at the smallest DCT scale keeping both sides >= this (>= model input)
+    decode_threads: int = 2  # images decoded at once, across all requests: bounds decoding memory
+    max_concurrent: int = 8  # requests decoding or waiting for inference at once
+    queue_timeout_s: float = 10.0  # how long a request over max_concurrent waits before a 503 with Retry-After
     max_batch: int = 8  # images per model call; 1 turns micro-batching off
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
     threads: int | None = None  # torch intra-op threads; None: torch's default

@@ -1,4 +1,4 @@
-"""Turning uploaded bytes into clean RGB images: size and pixel limits, EXIF stripped, optional storage.
+"""Turning uploaded bytes into clean RGB images: the image gate's limits, EXIF stripped, optional storage.
 
 An uploaded photo can carry the patient's location (EXIF GPS) and camera details. The service
 decodes it, applies the EXIF orientation, and keeps only the pixels; the original bytes are
@@ -15,7 +15,8 @@ from PIL import Image, ImageOps
 
 from dermkit.core.atomic import atomic_path
 from dermkit.core.errors import InputError
-from dermkit.data.images import open_image
+from dermkit.data.images import UPLOAD_FORMATS, ImageLimits, OverBudget, PixelBudget, UnsupportedFormat, open_image
+from dermkit.serve.config import ServeConfig
 from dermkit.serve.errors import ApiError
 
 
@@ -25,14 +26,29 @@ def check_size(size: int | None, field: str, limit: int) -> None:
         raise ApiError(413, "image_too_large", f"upload is {size} bytes, over the limit of {limit}", field)
 
 
-def decode_upload(data: bytes, field: str, max_bytes: int, max_pixels: int) -> Image.Image:
-    """Bytes → upright RGB image without any metadata; :class:`ApiError` naming ``field`` otherwise."""
-    check_size(len(data), field, max_bytes)
+def upload_limits(config: ServeConfig) -> ImageLimits:
+    """The gate's limits for this service: JPEG, PNG and WebP only, the configured sides and pixels."""
+    return ImageLimits(formats=UPLOAD_FORMATS, min_side=config.min_side, max_side=config.max_side,
+                       max_pixels=config.max_pixels)
+
+
+def decode_upload(data: bytes, field: str, config: ServeConfig, budget: PixelBudget | None = None) -> Image.Image:
+    """Bytes → upright RGB image (JPEGs decoded near the model's size) without any metadata.
+
+    Refusals are :class:`ApiError` naming ``field``: 415 for a format other than JPEG, PNG or
+    WebP, 413 over the request's pixel budget, 422 for the rest (not an image, truncated, a
+    decompression bomb, sides out of range).
+    """
+    check_size(len(data), field, config.max_image_bytes)
     if not data:
         raise ApiError(422, "invalid_image", "the upload is empty", field)
     try:
-        image = open_image(data, name=field, max_pixels=max_pixels)
-    except InputError as error:  # not an image, truncated, corrupt, or over the pixel limit
+        image = open_image(data, name=field, limits=upload_limits(config), fit=config.decode_side, budget=budget)
+    except UnsupportedFormat as error:
+        raise ApiError(415, "unsupported_format", error.message, field) from error
+    except OverBudget as error:
+        raise ApiError(413, "pixel_budget", error.message, field) from error
+    except InputError as error:  # not an image, truncated, corrupt, a bomb, or a side out of range
         raise ApiError(422, "invalid_image", error.message, field) from error
     return strip_metadata(ImageOps.exif_transpose(image))
 
