@@ -22,7 +22,8 @@ class ApiError(Exception):
     """A refusal with its HTTP status, a stable machine code and the field at fault."""
 
     def __init__(
-        self, status: int, code: str, message: str, field: str | None = None, suggestions: list[str] | None = None
+        self, status: int, code: str, message: str, field: str | None = None, suggestions: list[str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -30,6 +31,7 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.suggestions = suggestions or []
+        self.headers = headers  # e.g. Retry-After on a 429 or 503, WWW-Authenticate on a 401
 
     @classmethod
     def from_input_error(cls, error: InputError, field: str | None = None, status: int = 422) -> ApiError:
@@ -52,7 +54,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return respond(exc.status, error_body(exc.code, exc.message, exc.field, exc.suggestions))
+        return respond(exc.status, error_body(exc.code, exc.message, exc.field, exc.suggestions), exc.headers)
 
     async def input_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, InputError)
