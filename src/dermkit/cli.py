@@ -109,14 +109,29 @@ def _cmd_data_shard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_data(sub: argparse._SubParsersAction) -> None:
-    from dermkit.data.importers import IMPORTERS
+class _ImporterNames:
+    """The importers' names, imported only when ``data import`` checks or lists them: importing the
+    importers (pandas) would cost every command, ``dermkit serve``'s time to answer included."""
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Any:
+        return iter(self._names())
+
+    @staticmethod
+    def _names() -> list[str]:
+        from dermkit.data.importers import IMPORTERS
+
+        return sorted(IMPORTERS)
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="import, split, check and describe case tables")
     data_sub = data.add_subparsers(dest="data_command", required=True)
 
     imp = data_sub.add_parser("import", help="import a source dataset into a case table")
-    imp.add_argument("source", choices=sorted(IMPORTERS), help="source layout")
+    imp.add_argument("source", choices=_ImporterNames(), metavar="SOURCE", help="source layout: %(choices)s")
     imp.add_argument("path", type=Path, help="the source's folder or file")
     imp.add_argument("--out", type=Path, required=True, help="output case-table directory")
     imp.add_argument("--on-error", choices=["raise", "skip"], default="raise",
