@@ -90,6 +90,8 @@ def test_a_failed_load_is_reported_and_stops_the_server(config: ServeConfig) -> 
         assert body["status"] == "failed" and body["error"] == "no such model 'nope'"
         assert body["parts"]["model"]["state"] == "failed"
         assert client.get("/healthz").status_code == 200
+        refused = client.get("/v1/models")
+        assert refused.status_code == 503 and "failed to load" in refused.json()["error"]["message"]
     assert str(failures[0]) == "no such model 'nope'"
 
 

@@ -103,7 +103,7 @@ def test_server_loads_the_stored_prompt_bank_without_encoding(
                          readiness=readiness)
     assert readiness.report()["parts"]["prompt_bank"]["source"] == "index"
     assert not (tmp_path / "textbank").exists()  # nothing encoded, nothing cached
-    assert len(engine.bank.classes) == info["class_ids"].__len__() and engine.bank.classes == tuple(info["class_ids"])
+    assert engine.bank.classes == tuple(info["class_ids"]) and len(engine.bank.concepts) == len(info["concept_ids"])
 
 
 def test_stored_bank_for_other_weights_is_refused(built: Path, tmp_path: Path) -> None:
@@ -121,3 +121,25 @@ def test_stored_bank_for_another_condition_list_is_not_used(built: Path, tmp_pat
                             cache_dir=tmp_path / "textbank"), readiness=readiness)
     assert readiness.report()["parts"]["prompt_bank"]["source"] == "encoded"
     assert len(list((tmp_path / "textbank").iterdir())) == 1
+
+
+def test_stored_bank_round_trips_exactly(tmp_path: Path) -> None:
+    import numpy as np
+
+    from dermkit.models import load_model
+    from dermkit.serve.config import condition_ids
+    from dermkit.serve.textbank import bank_key, concept_leaves
+
+    tiny = load_model("tiny-clip")
+    classes, concepts = condition_ids(["melanoma", "acne"]), concept_leaves()[:3]
+    key = bank_key(tiny, classes, concepts)
+    bank = TextBank.build(tiny, classes, concepts)
+    bank.save(tmp_path, key)
+    again = TextBank.load_stored(tmp_path, key)
+    assert again is not None and again.classes == bank.classes and again.concepts == bank.concepts
+    for acquisition, text in bank.class_text.items():
+        np.testing.assert_array_equal(again.class_text[acquisition], text)
+    np.testing.assert_array_equal(again.concept_margins, bank.concept_margins)
+    assert again.scale == bank.scale
+    assert TextBank.load_stored(tmp_path, bank_key(tiny, classes[:1], concepts)) is None  # other prompts
+    assert TextBank.load_stored(tmp_path / "absent", key) is None

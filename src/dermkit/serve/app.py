@@ -25,6 +25,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from dermkit import __version__
+from dermkit.core.errors import DermkitError
 from dermkit.data.schema import FITZPATRICK_TYPES, SEXES
 from dermkit.serve import schemas
 from dermkit.serve.access import route_guards
@@ -102,7 +103,7 @@ class Service:
             try:
                 engine = loader(self.readiness)
             except Exception as error:  # noqa: BLE001  (reported by /readyz and by dermkit serve's exit)
-                log.error("loading failed: %s", error)
+                log.error("loading failed: %s", error, exc_info=not isinstance(error, DermkitError))
                 self.readiness.failed(error)
                 if on_failure is not None:
                     with contextlib.suppress(RuntimeError):  # the loop is already closed
@@ -126,6 +127,8 @@ class Service:
     def require_engine(self) -> Engine:
         """The loaded engine, or 503 with ``Retry-After`` naming what is still loading."""
         if self.engine is None or not self.ready:
+            if self.readiness.error is not None:
+                raise ApiError(503, "not_ready", f"the service failed to load and is stopping: {self.readiness.error}")
             waiting = self.readiness.still_loading()
             raise ApiError(503, "not_ready", "the service is not ready: still loading " + ", ".join(waiting)
                            + "; retry shortly", headers={"Retry-After": str(RETRY_AFTER_S)})
