@@ -68,6 +68,7 @@ def test_healthz_answers_while_loading_then_readyz_flips(config: ServeConfig, en
         assert early.json()["error"]["code"] == "not_ready"
         assert "prompt_bank" in early.json()["error"]["message"]
         assert client.get("/v1/models").status_code == 503
+        assert client.get("/v1/vocabulary").status_code == 200  # the page's form can be filled meanwhile
         gate.set()
         wait_until(lambda: client.get("/readyz").status_code == 200)
         ready = client.get("/readyz").json()

@@ -312,8 +312,10 @@ def create_app(
     @app.get("/v1/vocabulary", response_model=schemas.VocabularyResponse, tags=["about"], dependencies=guards,
              responses=errors)
     async def vocabulary() -> dict[str, Any]:
-        """Body sites, symptoms and the other choices of the history form."""
-        ontology = service.require_engine().ontology
+        """Body sites, symptoms and the other choices of the history form (answered while loading, too)."""
+        from dermkit.ontology import default_ontology
+
+        ontology = default_ontology() if service.engine is None else service.engine.ontology
         return {
             "body_sites": [{"id": node.id, "name": node.name} for node in ontology.body_sites],
             "symptoms": [{"id": node.id, "name": node.name} for node in ontology.symptoms

@@ -139,8 +139,7 @@ class TextBank:
         digest = key_digest(key)
         arrays = {name: np.ascontiguousarray(array) for name, array in self._arrays().items()}
         with atomic_path(folder / BANK_TENSORS) as tmp:
-            safetensors.save_file(arrays, str(tmp),
-                                  metadata={"digest": digest})
+            safetensors.save_file(arrays, str(tmp), metadata={"digest": digest})
         info = {**key, "format": BANK_FORMAT, "digest": digest, "prompts": prompt_count(key)}
         with atomic_path(folder / BANK_INFO) as tmp:
             tmp.write_text(json.dumps(info, indent=1) + "\n")
