@@ -109,14 +109,29 @@ def _cmd_data_shard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_data(sub: argparse._SubParsersAction) -> None:
-    from dermkit.data.importers import IMPORTERS
+class _ImporterNames:
+    """The importers' names, imported only when ``data import`` checks or lists them: importing the
+    importers (pandas) would cost every command, ``dermkit serve``'s time to answer included."""
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Any:
+        return iter(self._names())
+
+    @staticmethod
+    def _names() -> list[str]:
+        from dermkit.data.importers import IMPORTERS
+
+        return sorted(IMPORTERS)
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="import, split, check and describe case tables")
     data_sub = data.add_subparsers(dest="data_command", required=True)
 
     imp = data_sub.add_parser("import", help="import a source dataset into a case table")
-    imp.add_argument("source", choices=sorted(IMPORTERS), help="source layout")
+    imp.add_argument("source", choices=_ImporterNames(), metavar="SOURCE", help="source layout: %(choices)s")
     imp.add_argument("path", type=Path, help="the source's folder or file")
     imp.add_argument("--out", type=Path, required=True, help="output case-table directory")
     imp.add_argument("--on-error", choices=["raise", "skip"], default="raise",
@@ -534,9 +549,10 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dermkit.data.stats import format_stats
-    from dermkit.demo import run_demo
+    from dermkit.demo import default_data_root, run_demo
 
-    summary = run_demo(args.data_root, args.out, seed=args.seed, model=args.model, train=not args.no_train)
+    data_root = args.data_root if args.data_root is not None else default_data_root()
+    summary = run_demo(data_root, args.out, seed=args.seed, model=args.model, train=not args.no_train)
     if args.json:
         print_json(summary)
         return 0
@@ -567,10 +583,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    from dermkit.demo import default_data_root
-
     demo = sub.add_parser("demo", help="run the main job end to end on the real sample (or synthetic data)")
-    demo.add_argument("--data-root", type=Path, default=default_data_root(),
+    demo.add_argument("--data-root", type=Path,  # default resolved when run: importing the demo is slow
                       help="folder holding pad-ufes-20/ and ham10000/ (default: $DERMKIT_DATA or ../shared/data)")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="where everything is written")
     demo.add_argument("--seed", type=int, default=0)
@@ -900,6 +914,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         classes=None if args.classes is None else tuple(args.classes), max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms, threads=args.threads, store_uploads=args.store_uploads,
         cache_dir=args.cache_dir, precision=args.precision, **_serve_image_limits(args),
+        api_key_file=args.api_key_file, no_api_key=args.no_api_key, rate_limit=args.rate_limit,
     ))
     return 0
 
@@ -929,7 +944,8 @@ def _serve_image_limits(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_index_build(args: argparse.Namespace) -> int:
     from dermkit.serve.build import build_index
 
-    print_json(build_index(args.model, args.tables, args.out, images=args.images, cache_dir=args.cache_dir))
+    print_json(build_index(args.model, args.tables, args.out, images=args.images, cache_dir=args.cache_dir,
+                           classes=args.classes))
     return 0
 
 
@@ -951,6 +967,13 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                        help="keep uploaded photos (pixels only, EXIF stripped) in DIR; default: never stored")
     serve.add_argument("--cache-dir", type=Path, help="prompt-embedding cache (default ~/.cache/dermkit/textbank)")
     _add_serve_image_limits(serve)
+    serve.add_argument("--api-key-file", type=Path, metavar="FILE",
+                       help="require one of FILE's keys (one per line) as 'Authorization: Bearer KEY' or 'X-API-Key'")
+    serve.add_argument("--no-api-key", action="store_true",
+                       help="allow binding a non-loopback --host without --api-key-file")
+    serve.add_argument("--rate-limit", metavar="N/min",
+                       help="requests per client address, N/s, N/min or N/h, or 'off' "
+                            "(default: off on loopback, 120/min on any other address)")
     serve.set_defaults(func=_cmd_serve)
 
     index = sub.add_parser("index", help="similar-case indexes for 'dermkit serve'")
@@ -962,6 +985,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--images", choices=["first", "all"], default="all",
                        help="embed every image of a case (pooled) or only the first")
     build.add_argument("--cache-dir", type=Path, help="feature cache (default ~/.cache/dermkit/features)")
+    build.add_argument("--classes", nargs="+", metavar="CONDITION",
+                       help="the server's --classes, for the prompt bank stored with the index (default list)")
     build.set_defaults(func=_cmd_index_build)
 
 

@@ -26,9 +26,18 @@ def build_index(
     images: ImageMode = "all",
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    classes: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Index every case of ``tables`` (one embedding per case) into ``out``; a summary of it."""
+    """Index every case of ``tables`` (one embedding per case) into ``out``, with the prompt bank
+    the server needs for ``classes`` (its ``--classes``; default list when None); a summary of it.
+
+    Storing the bank beside the index means a server started with ``--index out`` loads it in
+    milliseconds instead of encoding thousands of prompts at every fresh start.
+    """
+    from dermkit.ontology import default_ontology
+    from dermkit.serve.config import condition_ids
     from dermkit.serve.index import build
+    from dermkit.serve.textbank import TextBank, bank_key, concept_leaves, prompt_count
 
     if not tables:
         raise InputError("give at least one case table", field="table")
@@ -45,4 +54,9 @@ def build_index(
         raise InputError(f"case id {duplicate!r} is in more than one table", field="case_id")
     vectors = np.concatenate(embeddings)
     build(vectors, cases, model=loaded.name).save(out)
-    return {"out": str(out), "cases": len(cases), "model": loaded.name, "dim": int(vectors.shape[1])}
+    ontology = default_ontology()
+    class_ids, concepts = condition_ids(classes, ontology), concept_leaves(ontology)
+    key = bank_key(loaded, class_ids, concepts, ontology)
+    TextBank.build(loaded, class_ids, concepts, ontology).save(out, key)
+    return {"out": str(out), "cases": len(cases), "model": loaded.name, "dim": int(vectors.shape[1]),
+            "prompts": prompt_count(key)}

@@ -52,6 +52,9 @@ class ServeConfig:
     top_conditions: int = 10
     top_concepts: int = 8
     similar_cases: int = 8
+    api_key_file: Path | None = None  # keys, one per line; None: no key asked (see serve/access.py)
+    no_api_key: bool = False  # serve a non-loopback address without a key, on purpose
+    rate_limit: str | None = None  # "N/min" per client, "off"; None: off on loopback, 120/min elsewhere
 
 
 def condition_ids(classes: Sequence[str] | None, ontology: Ontology | None = None) -> list[str]:

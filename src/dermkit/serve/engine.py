@@ -7,6 +7,7 @@ decoding and resizing overlap with inference.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,8 @@ from dermkit.serve.differential import CaseInput, Differential, ModelDifferentia
 from dermkit.serve.errors import ApiError
 from dermkit.serve.history import History
 from dermkit.serve.similar import SimilarCases
-from dermkit.serve.textbank import TextBank, concept_leaves
+from dermkit.serve.readiness import Readiness
+from dermkit.serve.textbank import TextBank, bank_key, concept_leaves, prompt_count
 
 if TYPE_CHECKING:
     import torch
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from dermkit.models.loaded import LoadedModel
 
 VERSION_CHARS = 12
+log = logging.getLogger("dermkit.serve")
 
 
 @dataclass(frozen=True)
@@ -86,23 +89,55 @@ class Engine:
             self.models.append(self._describe("differential", model.name, model, getattr(model, "card", None)))
 
     @classmethod
-    def load(cls, config: ServeConfig, ontology: Ontology | None = None) -> Engine:
-        """Load the models and the index and encode every prompt: all the slow work, done once."""
+    def load(cls, config: ServeConfig, ontology: Ontology | None = None, readiness: Readiness | None = None) -> Engine:
+        """Load the models and the index and get the prompt bank: all the slow work, done once.
+
+        The bank is read from ``--index DIR`` when ``dermkit index build`` stored it there for these
+        weights and prompts, else from the prompt cache, else encoded (minutes for a large model).
+        ``readiness`` is told as each part is reached and loaded (``/readyz`` shows it).
+        """
         import torch
 
         from dermkit.models import load_model
 
+        readiness = readiness or Readiness()
         ontology = ontology or default_ontology()
+        readiness.loading("model")
         vlm = load_model(config.model)
         vlm.model.to(memory_format=torch.channels_last)  # faster convolutions on CPU
+        readiness.ready("model", id=vlm.name)
+        readiness.loading("index")
         similar = None if config.index is None else SimilarCases.load(config.index, vlm.name)
-        classes = condition_ids(config.classes, ontology)
-        bank = TextBank.cached(vlm, classes, concept_leaves(ontology), ontology, config.cache_dir)
+        readiness.ready("index", cases=None if similar is None else len(similar))
+        readiness.loading("prompt_bank")
+        bank, source = cls._prompt_bank(vlm, condition_ids(config.classes, ontology), ontology, config)
+        readiness.ready("prompt_bank", source=source, classes=len(bank.classes), concepts=len(bank.concepts))
+        readiness.loading("differential")
         differential: Differential = (
             ZeroShotDifferential(bank, vlm.name) if config.ddx_model is None
             else ModelDifferential(load_model(config.ddx_model), ontology)
         )
+        readiness.ready("differential", source=differential.source)
         return cls(vlm, bank, differential, similar, config, ontology)
+
+    @staticmethod
+    def _prompt_bank(vlm: LoadedModel, classes: list[str], ontology: Ontology, config: ServeConfig
+                     ) -> tuple[TextBank, str]:
+        """The text bank and where it came from: ``index`` (stored by index build), ``cache`` or ``encoded``."""
+        concepts = concept_leaves(ontology)
+        key = bank_key(vlm, classes, concepts, ontology)
+        if config.index is not None:
+            stored = TextBank.load_stored(config.index, key)
+            if stored is not None:
+                log.info("prompt bank loaded from %s (%d prompts, not re-encoded)", config.index, prompt_count(key))
+                return stored, "index"
+            log.warning("%s holds no prompt bank for this model's prompts; using the prompt cache (rebuild it "
+                        "with dermkit index build, with the server's --classes, to store one)", config.index)
+        cached = TextBank.cached_path(key, config.cache_dir).exists()
+        if not cached:
+            log.info("encoding %d prompts (once per model and condition list)", prompt_count(key))
+        bank = TextBank.cached(vlm, classes, concepts, ontology, config.cache_dir, key=key)
+        return bank, "cache" if cached else "encoded"
 
     @staticmethod
     def _describe(role: str, name: str, model: object, card: object) -> dict[str, Any]:

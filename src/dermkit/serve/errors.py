@@ -31,7 +31,7 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.suggestions = suggestions or []
-        self.headers = headers  # e.g. Retry-After on a 503
+        self.headers = headers  # e.g. Retry-After on a 429 or 503, WWW-Authenticate on a 401
 
     @classmethod
     def from_input_error(cls, error: InputError, field: str | None = None, status: int = 422) -> ApiError:

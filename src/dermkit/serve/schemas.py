@@ -149,3 +149,25 @@ class VocabularyResponse(BaseModel):
 class Status(BaseModel):
     model_config = _example({"status": "ok"})
     status: str
+
+
+class PartStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")  # each part adds its detail (e.g. the prompt bank's source)
+    state: Literal["pending", "loading", "ready", "failed"]
+    seconds: float | None = Field(None, description="how long loading it took")
+
+
+class ReadyResponse(BaseModel):
+    model_config = _example({
+        "status": "loading", "loading": ["prompt_bank", "differential", "inference"], "uptime_s": 2.4,
+        "parts": {"model": {"state": "ready", "id": "dermlip-lite", "seconds": 1.9},
+                  "index": {"state": "ready", "cases": 120, "seconds": 0.1},
+                  "prompt_bank": {"state": "loading"}, "differential": {"state": "pending"},
+                  "inference": {"state": "pending"}},
+    })
+    status: Literal["loading", "ready", "failed"]
+    loading: list[str] = Field(description="the parts not loaded yet")
+    parts: dict[str, PartStatus] = Field(description="model, index, prompt_bank (source: index, cache or "
+                                                     "encoded), differential, inference")
+    uptime_s: float
+    error: str | None = Field(None, description="why loading failed (the server then stops)")

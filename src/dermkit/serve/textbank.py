@@ -18,13 +18,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.special import expit, softmax
 
 from dermkit.core.atomic import atomic_path
-from dermkit.core.errors import InputError
+from dermkit.core.errors import DermkitError, InputError
+from dermkit.core.optional import require
 from dermkit.evaluate.features import default_cache_dir, encode_prompt_sets, weights_fingerprint
 from dermkit.evaluate.prompts import TEMPLATES, class_prompts, concept_prompts, templates_for
 from dermkit.evaluate.zeroshot import logit_scale
@@ -35,6 +36,34 @@ if TYPE_CHECKING:
 
 ACQUISITIONS: tuple[str | None, ...] = tuple(TEMPLATES)
 CACHE_FORMAT = 1
+BANK_FORMAT = "dermkit-prompt-bank"
+BANK_TENSORS = "promptbank.safetensors"
+BANK_INFO = "promptbank.json"
+
+
+def bank_key(
+    loaded: LoadedModel, classes: Sequence[str], concepts: Sequence[str], ontology: Ontology | None = None
+) -> dict[str, Any]:
+    """What a bank depends on: the model, its weights and every prompt (for the cache and the stored bank)."""
+    return {
+        "format": CACHE_FORMAT,
+        "model": loaded.name,
+        "weights": weights_fingerprint(loaded.model),
+        "class_ids": list(classes),
+        "concept_ids": list(concepts),
+        "classes": {str(a): class_prompts(classes, templates_for(a), ontology) for a in ACQUISITIONS},
+        "concepts": [concept_prompts(concept_id, ontology) for concept_id in concepts],
+    }
+
+
+def key_digest(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def prompt_count(key: dict[str, Any]) -> int:
+    """How many prompts the bank encodes (class prompts per acquisition type, both sides of each concept pair)."""
+    classes = sum(len(prompts) for per_type in key["classes"].values() for prompts in per_type)
+    return classes + sum(len(targets) + 1 for pairs in key["concepts"] for targets, _ in pairs)
 
 
 def concept_leaves(ontology: Ontology | None = None) -> list[str]:
@@ -76,26 +105,75 @@ class TextBank:
         concepts: Sequence[str],
         ontology: Ontology | None = None,
         cache_dir: str | Path | None = None,
+        key: dict[str, Any] | None = None,
     ) -> TextBank:
-        """:meth:`build`, or the bank built earlier for the same weights and prompts."""
-        key = {
-            "format": CACHE_FORMAT,
-            "model": loaded.name,
-            "weights": weights_fingerprint(loaded.model),
-            "classes": {str(a): class_prompts(classes, templates_for(a), ontology) for a in ACQUISITIONS},
-            "concepts": [concept_prompts(concept_id, ontology) for concept_id in concepts],
-        }
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-        path = Path(cache_dir or default_cache_dir().parent / "textbank") / f"{digest}.npz"
+        """:meth:`build`, or the bank built earlier for the same weights and prompts (``key``: their :func:`bank_key`)."""
+        path = cls.cached_path(key or bank_key(loaded, classes, concepts, ontology), cache_dir)
         if path.exists():
             with np.load(path) as stored:
                 return cls(tuple(classes), {a: stored[f"class_{a}"] for a in ACQUISITIONS}, tuple(concepts),
                            stored["concept_margins"], float(stored["scale"]))
         bank = cls.build(loaded, classes, concepts, ontology)
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, concept_margins=bank.concept_margins, scale=bank.scale,
-                     **{f"class_{a}": bank.class_text[a] for a in ACQUISITIONS})
+            np.savez(handle, **bank._arrays())
         return bank
+
+    @staticmethod
+    def cached_path(key: dict[str, Any], cache_dir: str | Path | None = None) -> Path:
+        """Where :meth:`cached` keeps the bank of ``key``."""
+        return Path(cache_dir or default_cache_dir().parent / "textbank") / f"{key_digest(key)}.npz"
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"concept_margins": self.concept_margins, "scale": np.asarray(self.scale),
+                **{f"class_{a}": self.class_text[a] for a in ACQUISITIONS}}
+
+    # -- the bank stored beside a similar-case index ------------------------------------------
+    def save(self, folder: str | Path, key: dict[str, Any]) -> None:
+        """Write ``promptbank.safetensors`` (the embeddings) and ``promptbank.json`` (``key``) into ``folder``.
+
+        The JSON is written last and names the digest the tensors carry, so a half-written pair
+        is never taken for a bank.
+        """
+        safetensors = require("safetensors.numpy", "torch", "storing the prompt bank")
+        folder = Path(folder)
+        digest = key_digest(key)
+        arrays = {name: np.ascontiguousarray(array) for name, array in self._arrays().items()}
+        with atomic_path(folder / BANK_TENSORS) as tmp:
+            safetensors.save_file(arrays, str(tmp), metadata={"digest": digest})
+        info = {**key, "format": BANK_FORMAT, "digest": digest, "prompts": prompt_count(key)}
+        with atomic_path(folder / BANK_INFO) as tmp:
+            tmp.write_text(json.dumps(info, indent=1) + "\n")
+
+    @classmethod
+    def load_stored(cls, folder: str | Path, key: dict[str, Any]) -> TextBank | None:
+        """The bank stored in ``folder`` for ``key``; None when absent or for other prompts.
+
+        A bank for other weights of the model means the index beside it was embedded by those
+        weights too, so it is refused (:class:`DermkitError`) rather than silently re-encoded.
+        """
+        safetensors = require("safetensors.numpy", "torch", "reading the prompt bank")
+        folder = Path(folder)
+        info_file, tensors_file = folder / BANK_INFO, folder / BANK_TENSORS
+        if not info_file.exists() or not tensors_file.exists():
+            return None
+        info = json.loads(info_file.read_text())
+        if info.get("format") != BANK_FORMAT:
+            raise InputError(f"unknown prompt bank format {info.get('format')!r}", file=info_file)
+        if info.get("model") != key["model"] or info.get("weights") != key["weights"]:
+            raise DermkitError(
+                f"the prompt bank {info_file} was built for other weights ({info.get('model')!r}, "
+                f"fingerprint {str(info.get('weights'))[:12]}) than the server runs ({key['model']!r}, "
+                f"{key['weights'][:12]}), so the index beside it is stale too; rebuild both with: "
+                f"dermkit index build --model {key['model']} TABLE --out {folder}")
+        digest = key_digest(key)
+        if info.get("digest") != digest:
+            return None  # other condition list or prompt templates: the caller encodes its own
+        with safetensors.safe_open(str(tensors_file), framework="numpy") as handle:
+            if handle.metadata().get("digest") != digest:
+                return None
+            arrays = {name: handle.get_tensor(name) for name in handle.keys()}
+        return cls(tuple(key["class_ids"]), {a: arrays[f"class_{a}"] for a in ACQUISITIONS},
+                   tuple(key["concept_ids"]), arrays["concept_margins"], float(arrays["scale"].item()))
 
     def class_probs(self, embeddings: np.ndarray, acquisition: str | None = None) -> np.ndarray:
         """N×C zero-shot probabilities of unit image embeddings (as ``zero_shot_scores``)."""
