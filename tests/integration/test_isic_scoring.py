@@ -32,7 +32,8 @@ from dermkit.evaluate.metrics import (
     rates_at_threshold,
 )
 from dermkit.evaluate.metrics.binary import partial_auc_above_tpr
-from dermkit.evaluate.predictions import Predictions, to_isic_csv
+from dermkit.evaluate.isic import to_isic_csv
+from dermkit.evaluate.predictions import Predictions
 
 isic = pytest.importorskip("isic_challenge_scoring")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
@@ -45,7 +46,8 @@ def _pandas3_applymap(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(pd.DataFrame, "applymap", pd.DataFrame.map, raising=False)
 
 
-CLASSES = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
+CLASSES = ("melanoma", "melanocytic_nevus", "basal_cell_carcinoma", "actinic_keratosis", "benign_keratosis",
+           "dermatofibroma", "vascular_neoplasm")  # the ham10000 label set: the ISIC 2018 columns
 TOLERANCE = 1e-9
 
 

@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from dermkit.core import InputError
-from dermkit.evaluate.predictions import Predictions, read_predictions, to_isic_csv, write_predictions
+from dermkit.evaluate.isic import to_isic_csv
+from dermkit.evaluate.predictions import Predictions, read_predictions, write_predictions
 
 CLASSES = ("melanoma", "nevus", "bcc")
 
@@ -73,14 +74,15 @@ def test_invalid_tables_are_refused(predictions: Predictions, tmp_path: Path) ->
 
 def test_isic_csv_export(predictions: Predictions, tmp_path: Path) -> None:
     scores, truth = tmp_path / "pred.csv", tmp_path / "truth.csv"
-    to_isic_csv(predictions, scores)
-    written = pd.read_csv(scores)
-    assert list(written.columns) == ["image", *CLASSES]
-    np.testing.assert_array_equal(written[list(CLASSES)].to_numpy(), predictions.probs())
+    assert to_isic_csv(predictions, scores) == 2018
+    written = pd.read_csv(scores, dtype={"image": str})
+    assert list(written.columns) == ["image", "MEL", "NV", "BCC"]  # the challenge's names of the classes
+    assert list(written["image"]) == ["1", "2", "3", "4"]  # case ids without the source prefix
+    np.testing.assert_array_equal(written[["MEL", "NV", "BCC"]].to_numpy(), predictions.probs())
     with pytest.raises(InputError):
         to_isic_csv(predictions, truth, truth=True)  # the unlabelled row has no ground truth
     to_isic_csv(predictions.labelled(), truth, truth=True)
-    np.testing.assert_array_equal(pd.read_csv(truth)[list(CLASSES)].to_numpy(), np.eye(3))
+    np.testing.assert_array_equal(pd.read_csv(truth)[["MEL", "NV", "BCC"]].to_numpy(), np.eye(3))
     logits = Predictions(predictions.frame.assign(probs=[[2.0, -1.0, 0.0]] * 4), "m", CLASSES)
     with pytest.raises(InputError):
         to_isic_csv(logits, tmp_path / "bad.csv")
