@@ -155,13 +155,11 @@ def test_the_scorer_gives_isic_0035068_zero_weight_and_so_does_dermkit(tmp_path:
     assert theirs == 1.0 and balanced_accuracy(probs, labels) < 1.0  # without the rule the figures differ
 
 
-def test_cli_on_an_isic_2018_ground_truth_agrees_with_the_scorer(tmp_path: Path, make_image, capsys) -> None:
+def test_cli_on_an_isic_2018_ground_truth_agrees_with_the_scorer(tmp_path: Path, make_image, untrained_ddx_model,
+                                                                   capsys) -> None:
     import json
 
     from dermkit.cli import main
-    from dermkit.models.backbones import build_backbone
-    from dermkit.models.ddx import DdxNet, LabelSpace
-    from dermkit.models.families.ddx import DdxModel, save_ddx
 
     rng = np.random.default_rng(0)
     images = [f"ISIC_{34524 + i:07d}" for i in range(27)] + [ZERO_WEIGHT]
@@ -174,12 +172,7 @@ def test_cli_on_an_isic_2018_ground_truth_agrees_with_the_scorer(tmp_path: Path,
     for image in images:
         make_image(f"{image}.jpg", folder=tmp_path / "images")
 
-    backbone = build_backbone("test_efficientnet", pretrained=False, image_size=32)
-    space = LabelSpace.build("ham10000", other=False)
-    net = DdxNet(len(space.classes), feature_dim=backbone.dim, trunk=backbone.module, metadata=None)
-    config = {"backbone": backbone.name, "feature_dim": backbone.dim, "preprocess": backbone.preprocess,
-              "net": {"pooling": "mean", "hidden": 256, "dropout": 0.3, "field_dropout": 0.2, "n_aux": 0}}
-    model = save_ddx(DdxModel(net.eval(), space, None, config), tmp_path / "model")
+    model = untrained_ddx_model(tmp_path / "model")  # seven HAM10000 classes: the 2018 columns
 
     table, submission = tmp_path / "isic2018", tmp_path / "submission.csv"
     assert main(["data", "import", "isic", str(truth_csv), "-o", f"images={tmp_path / 'images'}", "--out", str(table),

@@ -15,29 +15,17 @@ import pytest
 
 from dermkit.cli import main
 from dermkit.data.table import read_manifest, read_table
-from dermkit.models.backbones import build_backbone
-from dermkit.models.ddx import DdxNet, LabelSpace
-from dermkit.models.families.ddx import DdxModel, save_ddx
 
 ISIC_2019 = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
 # 12 cases: every HAM class, plus 3 squamous cell carcinomas outside HAM's seven.
 LABELS = ["MEL", "MEL", "NV", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "SCC", "SCC"]
 
 
-def ham_model(folder: Path, other: bool) -> Path:
-    """A tiny untrained seven-class HAM10000 image model (with or without ``other``)."""
-    backbone = build_backbone("test_efficientnet", pretrained=False, image_size=32)
-    space = LabelSpace.build("ham10000", other=other)
-    net = DdxNet(len(space.classes), feature_dim=backbone.dim, trunk=backbone.module, metadata=None)
-    config = {"backbone": backbone.name, "feature_dim": backbone.dim, "preprocess": backbone.preprocess,
-              "net": {"pooling": "mean", "hidden": 256, "dropout": 0.3, "field_dropout": 0.2, "n_aux": 0}}
-    return save_ddx(DdxModel(net.eval(), space, None, config), folder)
-
-
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def models(tmp_path_factory: pytest.TempPathFactory, untrained_ddx_model: Callable[..., Path]) -> dict[str, Path]:
+    """Seven-class HAM10000 models without and with an ``other`` class."""
     root = tmp_path_factory.mktemp("models")
-    return {"no-other": ham_model(root / "no-other", other=False), "other": ham_model(root / "other", other=True)}
+    return {"no-other": untrained_ddx_model(root / "no-other"), "other": untrained_ddx_model(root / "other", other=True)}
 
 
 @pytest.fixture
