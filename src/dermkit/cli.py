@@ -673,7 +673,7 @@ def _cmd_eval_suite(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise DermkitError("--out RUN is required to run a suite")
-    document = run_suite(suite, args.out, progress=not args.quiet)
+    document = run_suite(suite, args.out, progress=not args.quiet, split=args.split)
     print(f"{len(document['results'])} results in {document['wall_s']} s: {Path(args.out) / 'results.json'}")
     return 0
 
@@ -719,6 +719,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     suite.add_argument("--out", type=Path, help="run directory (predictions, results.json)")
     suite.add_argument("--check", action="store_true", help="only validate the suite")
     suite.add_argument("--quiet", action="store_true", help="no progress bars")
+    suite.add_argument("--split", choices=["all"],
+                       help="all: score every case of every dataset, whatever its split (external test sets)")
     suite.set_defaults(func=_cmd_eval_suite)
 
     report = sub.add_parser("report", help="HTML + Markdown report of a suite run (never re-runs a model)")
