@@ -43,6 +43,11 @@ def fitzpatrick17k_dir() -> Path:
 
 
 @pytest.fixture
+def isic_archive_dir() -> Path:
+    return shared_dataset("isic-archive")
+
+
+@pytest.fixture
 def make_image(tmp_path: Path) -> Callable[..., Path]:
     """Write a small random RGB image and return its path."""
     rng = np.random.default_rng(0)
@@ -101,3 +106,22 @@ def hub_cache(tmp_path: Path) -> Callable[..., Path]:
 
     add.root = root  # type: ignore[attr-defined]
     return add
+
+
+@pytest.fixture(scope="session")
+def untrained_ddx_model() -> Callable[..., Path]:
+    """Save a tiny untrained image-only ddx model (32 px test trunk) on a label set; returns its folder."""
+
+    def make(folder: Path, labels: str = "ham10000", other: bool = False) -> Path:
+        from dermkit.models.backbones import build_backbone
+        from dermkit.models.ddx import DdxNet, LabelSpace
+        from dermkit.models.families.ddx import DdxModel, save_ddx
+
+        backbone = build_backbone("test_efficientnet", pretrained=False, image_size=32)
+        space = LabelSpace.build(labels, other=other)
+        net = DdxNet(len(space.classes), feature_dim=backbone.dim, trunk=backbone.module, metadata=None)
+        config = {"backbone": backbone.name, "feature_dim": backbone.dim, "preprocess": backbone.preprocess,
+                  "net": {"pooling": "mean", "hidden": 256, "dropout": 0.3, "field_dropout": 0.2, "n_aux": 0}}
+        return save_ddx(DdxModel(net.eval(), space, None, config), folder)
+
+    return make

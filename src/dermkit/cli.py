@@ -49,23 +49,32 @@ def _cmd_data_import(args: argparse.Namespace) -> int:
         on_error=args.on_error,
         options=_key_values(args.option, "--option"),
         check_images=not args.no_image_check,
+        split=args.split,
     )
-    summary = {"out": str(result.out_dir), "cases": result.cases, "rejected": len(result.problems)}
+    summary = {"out": str(result.out_dir), "cases": result.cases, "rejected": len(result.problems),
+               "split": args.split}
     if args.json:
         print_json(summary)
     else:
         print(f"imported {result.cases} cases into {result.out_dir}"
+              + (f", all in split {args.split}" if args.split else "")
               + (f" ({len(result.problems)} rejected, see import_report.json)" if result.problems else ""))
     return 0
 
 
 def _cmd_data_split(args: argparse.Namespace) -> int:
-    from dermkit.data.splits import format_split_counts, split_table
+    from dermkit.data.splits import format_split_counts, set_all_splits, split_table
 
-    summary = split_table(args.table, by=args.by, val=args.val, test=args.test, seed=args.seed,
-                          temporal=args.temporal, link_images=args.link_images)
+    if args.all is not None:
+        summary = set_all_splits(args.table, args.all)
+    else:
+        summary = split_table(args.table, by=args.by, val=args.val, test=args.test, seed=args.seed,
+                              temporal=args.temporal, link_images=args.link_images)
     if args.json:
         print_json(summary)
+    elif args.all is not None:
+        print(f"put all {summary['cases']} cases of {args.table} in split {args.all}")
+        print(format_split_counts(summary["counts"]))
     else:
         print(f"split {summary['cases']} cases by {args.by} in {args.table}")
         print(format_split_counts(summary["counts"]))
@@ -139,6 +148,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                      help="importer option, e.g. images=DIR or, for csv, column mappings")
     imp.add_argument("--no-image-check", action="store_true", help="skip decoding every image")
+    imp.add_argument("--split", choices=["train", "val", "test"],
+                     help="put every case in this split (an external test set: --split test)")
     imp.add_argument("--json", action="store_true", help="print a JSON summary")
     imp.set_defaults(func=_cmd_data_import)
 
@@ -153,6 +164,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     split.add_argument("--temporal", action="store_true", help="earliest cases in train, latest in test")
     split.add_argument("--link-images", type=int, metavar="K",
                        help="also keep cases with images within K of 256 hash bits in one split (reads every image)")
+    split.add_argument("--all", choices=["train", "val", "test"], metavar="SPLIT",
+                       help="put every case in SPLIT instead (an external test set: --all test)")
     split.add_argument("--json", action="store_true", help="print the counts as JSON")
     split.set_defaults(func=_cmd_data_split)
 
@@ -651,15 +664,26 @@ def _cmd_eval_retrieval(args: argparse.Namespace) -> int:
 
 def _cmd_eval_classifier(args: argparse.Namespace) -> int:
     from dermkit.evaluate.ddx_compare import score
+    from dermkit.evaluate.isic import to_isic_csv, without_zero_weight
     from dermkit.evaluate.predictions import write_predictions
     from dermkit.models.families.ddx import load_ddx
-    from dermkit.predict import predict_table
+    from dermkit.predict import describe_coverage, label_space_coverage, predict_table
 
-    predictions = predict_table(load_ddx(args.model), args.table, args.split or ["test"], cache_dir=args.cache_dir,
-                                tta=args.tta)
+    model, splits = load_ddx(args.model), args.split or ["test"]
+    coverage = label_space_coverage(model, args.table, splits)  # fails first, naming the splits present
+    predictions = predict_table(model, args.table, splits, cache_dir=args.cache_dir, tta=args.tta)
     if args.out is not None:
         write_predictions(predictions, args.out)
-    print_json(score(predictions, positive=args.positive, n_boot=args.n_boot))
+    extra: dict[str, Any] = {}
+    if args.isic_csv is not None:
+        extra["isic_csv"] = {"path": str(args.isic_csv), "edition": to_isic_csv(predictions, args.isic_csv)}
+    scored, zero_weight = without_zero_weight(predictions)
+    if zero_weight is not None:
+        extra["isic_zero_weight"] = zero_weight
+        print(f"note: {zero_weight['why']}", file=sys.stderr)
+    print(describe_coverage(coverage), file=sys.stderr)
+    print_json({"split": splits, **score(scored, positive=args.positive, n_boot=args.n_boot),
+                "label_space": {"classes": list(model.classes), **coverage}, **extra})
     return 0
 
 
@@ -683,7 +707,7 @@ def _cmd_eval_suite(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise DermkitError("--out RUN is required to run a suite")
-    document = run_suite(suite, args.out, progress=not args.quiet)
+    document = run_suite(suite, args.out, progress=not args.quiet, split=args.split)
     print(f"{len(document['results'])} results in {document['wall_s']} s: {Path(args.out) / 'results.json'}")
     return 0
 
@@ -729,6 +753,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     suite.add_argument("--out", type=Path, help="run directory (predictions, results.json)")
     suite.add_argument("--check", action="store_true", help="only validate the suite")
     suite.add_argument("--quiet", action="store_true", help="no progress bars")
+    suite.add_argument("--split", choices=["all"],
+                       help="all: score every case of every dataset, whatever its split (external test sets)")
     suite.set_defaults(func=_cmd_eval_suite)
 
     report = sub.add_parser("report", help="HTML + Markdown report of a suite run (never re-runs a model)")
@@ -772,13 +798,16 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                                      "(and one class's AUROC) with CIs resampling patients, else lesions")
     classifier.add_argument("model", type=Path, help="model directory written by dermkit train ddx")
     classifier.add_argument("table", type=Path, help="case-table directory")
-    classifier.add_argument("--split", action="append", default=None, help="split(s) to score (default test)")
+    classifier.add_argument("--split", action="append", default=None,
+                            help="split(s) to score (default test; 'all': every case, whatever its split)")
     classifier.add_argument("--positive", help="class whose one-vs-rest AUROC is reported too, e.g. melanoma")
     classifier.add_argument("--n-boot", type=int, default=2000)
     classifier.add_argument("--out", type=Path, help="also write the predictions table (Parquet) here")
     classifier.add_argument("--cache-dir", type=Path, help="feature cache shared with training")
     classifier.add_argument("--tta", type=int, choices=TTA_VIEW_COUNTS, default=1, metavar="N",
                             help=TTA_HELP)
+    classifier.add_argument("--isic-csv", type=Path, metavar="FILE",
+                            help="also write the ISIC challenge submission CSV (2018 or 2019 columns)")
     classifier.set_defaults(func=_cmd_eval_classifier)
 
     paired = eval_sub.add_parser("compare", help="paired bootstrap of balanced accuracy, A - B, on the same cases")

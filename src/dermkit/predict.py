@@ -151,15 +151,52 @@ def choose_tta(model: DdxModel, table: str | Path, cache_dir: str | Path | None 
 
 def _labelled_cases(model: DdxModel, table: str | Path, splits: Sequence[str]) -> tuple[Any, list[Any], np.ndarray]:
     """The table rows of ``splits`` that the model's label space can score, their cases and soft targets."""
-    from dermkit.data.table import frame_to_cases, read_table
+    from dermkit.data.table import frame_to_cases
 
-    frame = read_table(table)
-    frame = frame[frame["split"].isin(list(splits))].reset_index(drop=True)
+    frame = _rows(table, splits)
     cases = list(frame_to_cases(frame))
     targets = [model.labels.target(c.differential) for c in cases]
     keep = np.array([t is not None for t in targets], dtype=bool)
+    if not keep.any():
+        outside = model.labels.outside([c.differential for c in cases])
+        raise InputError(f"none of the {len(cases)} cases of split {' + '.join(splits)} can be scored: "
+                         f"{outside['cases']} lie outside the model's label space ({_label_counts(outside)}), "
+                         f"the rest are unlabelled", file=table, field="split")
     frame, cases = frame[keep].reset_index(drop=True), [c for c, k in zip(cases, keep, strict=True) if k]
     return frame, cases, np.stack([t for t in targets if t is not None])
+
+
+def _rows(table: str | Path, splits: Sequence[str]) -> Any:
+    from dermkit.data.table import read_table, rows_in_splits
+
+    return rows_in_splits(read_table(table), splits, origin=table)
+
+
+def label_space_coverage(model: DdxModel, table: str | Path, splits: Sequence[str] = ("test",)) -> dict[str, Any]:
+    """How the cases of ``splits`` meet the model's label space: ``{"cases", "unlabelled", "outside_label_space"}``.
+
+    ``outside_label_space`` (:meth:`LabelSpace.outside`) counts the cases whose label the model has
+    no class for, which labels, and whether they were scored as ``other`` or excluded.
+    """
+    frame = _rows(table, splits)
+    differentials = list(frame["differential"])
+    return {"cases": len(frame), "unlabelled": sum(not d for d in differentials),
+            "outside_label_space": model.labels.outside(differentials)}
+
+
+def _label_counts(outside: Mapping[str, Any]) -> str:
+    return ", ".join(f"{label} {count}" for label, count in outside["labels"].items()) or "none"
+
+
+def describe_coverage(coverage: Mapping[str, Any]) -> str:
+    """One line for people: how many cases lay outside the label space, which, and how they counted."""
+    outside = coverage["outside_label_space"]
+    if not outside["cases"]:
+        return f"all {coverage['cases'] - coverage['unlabelled']} labelled cases lie in the model's label space"
+    how = ("scored as the model's 'other' class" if outside["counted_as"] == "other"
+           else f"excluded from scoring ({outside['excluded']} cases)")
+    return (f"{outside['cases']} of {coverage['cases']} cases lie outside the model's label space "
+            f"({_label_counts(outside)}): {how}")
 
 
 def _view_probabilities(model: DdxModel, cases: list[Any], table: str | Path, cache_dir: str | Path | None,

@@ -32,7 +32,8 @@ from dermkit.evaluate.metrics import (
     rates_at_threshold,
 )
 from dermkit.evaluate.metrics.binary import partial_auc_above_tpr
-from dermkit.evaluate.predictions import Predictions, to_isic_csv
+from dermkit.evaluate.isic import to_isic_csv
+from dermkit.evaluate.predictions import Predictions
 
 isic = pytest.importorskip("isic_challenge_scoring")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
@@ -45,7 +46,8 @@ def _pandas3_applymap(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(pd.DataFrame, "applymap", pd.DataFrame.map, raising=False)
 
 
-CLASSES = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
+CLASSES = ("melanoma", "melanocytic_nevus", "basal_cell_carcinoma", "actinic_keratosis", "benign_keratosis",
+           "dermatofibroma", "vascular_neoplasm")  # the ham10000 label set: the ISIC 2018 columns
 TOLERANCE = 1e-9
 
 
@@ -121,3 +123,71 @@ def test_perfect_and_inverted_predictions(inverted: bool, tmp_path: Path) -> Non
     onehot = np.eye(3)[labels]
     probs = (1 - onehot) / 2 if inverted else onehot
     assert_agrees(probs, labels, tmp_path)
+
+
+# -- the ISIC 2018 path a user takes: import the ground truth as a test set, score, submit ---------
+
+ISIC_2018 = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
+ZERO_WEIGHT = "ISIC_0035068"
+
+
+def test_the_scorer_gives_isic_0035068_zero_weight_and_so_does_dermkit(tmp_path: Path) -> None:
+    from dermkit.evaluate.isic import without_zero_weight
+
+    # Every case right except ISIC_0035068 (a vascular lesion called a nevus): the rule changes the figure.
+    # Rows are in image order, as in the released ground truth: the scorer sorts its probabilities
+    # by image but not its weights, so in a file out of that order the zero weight lands on another row.
+    labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6])
+    probs = np.eye(len(CLASSES))[labels] * 0.9 + 0.1 / len(CLASSES)
+    probs[-1] = np.eye(len(CLASSES))[1] * 0.9 + 0.1 / len(CLASSES)
+    ids = [f"isic:ISIC_{34524 + i:07d}" for i in range(len(labels))]
+    ids[-1] = f"isic:{ZERO_WEIGHT}"
+    frame = pd.DataFrame({"case_id": ids, "label": labels, "probs": list(probs), "source": "isic"})
+    predictions = Predictions(frame, "m", CLASSES)
+    truth_csv, prediction_csv = tmp_path / "truth.csv", tmp_path / "prediction.csv"
+    assert to_isic_csv(predictions, truth_csv, truth=True) == 2018
+    to_isic_csv(predictions, prediction_csv)
+    scorer = isic.ClassificationScore.from_file(truth_csv, prediction_csv, isic.ClassificationMetric.BALANCED_ACCURACY)
+    theirs = scorer.aggregate["balanced_accuracy"]  # type: ignore[attr-defined]
+    scored, note = without_zero_weight(predictions)
+    assert note is not None and note["cases"] == [f"isic:{ZERO_WEIGHT}"]
+    assert balanced_accuracy(scored.probs(), scored.labels()) == pytest.approx(theirs, abs=TOLERANCE)
+    assert theirs == 1.0 and balanced_accuracy(probs, labels) < 1.0  # without the rule the figures differ
+
+
+def test_cli_on_an_isic_2018_ground_truth_agrees_with_the_scorer(tmp_path: Path, make_image, untrained_ddx_model,
+                                                                   capsys) -> None:
+    import json
+
+    from dermkit.cli import main
+
+    rng = np.random.default_rng(0)
+    images = [f"ISIC_{34524 + i:07d}" for i in range(27)] + [ZERO_WEIGHT]
+    labels = [*np.repeat(np.arange(len(ISIC_2018)), 4)]
+    rng.shuffle(labels)
+    truth = pd.DataFrame({"image": images, **{code: [float(label == c) for label in labels]
+                                              for c, code in enumerate(ISIC_2018)}})
+    truth_csv = tmp_path / "ISIC2018_Task3_Test_GroundTruth.csv"
+    truth.to_csv(truth_csv, index=False)
+    for image in images:
+        make_image(f"{image}.jpg", folder=tmp_path / "images")
+
+    model = untrained_ddx_model(tmp_path / "model")  # seven HAM10000 classes: the 2018 columns
+
+    table, submission = tmp_path / "isic2018", tmp_path / "submission.csv"
+    assert main(["data", "import", "isic", str(truth_csv), "-o", f"images={tmp_path / 'images'}", "--out", str(table),
+                 "--split", "test"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "classifier", str(model), str(table), "--isic-csv", str(submission), "--n-boot", "20",
+                 "--out", str(tmp_path / "predictions.parquet")]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["isic_csv"]["edition"] == 2018 and ZERO_WEIGHT in captured.err
+    assert result["isic_zero_weight"]["cases"] == [f"isic:{ZERO_WEIGHT}"]
+    assert result["cases"] == len(images) - 1
+    written = pd.read_csv(submission)
+    assert list(written.columns) == ["image", *ISIC_2018] and sorted(written["image"]) == sorted(images)
+
+    scorer = isic.ClassificationScore.from_file(truth_csv, submission, isic.ClassificationMetric.BALANCED_ACCURACY)
+    theirs = scorer.aggregate["balanced_accuracy"]  # type: ignore[attr-defined]
+    assert result["balanced_accuracy"]["estimate"] == pytest.approx(theirs, abs=TOLERANCE)

@@ -48,3 +48,15 @@ def test_fitzpatrick17k_labels_without_images(fitzpatrick17k_dir: Path, tmp_path
     # -1 ("unknown") becomes null; the rest are types I–VI.
     assert frame["fitzpatrick"].isna().sum() == 565
     assert set(frame["fitzpatrick"].dropna().astype(int)) == set(range(1, 7))
+
+
+def test_isic_archive_all_928_images(isic_archive_dir: Path, tmp_path: Path) -> None:
+    result = run_import("isic-archive", isic_archive_dir, tmp_path / "isic", split="test")
+    assert (result.cases, result.problems) == (928, [])
+    frame = read_table(result.out_dir)
+    assert frame["diagnosis"].value_counts().to_dict() == {
+        "melanoma": 376, "nevus": 295, "pigmented benign keratosis": 82, "basal cell carcinoma": 74,
+        "squamous cell carcinoma": 38, "vascular lesion": 28, "dermatofibroma": 26, "actinic keratosis": 7,
+        "seborrheic keratosis": 2,
+    }
+    assert set(frame["split"]) == {"test"} and frame["diagnosis_id"].notna().all()

@@ -72,6 +72,9 @@ RELEASES = {
         "metadata.csv": ("meta.csv", {"image": "ISIC_1", "age_approx": "55", "anatom_site_general": "anterior torso",
                                       "lesion_id": "L1", "sex": "female"}),
     }, ["ISIC_1.jpg"], options=lambda folder: {"metadata": str(folder / "meta.csv")}),
+    "isic-archive": Release({"metadata.csv": ("metadata.csv", {
+        "image_id": "ISIC_1", "file": "images/ISIC_1.jpg", "label": "nevus", "ham10000_lesion_id": ""})},
+        ["images/ISIC_1.jpg"]),
     "scin": Release({
         "scin_cases.csv": ("scin_cases.csv", {"case_id": "1", "image_1_path": "dataset/images/1.png",
                                               "age_group": "AGE_30_TO_39", "body_parts_arm": "YES"}),

@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from dermkit.core import InputError
-from dermkit.evaluate.predictions import Predictions, read_predictions, to_isic_csv, write_predictions
+from dermkit.evaluate.isic import to_isic_csv
+from dermkit.evaluate.predictions import Predictions, read_predictions, write_predictions
 
 CLASSES = ("melanoma", "nevus", "bcc")
 
@@ -73,14 +74,15 @@ def test_invalid_tables_are_refused(predictions: Predictions, tmp_path: Path) ->
 
 def test_isic_csv_export(predictions: Predictions, tmp_path: Path) -> None:
     scores, truth = tmp_path / "pred.csv", tmp_path / "truth.csv"
-    to_isic_csv(predictions, scores)
-    written = pd.read_csv(scores)
-    assert list(written.columns) == ["image", *CLASSES]
-    np.testing.assert_array_equal(written[list(CLASSES)].to_numpy(), predictions.probs())
+    assert to_isic_csv(predictions, scores) == 2018
+    written = pd.read_csv(scores, dtype={"image": str})
+    assert list(written.columns) == ["image", "MEL", "NV", "BCC"]  # the challenge's names of the classes
+    assert list(written["image"]) == ["1", "2", "3", "4"]  # case ids without the source prefix
+    np.testing.assert_array_equal(written[["MEL", "NV", "BCC"]].to_numpy(), predictions.probs())
     with pytest.raises(InputError):
         to_isic_csv(predictions, truth, truth=True)  # the unlabelled row has no ground truth
     to_isic_csv(predictions.labelled(), truth, truth=True)
-    np.testing.assert_array_equal(pd.read_csv(truth)[list(CLASSES)].to_numpy(), np.eye(3))
+    np.testing.assert_array_equal(pd.read_csv(truth)[["MEL", "NV", "BCC"]].to_numpy(), np.eye(3))
     logits = Predictions(predictions.frame.assign(probs=[[2.0, -1.0, 0.0]] * 4), "m", CLASSES)
     with pytest.raises(InputError):
         to_isic_csv(logits, tmp_path / "bad.csv")
@@ -93,3 +95,27 @@ def test_resampling_units_prefer_the_patient_then_the_lesion_then_the_row():
     units = resampling_units(frame)
     assert list(units) == ["patient_id:p1", "lesion_id:l2", None, "patient_id:p1"]
     assert list(resampling_units(pd.DataFrame({"lesion_id": ["a", "a"]}))) == ["lesion_id:a", "lesion_id:a"]
+
+
+def test_isic_columns_follow_the_label_space():
+    from dermkit.evaluate.isic import isic_columns
+
+    ham = ["melanoma", "melanocytic_nevus", "basal_cell_carcinoma", "actinic_keratosis", "benign_keratosis",
+           "dermatofibroma", "vascular_neoplasm"]
+    assert isic_columns(ham)[:2] == (2018, ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"])
+    edition, columns, codes = isic_columns([*ham, "squamous_cell_carcinoma", "other"])
+    assert (edition, columns) == (2019, ["MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK"])
+    # a finer class goes to its nearest ISIC ancestor: seborrheic keratosis is a benign keratosis
+    assert isic_columns(["melanoma", "seborrheic_keratosis"])[2] == ["MEL", "BKL"]
+    with pytest.raises(InputError, match="psoriasis"):
+        isic_columns(["melanoma", "psoriasis"])
+
+
+def test_classes_sharing_an_isic_column_are_summed(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"case_id": ["isic:ISIC_1", "isic:ISIC_2"], "label": [0, 2],
+                          "probs": [[0.5, 0.2, 0.3], [0.1, 0.3, 0.6]]})
+    predictions = Predictions(frame, "m", ("melanoma", "unknown_or_other", "other"))
+    assert to_isic_csv(predictions, tmp_path / "p.csv") == 2019
+    written = pd.read_csv(tmp_path / "p.csv")
+    assert list(written.columns) == ["image", "MEL", "UNK"]
+    np.testing.assert_allclose(written["UNK"], [0.5, 0.9])

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from dermkit.core.errors import InputError
+
 MAX_IMAGES_PER_CASE = 6
 
 SEXES = ("female", "male", "other")
 ACQUISITIONS = ("clinical", "dermoscopic")
 SPLITS = ("train", "val", "test")
+ALL_SPLITS = "all"  # what a scoring command reads as "every case, whatever its split"
 FITZPATRICK_TYPES = (1, 2, 3, 4, 5, 6)
 MONK_TONES = tuple(range(1, 11))
+
+
+
+def check_split_name(split: str | None, field: str) -> None:
+    """Refuse a split name outside :data:`SPLITS` (None passes: nothing to set)."""
+    if split is not None and split not in SPLITS:
+        raise InputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}", field=field)
+
 
 # (name, arrow type, nullable, description) — the documented contract, rendered in docs/case-table.md.
 FIELDS: tuple[tuple[str, pa.DataType, bool, str], ...] = (

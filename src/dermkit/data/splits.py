@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from dermkit.core.errors import InputError
 from dermkit.data.image_hash import check_max_distance, near_duplicate_paths
-from dermkit.data.schema import SPLITS
+from dermkit.data.schema import SPLITS, check_split_name
 from dermkit.data.table import read_table, update_table
 
 GROUP_FIELDS: Mapping[str, tuple[str, ...]] = {
@@ -224,3 +224,21 @@ def split_table(
     settings = {"by": by, "val": val, "test": test, "seed": seed, "temporal": temporal, "link_images": link_images}
     update_table(frame, table_dir, split=settings)
     return {"table": str(table_dir), **settings, "cases": len(frame), "counts": split_counts(frame)}
+
+
+def set_all_splits(table_dir: str | Path, split: str) -> dict[str, Any]:
+    """Put every case of a table in ``split`` (in place, atomically): "this whole table is a test set".
+
+    No grouping is needed, since nothing is shared out; synthetic cases may only go to train (an
+    image derived from a test case would leak it), so a table holding them cannot become val or test.
+    """
+    check_split_name(split, "--all")
+    frame = read_table(table_dir)
+    synthetic = frame["synthetic"].astype(bool)
+    if split != "train" and synthetic.any():
+        first = int(np.flatnonzero(synthetic.to_numpy())[0])
+        raise InputError(f"{int(synthetic.sum())} synthetic cases may only be in train, not {split}",
+                         file=table_dir, row=first + 1, field="synthetic")
+    frame["split"] = split
+    update_table(frame, table_dir, split={"all": split})
+    return {"table": str(table_dir), "all": split, "cases": len(frame), "counts": split_counts(frame)}

@@ -227,3 +227,30 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     if not manifest_file.exists():
         return {}
     return json.loads(manifest_file.read_text())
+
+
+def split_summary(frame: pd.DataFrame) -> str:
+    """The table's splits and their case counts, e.g. ``test 928`` or ``928 cases without a split``."""
+    counts = frame["split"].fillna("").value_counts()
+    named = [f"{split} {int(counts[split])}" for split in schema.SPLITS if split in counts]
+    unsplit = int(counts.get("", 0))
+    return ", ".join(named + ([f"{unsplit} cases without a split"] if unsplit else [])) or "no cases"
+
+
+def rows_in_splits(frame: pd.DataFrame, splits: Sequence[str], origin: str | Path | None = None) -> pd.DataFrame:
+    """The rows of ``splits`` (every row when they include ``all``), re-indexed from 0.
+
+    An empty selection is an error naming the table and the splits it has: scoring nothing would
+    otherwise fail deep inside a metric, or report a figure over no cases.
+    """
+    wanted = list(splits)
+    for split in wanted:
+        if split != schema.ALL_SPLITS and split not in schema.SPLITS:
+            raise InputError(f"split must be one of {', '.join((*schema.SPLITS, schema.ALL_SPLITS))}, got {split!r}",
+                             file=origin, field="split")
+    rows = frame if schema.ALL_SPLITS in wanted else frame[frame["split"].isin(wanted)]
+    if rows.empty:
+        raise InputError(f"no cases in split {' + '.join(wanted)}; the table has {split_summary(frame)} (score every "
+                         "case with --split all, or mark the table a test set with 'dermkit data split TABLE --all test')",
+                         file=origin, field="split")
+    return rows.reset_index(drop=True)

@@ -31,7 +31,8 @@ from dermkit.core.atomic import atomic_dir
 from dermkit.core.errors import InputError
 from dermkit.core.optional import require
 from dermkit.data.images import open_image
-from dermkit.data.table import read_table
+from dermkit.data.schema import ALL_SPLITS
+from dermkit.data.table import read_table, rows_in_splits
 
 if TYPE_CHECKING:
     import torch
@@ -135,11 +136,8 @@ def extract_image_features(
 
 
 def select_split(frame: pd.DataFrame, split: str | None) -> pd.DataFrame:
-    """The rows of ``split`` (all rows for ``None``), re-indexed from 0; an empty split is an error."""
-    rows = frame if split is None else frame[frame["split"] == split]
-    if rows.empty:
-        raise InputError(f"the table has no cases in split {split!r}", field="split")
-    return rows.reset_index(drop=True)
+    """The rows of ``split`` (all rows for ``None`` or ``all``), re-indexed from 0; an empty split is an error."""
+    return rows_in_splits(frame, [split or ALL_SPLITS])
 
 
 def split_embeddings(

@@ -144,22 +144,3 @@ def read_predictions(path: str | Path) -> Predictions:
     classes = tuple(json.loads(metadata[CLASSES_KEY]))
     return Predictions(table.to_pandas(), metadata[MODEL_KEY].decode(), classes)
 
-
-def to_isic_csv(predictions: Predictions, path: str | Path, truth: bool = False) -> None:
-    """Write the ISIC challenge CSV: ``image`` (the case id) and one column per class.
-
-    With ``truth=True`` the columns are the one-hot labels (the ground-truth file); otherwise the
-    scores, which must be probabilities in [0, 1] as the ISIC scorer requires.
-    """
-    if truth:
-        if (predictions.labels() == UNLABELLED).any():
-            raise InputError("a ground-truth file needs every row labelled", file=path, field="label")
-        values = np.eye(len(predictions.classes))[predictions.labels()]
-    else:
-        values = predictions.probs()
-        if values.min() < 0 or values.max() > 1:
-            raise InputError("ISIC CSVs hold probabilities in [0, 1]; apply softmax first", file=path)
-    frame = pd.DataFrame(values, columns=list(predictions.classes))
-    frame.insert(0, "image", predictions.frame["case_id"].to_numpy())
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)

@@ -32,6 +32,7 @@ import pandas as pd
 
 from dermkit.core.atomic import atomic_path, atomic_write_text
 from dermkit.core.errors import InputError
+from dermkit.data.schema import ALL_SPLITS
 from dermkit.data.table import read_table
 from dermkit.evaluate.bootstrap import MetricFn, bootstrap_ci
 from dermkit.evaluate.features import (
@@ -175,24 +176,34 @@ def evaluate_predictions(
 
 # -- datasets ---------------------------------------------------------------------------------------
 
-def prepare_dataset(dataset: Dataset, out: Path, seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The dataset's cases (built by import + split when its table is absent) and a description."""
+def prepare_dataset(dataset: Dataset, out: Path, seed: int = 0,
+                    all_split: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The dataset's cases (built by import + split when its table is absent) and a description.
+
+    ``all_split`` (``eval SUITE --split all``), or the dataset's ``split: {all: test}``, puts every
+    case in that split for this run (an external test set); an existing table is left as it is.
+    """
     from dermkit.data.importers import run_import
     from dermkit.data.splits import split_table
 
     table = dataset.table or out / "tables" / dataset.name
+    all_split = all_split or (dataset.split or {}).get("all")
     built = False
     if not has_table(table):
         if dataset.source is None:
             raise InputError(f"dataset {dataset.name!r}: no case table and no 'import' to build one", file=table)
         source = dataset.source
         run_import(source["source"], source["path"], table, on_error=source.get("on_error", "raise"),
-                   options={k: str(v) for k, v in (source.get("options") or {}).items()})
-        split_table(table, **{"by": "patient", **(dataset.split or {})})
+                   options={k: str(v) for k, v in (source.get("options") or {}).items()}, split=all_split)
+        if all_split is None:
+            split_table(table, **{"by": "patient", **(dataset.split or {})})
         built = True
     frame = read_table(table)
+    if all_split is not None:
+        frame["split"] = all_split
     if frame["split"].isna().all():
-        raise InputError(f"dataset {dataset.name!r} has no splits; add 'split:' or run 'dermkit data split'",
+        raise InputError(f"dataset {dataset.name!r} has no splits; add 'split:' (an external test set: "
+                         "'split: {all: test}'), run 'dermkit data split', or run the suite with --split all",
                          file=table)
     if dataset.max_cases is not None and dataset.max_cases < len(frame):
         share = dataset.max_cases / len(frame)
@@ -422,8 +433,15 @@ def _jobs(suite: Suite) -> list[tuple[str, str, Task]]:
             for task in suite.tasks.values() if model in task.models and dataset in task.datasets]
 
 
-def run_suite(suite: Suite | str | Path, out: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Run every task of ``suite`` into the run directory ``out``; return the results document."""
+def run_suite(suite: Suite | str | Path, out: str | Path, progress: bool = True,
+              split: str | None = None) -> dict[str, Any]:
+    """Run every task of ``suite`` into the run directory ``out``; return the results document.
+
+    ``split="all"`` scores every case of every dataset, whatever its split: each is taken as a test set.
+    """
+    if split not in (None, ALL_SPLITS):
+        raise InputError(f"a suite's --split is {ALL_SPLITS!r} (each task names its own split otherwise), "
+                         f"got {split!r}", field="--split")
     from tqdm.auto import tqdm
 
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
@@ -433,7 +451,8 @@ def run_suite(suite: Suite | str | Path, out: str | Path, progress: bool = True)
     recorder = _Recorder(suite, out)
     frames: dict[str, pd.DataFrame] = {}
     for dataset in suite.datasets.values():
-        frames[dataset.name], recorder.document["datasets"][dataset.name] = prepare_dataset(dataset, out, suite.options.seed)
+        frames[dataset.name], recorder.document["datasets"][dataset.name] = prepare_dataset(
+            dataset, out, suite.options.seed, all_split="test" if split == ALL_SPLITS else None)
     jobs = _jobs(suite)
     classification = [t for t in suite.tasks.values() if t.type == "classification"]
     bar = tqdm(total=len(jobs) + len(classification), desc="suite", unit="task", disable=not progress)

@@ -158,7 +158,7 @@ _OPTIONS = {
 }
 _DATASET = {"table": str, "import": dict, "split": dict, "classes": (str, list), "max_cases": int}
 _IMPORT = {"source": str, "path": str, "on_error": str, "options": dict}
-_SPLIT = {"by": str, "val": float, "test": float, "seed": int, "temporal": bool}
+_SPLIT = {"by": str, "val": float, "test": float, "seed": int, "temporal": bool, "all": str}
 _TASK_COMMON = {"type": str, "models": list, "datasets": list, "metrics": list}
 _TASK = {
     "zero-shot": {"split": str, "val_split": str},
@@ -287,6 +287,7 @@ def _options(check: _Checker, raw: Any, line: int) -> Options:
 
 def _datasets(check: _Checker, raw: Any, line: int) -> dict[str, Dataset]:
     from dermkit.data.importers import IMPORTERS
+    from dermkit.data.schema import SPLITS
     from dermkit.data.splits import GROUP_FIELDS
 
     if not isinstance(raw, dict):
@@ -312,6 +313,11 @@ def _datasets(check: _Checker, raw: Any, line: int) -> dict[str, Dataset]:
             check.mapping(split, _SPLIT, "split", split_line)
             if "by" in split:
                 check.choice(split["by"], list(GROUP_FIELDS), split.lines.get("by", split_line), "by", "grouping")
+            if "all" in split:  # an external test set: every case in one split, nothing to share out
+                check.choice(split["all"], list(SPLITS), split.lines.get("all", split_line), "all", "split")
+                if len(split) > 1:
+                    raise check.fail("'all' puts every case in one split: it takes no other split setting",
+                                     split_line, "split")
             for key in ("val", "test"):
                 if key in split and not 0 <= split[key] < 1:
                     raise check.fail(f"{key} must be a fraction in [0, 1)", split.lines.get(key, split_line), key)

@@ -81,6 +81,24 @@ class LabelSpace:
         total = out.sum()
         return out / total if total > 0 else None
 
+    def outside(self, differentials: Sequence[Mapping[str, float] | None]) -> dict[str, Any]:
+        """The labelled cases none of whose conditions is a chosen class, and how they were counted.
+
+        They count as ``other`` when the space keeps it, else they are excluded from scoring; either
+        way the report names them (by each case's main condition) so none is dropped silently.
+        Conditions below a chosen class count as that class (seborrheic keratosis as benign keratosis).
+        """
+        chosen = set(range(len(self.chosen)))
+        labels: dict[str, int] = {}
+        for differential in differentials:
+            if not differential or any(self.index_of(c) in chosen for c in differential):
+                continue
+            main = max(differential, key=lambda condition: differential[condition])
+            labels[main] = labels.get(main, 0) + 1
+        count = sum(labels.values())
+        return {"cases": count, "labels": dict(sorted(labels.items(), key=lambda item: (-item[1], item[0]))),
+                "counted_as": OTHER if self.other else "excluded", "excluded": 0 if self.other else count}
+
     def aux_classes(self, ontology: Ontology | None = None) -> list[str]:
         return list(dict.fromkeys(self._aux_of(ontology)))
 

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from dermkit.core.atomic import recover
 from dermkit.core.errors import DermkitError, InputError
 from dermkit.data.images import check_image
+from dermkit.data.schema import check_split_name
 from dermkit.data.table import Case, write_table
 from dermkit.ontology import Ontology, UnknownTermError, default_ontology
 
@@ -470,12 +471,15 @@ def run_import(
     check_images: bool = True,
     ontology: Ontology | None = None,
     progress: Callable[[str], None] | None = None,
+    split: str | None = None,
 ) -> ImportResult:
     """Import ``path`` with the ``source`` importer and write a case table to ``out_dir``.
 
     Nothing is written unless the whole import succeeds (or, with ``on_error='skip'``, every
-    rejected row is in ``import_report.json`` beside the table).
+    rejected row is in ``import_report.json`` beside the table). ``split`` puts every case in that
+    split: an external test set is imported with ``split="test"`` and needs no ``data split``.
     """
+    check_split_name(split, "--split")
     recover(out_dir)  # a killed earlier write of this table is finished or undone even if this import fails
     importer = get_importer(source)(options)
     context = ImportContext(on_error=on_error, ontology=ontology or default_ontology())
@@ -487,6 +491,7 @@ def run_import(
         case.source = importer.name
         case.licence = case.licence or importer.licence
         case.acquisition = case.acquisition or importer.acquisition
+        case.split = split or case.split
         cases.append(case)
     cases = _drop_duplicates(cases, context, path)
     if check_images:
@@ -495,5 +500,7 @@ def run_import(
         raise InputError(f"no usable cases found ({len(context.problems)} rejected)", file=path)
     manifest = {"source": importer.name, "imported_from": str(path.resolve()), "licence": importer.licence,
                 "rejected": len(context.problems), "options": dict(options or {})}
+    if split is not None:
+        manifest["split"] = {"all": split}
     written = write_table(cases, out_dir, manifest=manifest, report=context.problems)
     return ImportResult(written, len(cases), context.problems)
