@@ -52,7 +52,7 @@ def _cmd_data_import(args: argparse.Namespace) -> int:
         split=args.split,
     )
     summary = {"out": str(result.out_dir), "cases": result.cases, "rejected": len(result.problems),
-               "split": args.split}
+               **({"split": args.split} if args.split else {})}
     if args.json:
         print_json(summary)
     else:
