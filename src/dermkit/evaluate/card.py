@@ -37,6 +37,15 @@ def table_data(table: str | Path, splits: Sequence[str]) -> dict[str, Any]:
             "license": str(manifest.get("licence") or "unknown")}
 
 
+def source_data(source: str, split: str | None) -> dict[str, Any]:
+    """The card's data entry for predictions of a named source (a suite's dataset): its importer's licence."""
+    from dermkit.data.importers import IMPORTERS
+
+    importer = IMPORTERS.get(source)
+    return {"name": source, "split": [split] if split else [],
+            "license": str(getattr(importer, "licence", None) or "unknown")}
+
+
 def _ci(entry: Mapping[str, Any] | None) -> tuple[str, str]:
     if not entry or entry.get("estimate") is None:
         return "undefined", ""

@@ -433,9 +433,9 @@ def _run_classification(task: Task, suite: Suite, out: Path) -> list[dict[str, A
                   "predictions": str(path), "split": split,
                   **evaluate_predictions(predictions, suite, suite.options.hierarchy_levels, task.settings.get("metrics"))}
         if task.settings.get("card"):
-            from dermkit.evaluate.card import write_evaluation_card
+            from dermkit.evaluate.card import source_data, write_evaluation_card
 
             card_model = resolve_path(str(task.settings["card"]), suite.path.parent)
-            record["card"] = str(write_evaluation_card(card_model, record, data={"name": dataset, "split": split}))
+            record["card"] = str(write_evaluation_card(card_model, record, data=source_data(dataset, split)))
         records.append(record)
     return records

@@ -491,6 +491,8 @@ def _task_settings(
             check.typed(item, int, item_line, key)
     for item, item_line in zip(values.get("cs", []), _item_lines(values.get("cs", []), at)):
         check.typed(item, float, item_line, "cs")
+    if "card" in values and not check.path_of(values["card"]).is_dir():
+        raise check.fail("card must name an existing model directory", lines["card"], "card")
     if "annotations" in values and not check.path_of(values["annotations"]).is_file():
         raise check.fail("annotations file does not exist", lines["annotations"], "annotations")
     if kind == "classification":
