@@ -87,10 +87,14 @@ def test_the_card_keeps_what_training_wrote_and_holds_one_evaluation_section(tra
 
 def test_limitations_name_skin_types_absent_from_training_and_small_test_groups() -> None:
     training = {"n": 30, "acquisition": {"clinical": 20, "dermoscopic": 10},
-                "fitzpatrick": {"I-II": 25, "III-IV": 5, "V-VI": 0, "unknown": 0}}
+                "fitzpatrick": {"I-II": 21, "III-IV": 9, "V-VI": 0, "unknown": 0}}
     result = {"strata": {"fitzpatrick": {"balanced_accuracy": {"rows": [
         {"stratum": "I-II", "n": 40, "eligible": True}, {"stratum": "V-VI", "n": 3, "eligible": False}]}}}}
     notes = limitations(training, result)
     assert "Fitzpatrick V–VI absent from training." in notes
-    assert not any("only" in note for note in notes[:-1]), "two acquisition types: no 'only' statement"
+    assert "Fitzpatrick III–IV: only 9 of 30 training cases." in notes
+    dermoscopic = {**training, "acquisition": {"dermoscopic": 30}}
+    assert any(note.startswith("Trained on dermoscopy only") for note in limitations(dermoscopic, result))
+    assert not any(note.startswith("Trained on") for note in limitations(dermoscopic, result, uses_images=False))
+    assert not any(note.startswith("Trained on") for note in notes), "two acquisition types: no 'only' statement"
     assert any(note.startswith("Fitzpatrick V-VI: 3 test cases") for note in notes)

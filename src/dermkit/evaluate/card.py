@@ -25,6 +25,7 @@ START = "<!-- dermkit:evaluation:start -->"
 END = "<!-- dermkit:evaluation:end -->"
 GROUP_TITLES = {"fitzpatrick": "Fitzpatrick", "monk": "Monk", "sex": "Sex", "age": "Age band"}
 # Names used in limitations; the strata module's group keys use ASCII hyphens.
+SCARCE_IN_TRAINING = 10  # fewer training cases of a skin-type group than this is worth a limitation
 FITZPATRICK_NAMES = {"I-II": "Fitzpatrick I–II", "III-IV": "Fitzpatrick III–IV", "V-VI": "Fitzpatrick V–VI"}
 
 
@@ -79,8 +80,12 @@ def _group_table(strata: Mapping[str, Any]) -> list[str]:
     return lines + ([""] + gaps if gaps else [])
 
 
-def limitations(training: Mapping[str, Any] | None, result: Mapping[str, Any]) -> list[str]:
-    """Plain statements of what the training data lacked and which test groups were too small."""
+def limitations(training: Mapping[str, Any] | None, result: Mapping[str, Any], uses_images: bool = True) -> list[str]:
+    """Plain statements of what the training data lacked and which test groups were too small.
+
+    The acquisition statement is made only for a model that reads images (a history-only model's
+    training photographs say nothing about what it can see).
+    """
     notes = []
     if not training:
         notes.append("The model folder records no training-data composition; its coverage of acquisition types "
@@ -88,7 +93,7 @@ def limitations(training: Mapping[str, Any] | None, result: Mapping[str, Any]) -
     else:
         acquisition = {k: v for k, v in (training.get("acquisition") or {}).items() if v}
         known = {k: v for k, v in acquisition.items() if k != "unknown"}
-        if len(known) == 1 and "unknown" not in acquisition:
+        if uses_images and len(known) == 1 and "unknown" not in acquisition:
             only = next(iter(known))
             notes.append(f"Trained on {'dermoscopy' if only == 'dermoscopic' else only + ' photographs'} only: "
                          "other acquisition types are outside its training data.")
@@ -97,8 +102,11 @@ def limitations(training: Mapping[str, Any] | None, result: Mapping[str, Any]) -
             notes.append("Fitzpatrick skin type is not recorded for the training data.")
         else:
             for group, name in FITZPATRICK_NAMES.items():
-                if not fitzpatrick.get(group):
+                count = fitzpatrick.get(group, 0)
+                if not count:
                     notes.append(f"{name} absent from training.")
+                elif count < SCARCE_IN_TRAINING:
+                    notes.append(f"{name}: only {count} of {training.get('n', '?')} training cases.")
     for field, by_metric in (result.get("strata") or {}).items():
         block = next(iter(by_metric.values()), None)
         for row in block["rows"] if block else []:
@@ -110,7 +118,7 @@ def limitations(training: Mapping[str, Any] | None, result: Mapping[str, Any]) -
 
 
 def evaluation_section(result: Mapping[str, Any], data: Mapping[str, Any],
-                       training: Mapping[str, Any] | None) -> str:
+                       training: Mapping[str, Any] | None, uses_images: bool = True) -> str:
     """The card's evaluation section (between the markers), from the collection's result."""
     split = data.get("split")
     lines = [START, "## Evaluation", "",
@@ -124,7 +132,7 @@ def evaluation_section(result: Mapping[str, Any], data: Mapping[str, Any],
     lines += ["### Test results", "", *_metrics_table(result["metrics"]), ""]
     if result.get("strata"):
         lines += ["### Per-group results", "", *_group_table(result["strata"]), ""]
-    lines += ["### Limitations", "", *[f"- {note}" for note in limitations(training, result)], "", END]
+    lines += ["### Limitations", "", *[f"- {note}" for note in limitations(training, result, uses_images)], "", END]
     return "\n".join(lines)
 
 
@@ -147,11 +155,13 @@ def write_evaluation_card(model_dir: str | Path, result: Mapping[str, Any], data
     if not Path(model_dir).is_dir():
         raise InputError("not a model directory", file=model_dir)
     card = ModelCard.load(path) if path.exists() else ModelCard(f"---\nmodel_id: {Path(model_dir).name}\n---\n")
-    results = card.data.to_dict().get("results") or {}
+    front = card.data.to_dict()
+    results = front.get("results") or {}
     training = results.get("training_cases") if isinstance(results, dict) else None
+    uses_images = (front.get("inputs") or {}).get("images", "") != "none"
     figures = {key: result[key] for key in ("n", "reference", "resampled_by", "level", "n_boot", "metrics", "strata")
                if key in result}
     setattr(card.data, FRONT_MATTER_KEY, {"data": dict(data), **figures})
-    card.text = _replace_section(card.text, evaluation_section(result, data, training))
+    card.text = _replace_section(card.text, evaluation_section(result, data, training, uses_images))
     atomic_write_text(path, str(card))
     return path
