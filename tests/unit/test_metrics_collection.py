@@ -187,5 +187,7 @@ def test_every_eval_command_prints_intervals_and_the_per_group_block(tmp_path: P
             assert entry["estimate"] is None or entry["low"] <= entry["estimate"] <= entry["high"], command
         assert {"fitzpatrick", "sex"} <= set(report["strata"]), command
         for block in report["strata"]["fitzpatrick"].values():
-            assert {row["stratum"] for row in block["rows"]} == {"I-II", "V-VI"}
+            rows = {row["stratum"]: row for row in block["rows"]}
+            assert set(rows) == {"I-II", "III-IV", "V-VI"}
+            assert rows["III-IV"]["n"] == 0 and not rows["III-IV"]["eligible"], "an empty group shows n = 0"
             assert set(block["gap"]) >= {"estimate", "low", "high", "best", "worst"}

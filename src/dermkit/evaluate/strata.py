@@ -28,6 +28,7 @@ MONK_GROUPS: dict[str, tuple[int, ...]] = {"1-3": (1, 2, 3), "4-7": (4, 5, 6, 7)
 AGE_EDGES = (18, 40, 60, 80)
 AGE_BANDS = ("<18", "18-39", "40-59", "60-79", "80+")
 UNKNOWN = "unknown"
+FIXED_STRATA = {"fitzpatrick": tuple(FITZPATRICK_GROUPS), "monk": tuple(MONK_GROUPS), "age": AGE_BANDS}
 STRATIFIABLE = ("fitzpatrick", "monk", "sex", "age", "acquisition", "source", "body_site")
 
 
@@ -115,9 +116,11 @@ def stratify_rows(
     with ``frame`` holding the rows' grouping fields; the gap between strata with its bootstrap interval."""
     names, patients = stratum_of(frame, by).to_numpy(), resampling_units(frame)
     rows = []
-    for name in sorted(set(names)):
+    for name in sorted(set(names) | set(FIXED_STRATA.get(by, ()))):  # a named group without cases shows n = 0
         mask = names == name
         try:
+            if not mask.any():
+                raise UndefinedMetricError(f"no case in stratum {name}")
             result = bootstrap_ci(metric, preds[mask], truth[mask], patients[mask], n_boot, level, seed)
             values = {
                 "n_groups": result.n_groups,
