@@ -97,4 +97,4 @@ def test_limitations_name_skin_types_absent_from_training_and_small_test_groups(
     assert any(note.startswith("Trained on dermoscopy only") for note in limitations(dermoscopic, result))
     assert not any(note.startswith("Trained on") for note in limitations(dermoscopic, result, uses_images=False))
     assert not any(note.startswith("Trained on") for note in notes), "two acquisition types: no 'only' statement"
-    assert any(note.startswith("Fitzpatrick V-VI: 3 test cases") for note in notes)
+    assert any(note.startswith("Fitzpatrick V–VI: 3 test cases") for note in notes)

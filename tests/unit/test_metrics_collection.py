@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_eval_tasks import BLUE, GREEN, RED, FakeLoaded, make_table  # noqa: E402
+from test_eval_tasks import GREEN, RED, FakeLoaded, make_table  # noqa: E402
 
 from dermkit.evaluate import concepts, linear_probe, retrieval, zeroshot  # noqa: E402
 from dermkit.evaluate.metrics import top_k_accuracy  # noqa: E402

@@ -111,8 +111,10 @@ def limitations(training: Mapping[str, Any] | None, result: Mapping[str, Any], u
         block = next(iter(by_metric.values()), None)
         for row in block["rows"] if block else []:
             if not row["eligible"] and row["stratum"] != "unknown":
-                notes.append(f"{GROUP_TITLES.get(field, field)} {row['stratum']}: {row['n']} test cases, too few "
-                             f"(or undefined) to score; not in the gap.")
+                name = FITZPATRICK_NAMES.get(row["stratum"]) if field == "fitzpatrick" else None
+                name = name or f"{GROUP_TITLES.get(field, field)} {row['stratum']}"
+                notes.append(f"{name}: no test case." if not row["n"] else
+                             f"{name}: {row['n']} test cases, too few (or undefined) to score; not in the gap.")
     notes.append(RESEARCH_ONLY)
     return notes
 

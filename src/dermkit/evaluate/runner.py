@@ -46,7 +46,6 @@ from dermkit.evaluate.predictions import (
     UNLABELLED,
     Predictions,
     read_predictions,
-    resampling_units,
     write_predictions,
 )
 from dermkit.evaluate.suite import (
