@@ -51,7 +51,8 @@ from dermkit.core.atomic import atomic_write_text
 from dermkit.data.images import open_image
 from dermkit.data.splits import split_table
 from dermkit.data.table import frame_to_cases, read_table
-from dermkit.evaluate.ddx_compare import compare, score
+from dermkit.evaluate.ddx_compare import compare
+from dermkit.evaluate.metrics.collection import score_predictions
 from dermkit.evaluate.predictions import Predictions, write_predictions
 from dermkit.models.backbones import build_backbone
 from dermkit.models.ddx import LabelSpace
@@ -174,8 +175,8 @@ def main() -> None:
                                             args.select_on, not args.no_tta)
     base, base_predictions = baseline(table, work, budget_s, args.image_size, args.batch_size)
     for arm, predictions in ((ours, ours_predictions), (base, base_predictions)):
-        arm["test"] = score(predictions, positive="melanoma")
-        arm["balanced_accuracy"] = arm["test"]["balanced_accuracy"]["estimate"]
+        arm["test"] = score_predictions(predictions, positive="melanoma")
+        arm["balanced_accuracy"] = arm["test"]["metrics"]["balanced_accuracy"]["estimate"]
     result = {
         "benchmark": "ham_recipe", "budget_minutes": args.budget_min, "image_size": args.image_size,
         "dermkit_settings": {"head_epochs": args.head_epochs, "finetune_lr": args.finetune_lr,

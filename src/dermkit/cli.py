@@ -580,8 +580,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         for label in ("untrained", "trained"):
             report = summary["held_out"][label]
             shot, recall = report["zero_shot"], report["retrieval"]["image_to_text"]
-            print(f"{label:>9}: text-prompt balanced accuracy {shot['balanced_accuracy']:.3f} "
-                  f"(top-1 {shot['top1']:.3f}, n {shot['n']}), image->text R@10 {recall['R@10']:.3f}")
+            figures = {name: shot["metrics"][name]["estimate"] for name in ("balanced_accuracy", "top1_accuracy")}
+            print(f"{label:>9}: text-prompt balanced accuracy {figures['balanced_accuracy']:.3f} "
+                  f"(top-1 {figures['top1_accuracy']:.3f}, n {shot['n']}), image->text R@10 {recall['R@10']:.3f}")
     if "report" in summary:
         print(f"\nreport: {summary['report']['html']} (Markdown: {summary['report']['markdown']})")
     if args.serve:
@@ -624,16 +625,22 @@ def _cmd_eval_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scoring(args: argparse.Namespace) -> dict[str, Any]:
+    """The metric collection's bootstrap and strata settings from an ``eval`` command's flags."""
+    return {"n_boot": args.n_boot, "min_stratum": args.min_stratum}
+
+
 def _cmd_eval_zeroshot(args: argparse.Namespace) -> int:
+    from dermkit.evaluate.metrics.collection import score_predictions
     from dermkit.evaluate.predictions import write_predictions
-    from dermkit.evaluate.zeroshot import classification_metrics, zero_shot_predictions
+    from dermkit.evaluate.zeroshot import zero_shot_predictions
 
     predictions = zero_shot_predictions(
         args.model, args.table, classes=args.label_set, split=args.split, images=args.images, cache_dir=args.cache_dir
     )
     if args.out is not None:
         write_predictions(predictions, args.out)
-    print_json({"model": predictions.model_id, "split": args.split, **classification_metrics(predictions)})
+    print_json({"model": predictions.model_id, "split": args.split, **score_predictions(predictions, **_scoring(args))})
     return 0
 
 
@@ -641,7 +648,7 @@ def _cmd_eval_concepts(args: argparse.Namespace) -> int:
     from dermkit.evaluate.concepts import concept_report
 
     print_json(concept_report(args.model, args.table, args.annotations, split=args.split, id_column=args.id_column,
-                              images=args.images, cache_dir=args.cache_dir))
+                              images=args.images, cache_dir=args.cache_dir, **_scoring(args)))
     return 0
 
 
@@ -650,7 +657,7 @@ def _cmd_eval_probe(args: argparse.Namespace) -> int:
 
     print_json(linear_probe_report(args.model, args.table, classes=args.label_set,
                                    regimes=args.regime or DEFAULT_REGIMES, seeds=args.seeds,
-                                   images=args.images, cache_dir=args.cache_dir, out=args.out))
+                                   images=args.images, cache_dir=args.cache_dir, out=args.out, **_scoring(args)))
     return 0
 
 
@@ -658,13 +665,13 @@ def _cmd_eval_retrieval(args: argparse.Namespace) -> int:
     from dermkit.evaluate.retrieval import retrieval_report
 
     print_json(retrieval_report(args.model, args.table, args.split, args.captions_per_case, seed=args.seed,
-                                images=args.images, cache_dir=args.cache_dir))
+                                images=args.images, cache_dir=args.cache_dir, **_scoring(args)))
     return 0
 
 
 def _cmd_eval_classifier(args: argparse.Namespace) -> int:
-    from dermkit.evaluate.ddx_compare import score
     from dermkit.evaluate.isic import to_isic_csv, without_zero_weight
+    from dermkit.evaluate.metrics.collection import score_predictions
     from dermkit.evaluate.predictions import write_predictions
     from dermkit.models.families.ddx import load_ddx
     from dermkit.predict import describe_coverage, label_space_coverage, predict_table
@@ -682,8 +689,13 @@ def _cmd_eval_classifier(args: argparse.Namespace) -> int:
         extra["isic_zero_weight"] = zero_weight
         print(f"note: {zero_weight['why']}", file=sys.stderr)
     print(describe_coverage(coverage), file=sys.stderr)
-    print_json({"split": splits, **score(scored, positive=args.positive, n_boot=args.n_boot),
-                "label_space": {"classes": list(model.classes), **coverage}, **extra})
+    result = {"split": splits, **score_predictions(scored, positive=args.positive, **_scoring(args)),
+              "label_space": {"classes": list(model.classes), **coverage}, **extra}
+    if args.card:
+        from dermkit.evaluate.card import table_data, write_evaluation_card
+
+        result["card"] = str(write_evaluation_card(args.model, result, data=table_data(args.table, splits)))
+    print_json(result)
     return 0
 
 
@@ -741,6 +753,14 @@ class _TaskOrSuite(argparse._SubParsersAction):
         super().__call__(parser, namespace, values, option_string)
 
 
+def _add_scoring(parser: argparse.ArgumentParser, n_boot: int = 1000) -> None:
+    """The metric collection's flags, shared by every ``eval`` task (docs/metrics.md)."""
+    parser.add_argument("--n-boot", type=int, default=n_boot,
+                        help=f"bootstrap resamples of patients, else lesions, else cases (default {n_boot})")
+    parser.add_argument("--min-stratum", type=int, default=10,
+                        help="smallest group that enters the between-group gap (default 10; smaller ones are listed)")
+
+
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser(
         "eval", help="run an evaluation suite (eval SUITE.yaml --out RUN) or one task on a case table",
@@ -763,17 +783,20 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     report.add_argument("--markdown", type=Path, help="Markdown file (default: OUT with .md)")
     report.set_defaults(func=_cmd_report)
 
-    def task(name: str, help_text: str, func: Any) -> argparse.ArgumentParser:
+    def task(name: str, help_text: str, func: Any, scored: bool = True) -> argparse.ArgumentParser:
         parser = eval_sub.add_parser(name, help=help_text)
         parser.add_argument("model", help="model name for dermkit.models.load_model")
         parser.add_argument("table", type=Path, help="case-table directory")
         parser.add_argument("--images", choices=["first", "all"], default="first",
                             help="embed each case's first image, or all of them (averaged)")
         parser.add_argument("--cache-dir", type=Path, help="feature cache (default $DERMKIT_CACHE_DIR/features)")
+        if scored:
+            _add_scoring(parser)
         parser.set_defaults(func=func)
         return parser
 
-    features = task("features", "extract and cache image embeddings of every case", _cmd_eval_features)
+    features = task("features", "extract and cache image embeddings of every case", _cmd_eval_features,
+                    scored=False)
     features.add_argument("--batch-size", type=int, default=64)
     features.add_argument("--workers", type=int, help="decoding processes (default: cores - 1)")
     features.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
@@ -794,14 +817,17 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     probe.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     probe.add_argument("--out", type=Path, help="also write the results as JSON here")
 
-    classifier = eval_sub.add_parser("classifier", help="score a trained ddx model on a split: balanced accuracy "
-                                     "(and one class's AUROC) with CIs resampling patients, else lesions")
+    classifier = eval_sub.add_parser("classifier", help="score a trained ddx model on a split: the metric collection "
+                                     "with CIs resampling patients, else lesions, and per-group figures")
     classifier.add_argument("model", type=Path, help="model directory written by dermkit train ddx")
     classifier.add_argument("table", type=Path, help="case-table directory")
     classifier.add_argument("--split", action="append", default=None,
                             help="split(s) to score (default test; 'all': every case, whatever its split)")
-    classifier.add_argument("--positive", help="class whose one-vs-rest AUROC is reported too, e.g. melanoma")
-    classifier.add_argument("--n-boot", type=int, default=2000)
+    classifier.add_argument("--positive", default="melanoma",
+                            help="class whose AUROC, sensitivity and specificity are reported (default melanoma)")
+    _add_scoring(classifier, n_boot=2000)
+    classifier.add_argument("--card", action="store_true",
+                            help="write the results, per-group table and limitations into MODEL/README.md")
     classifier.add_argument("--out", type=Path, help="also write the predictions table (Parquet) here")
     classifier.add_argument("--cache-dir", type=Path, help="feature cache shared with training")
     classifier.add_argument("--tta", type=int, choices=TTA_VIEW_COUNTS, default=1, metavar="N",

@@ -69,6 +69,7 @@ def prepare_table(source: DemoSource, out: Path, seed: int) -> dict[str, Any]:
     }
 
 
+DEMO_BOOTSTRAP = 200  # resamples of every interval the demo prints (suite and held-out reports alike)
 # Projection heads on frozen, cached trunks: minutes on two CPU cores (see docs/training-clip.md).
 DEMO_TRAINING = {"epochs": 30, "batch_size": 512, "lr": 5e-4, "warmup": 50, "lock_image": True, "lock_text": True,
                  "precision": "bf16", "workers": 1}
@@ -98,8 +99,8 @@ def held_out_report(model: str, table_dir: str, out: Path) -> dict[str, Any]:
 
     cache = out / "feature-cache"
     return {
-        "zero_shot": zero_shot_report(model, table_dir, split="test", cache_dir=cache),
-        "retrieval": retrieval_report(model, table_dir, split="test", cache_dir=cache),
+        "zero_shot": zero_shot_report(model, table_dir, split="test", cache_dir=cache, n_boot=DEMO_BOOTSTRAP),
+        "retrieval": retrieval_report(model, table_dir, split="test", cache_dir=cache, n_boot=DEMO_BOOTSTRAP),
     }
 
 
@@ -114,7 +115,7 @@ def evaluation_suite(tables: dict[str, dict[str, Any]], models: list[str], real:
         models = [*models, "timm:efficientnet_lite0"]  # a frozen ImageNet backbone as the probe baseline
     return {
         "name": "demo",
-        "options": {"bootstrap": 200, "strata": ["fitzpatrick", "sex", "age"], "hierarchy_levels": [2]},
+        "options": {"bootstrap": DEMO_BOOTSTRAP, "strata": ["fitzpatrick", "sex", "age"], "hierarchy_levels": [2]},
         "datasets": datasets,
         "models": models,
         "tasks": {

@@ -38,7 +38,7 @@ def test_demo_without_real_data_imports_splits_and_plots(tmp_path: Path, capsys:
     for label in ("trained", "untrained"):
         report = summary["held_out"][label]
         assert report["zero_shot"]["n"] == (frame["split"] == "test").sum()
-        assert 0.0 <= report["zero_shot"]["balanced_accuracy"] <= 1.0
+        assert 0.0 <= report["zero_shot"]["metrics"]["balanced_accuracy"]["estimate"] <= 1.0
         assert 0.0 <= report["retrieval"]["image_to_text"]["R@10"] <= 1.0
     # It ends with the evaluation report over both models.
     results = json.loads(Path(summary["report"]["results"]).read_text())

@@ -184,10 +184,10 @@ def test_cli_on_an_isic_2018_ground_truth_agrees_with_the_scorer(tmp_path: Path,
     result = json.loads(captured.out)
     assert result["isic_csv"]["edition"] == 2018 and ZERO_WEIGHT in captured.err
     assert result["isic_zero_weight"]["cases"] == [f"isic:{ZERO_WEIGHT}"]
-    assert result["cases"] == len(images) - 1
+    assert result["n"] == len(images) - 1
     written = pd.read_csv(submission)
     assert list(written.columns) == ["image", *ISIC_2018] and sorted(written["image"]) == sorted(images)
 
     scorer = isic.ClassificationScore.from_file(truth_csv, submission, isic.ClassificationMetric.BALANCED_ACCURACY)
     theirs = scorer.aggregate["balanced_accuracy"]  # type: ignore[attr-defined]
-    assert result["balanced_accuracy"]["estimate"] == pytest.approx(theirs, abs=TOLERANCE)
+    assert result["metrics"]["balanced_accuracy"]["estimate"] == pytest.approx(theirs, abs=TOLERANCE)

@@ -27,5 +27,5 @@ def test_isic_archive_scored_by_a_ham_model_reports_the_squamous_cell_carcinomas
     result = json.loads(captured.out)
     assert result["label_space"]["outside_label_space"] == {
         "cases": 38, "labels": {"squamous_cell_carcinoma": 38}, "counted_as": "excluded", "excluded": 38}
-    assert result["cases"] == 928 - 38
+    assert result["n"] == 928 - 38
     assert "38 of 928 cases lie outside the model's label space (squamous_cell_carcinoma 38)" in captured.err

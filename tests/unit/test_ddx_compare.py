@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from dermkit.core.errors import InputError
-from dermkit.evaluate.ddx_compare import compare, score
+from dermkit.evaluate.ddx_compare import compare
 from dermkit.evaluate.metrics import auroc, balanced_accuracy
+from dermkit.evaluate.metrics.collection import score_predictions
 from dermkit.evaluate.predictions import Predictions
 
 CLASSES = ("melanoma", "melanocytic_nevus", "basal_cell_carcinoma")
@@ -32,12 +33,14 @@ def tables() -> tuple[Predictions, Predictions]:
 
 def test_score_gives_the_point_estimates_and_resamples_lesions(tables):
     good, _ = tables
-    result = score(good, positive="melanoma", n_boot=200)
-    assert result["cases"] == 60
-    assert result["balanced_accuracy"]["estimate"] == pytest.approx(balanced_accuracy(good.probs(), good.labels()))
-    assert result["melanoma_auroc"]["estimate"] == pytest.approx(auroc(good.probs()[:, 0], good.labels() == 0))
-    low, high = result["balanced_accuracy"]["ci95"]
-    assert low <= result["balanced_accuracy"]["estimate"] <= high
+    result = score_predictions(good, positive="melanoma", n_boot=200)
+    metrics = result["metrics"]
+    assert result["n"] == 60 and result["resampled_by"] == "lesion"
+    assert metrics["balanced_accuracy"]["n_groups"] == 30
+    assert metrics["balanced_accuracy"]["estimate"] == pytest.approx(balanced_accuracy(good.probs(), good.labels()))
+    assert metrics["melanoma_auroc"]["estimate"] == pytest.approx(auroc(good.probs()[:, 0], good.labels() == 0))
+    entry = metrics["balanced_accuracy"]
+    assert entry["low"] <= entry["estimate"] <= entry["high"]
 
 
 def test_compare_is_paired_and_refuses_mismatched_tables(tables):

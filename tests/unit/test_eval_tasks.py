@@ -22,6 +22,7 @@ from dermkit.core.errors import InputError  # noqa: E402
 from dermkit.data.table import Case, read_table, write_table  # noqa: E402
 from dermkit.evaluate import concepts, linear_probe, prompts, retrieval, zeroshot  # noqa: E402
 from dermkit.evaluate.features import encode_prompt_sets  # noqa: E402
+from dermkit.evaluate.metrics.collection import score_predictions  # noqa: E402
 from dermkit.ontology import default_ontology  # noqa: E402
 
 torch.set_num_threads(1)
@@ -141,9 +142,10 @@ def test_zero_shot_recovers_planted_classes_with_templates_per_acquisition(tmp_p
     np.testing.assert_array_equal(predictions.labels(), [0, 1, 2, 0, 1, 0])
     np.testing.assert_array_equal(predictions.probs().argmax(axis=1), [0, 1, 2, 0, 1, 0])
     np.testing.assert_allclose(predictions.probs().sum(axis=1), 1.0)
-    metrics = zeroshot.classification_metrics(predictions)
-    assert metrics["top1"] == metrics["balanced_accuracy"] == metrics["macro_auroc"] == 1.0
-    assert metrics["n"] == 6 and metrics["top3"] == 1.0
+    result = score_predictions(predictions, n_boot=20)
+    metrics = {name: entry["estimate"] for name, entry in result["metrics"].items()}
+    assert metrics["top1_accuracy"] == metrics["balanced_accuracy"] == metrics["macro_auroc"] == 1.0
+    assert result["n"] == 6 and metrics["top3_accuracy"] == 1.0
 
 
 def test_zero_shot_report_keeps_unmapped_cases_out_of_metrics(tmp_path: Path) -> None:
@@ -155,9 +157,10 @@ def test_zero_shot_report_keeps_unmapped_cases_out_of_metrics(tmp_path: Path) ->
     ]
     table = make_table(tmp_path, [{"split": "test", **row} for row in rows])
     report = zeroshot.zero_shot_report(FakeLoaded(), table, label_set=["melanoma", "melanocytic_nevus"],
-                                       cache_dir=tmp_path / "cache")
+                                       cache_dir=tmp_path / "cache", n_boot=20)
     assert (report["n"], report["n_unlabelled"]) == (2, 1)
-    assert report["top1"] == 1.0 and set(report) >= {"balanced_accuracy", "top3", "macro_auroc"}
+    assert report["metrics"]["top1_accuracy"]["estimate"] == 1.0
+    assert set(report["metrics"]) >= {"balanced_accuracy", "top3_accuracy", "macro_auroc"}
 
 
 # -- concepts ---------------------------------------------------------------------------------

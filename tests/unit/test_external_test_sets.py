@@ -56,14 +56,14 @@ def test_import_as_test_set_then_score_every_case(ground_truth, models, tmp_path
     assert read_manifest(table)["split"] == {"all": "test"}
 
     result, err = run_json(["eval", "classifier", str(models["no-other"]), str(table), "--n-boot", "20"], capsys)
-    assert result["cases"] == len(LABELS) - 3  # the three SCCs are excluded, and said so
+    assert result["n"] == len(LABELS) - 3  # the three SCCs are excluded, and said so
     outside = result["label_space"]["outside_label_space"]
     assert outside == {"cases": 3, "labels": {"squamous_cell_carcinoma": 3}, "counted_as": "excluded", "excluded": 3}
     assert "3 of 12 cases lie outside the model's label space (squamous_cell_carcinoma 3)" in err
     assert "excluded" in err
 
     result, err = run_json(["eval", "classifier", str(models["other"]), str(table), "--n-boot", "20"], capsys)
-    assert result["cases"] == len(LABELS)  # with an 'other' class every case is scored
+    assert result["n"] == len(LABELS)  # with an 'other' class every case is scored
     assert result["label_space"]["outside_label_space"]["counted_as"] == "other"
     assert result["label_space"]["outside_label_space"]["cases"] == 3
     assert "scored as the model's 'other' class" in err
@@ -90,13 +90,13 @@ def test_an_unsplit_table_is_scored_with_split_all_or_after_split_all(ground_tru
 
     result, _ = run_json(["eval", "classifier", str(models["other"]), str(table), "--split", "all", "--n-boot", "20"],
                          capsys)
-    assert result["cases"] == len(LABELS) and result["split"] == ["all"]
+    assert result["n"] == len(LABELS) and result["split"] == ["all"]
 
     assert main(["data", "split", str(table), "--all", "test"]) == 0
     assert "put all 12 cases" in capsys.readouterr().out
     assert set(read_table(table)["split"]) == {"test"}
     result, _ = run_json(["eval", "classifier", str(models["other"]), str(table), "--n-boot", "20"], capsys)
-    assert result["cases"] == len(LABELS)
+    assert result["n"] == len(LABELS)
 
 
 def test_split_names_are_checked(ground_truth, tmp_path, capsys):

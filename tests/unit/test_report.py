@@ -54,6 +54,10 @@ def test_report_shows_the_runs_numbers_and_inlines_every_plot(tmp_path: Path) ->
     assert "balanced accuracy by fitzpatrick" in text
     rows = record["strata"]["fitzpatrick"]["balanced_accuracy"]["rows"]
     assert {row["stratum"] for row in rows} == {"I-II", "III-IV", "V-VI"}
+    for row in rows:  # the per-group table shows results.json's figures, each with its group's size
+        assert f"{format_ci(row)} (n={row['n']})" in text
+    gap = record["strata"]["fitzpatrick"]["balanced_accuracy"]["gap"]
+    assert f"gap by fitzpatrick {format_ci(gap)}" in text and gap["low"] is not None
     assert markdown == tmp_path / "out" / "report.md"
     lines = markdown.read_text().splitlines()
     assert any(format_ci(record["metrics"]["macro_auroc"]) in line for line in lines if line.startswith("| ddx-model"))

@@ -84,7 +84,9 @@ def test_results_hold_intervals_strata_and_ontology_levels(run_dir: Path) -> Non
     assert sum(row["n"] for row in sex["rows"]) == probe["n"]
     eligible = [row["estimate"] for row in sex["rows"] if row["eligible"]]
     if len(eligible) == 2:
-        assert sex["gap"] == pytest.approx(max(eligible) - min(eligible))
+        gap = sex["gap"]
+        assert gap["estimate"] == pytest.approx(max(eligible) - min(eligible))
+        assert gap["low"] <= gap["estimate"] <= gap["high"] and {gap["best"], gap["worst"]} == {"female", "male"}
     family = probe["hierarchy"]["2"]
     assert "melanocytic_neoplasm" in family["classes"] and len(family["classes"]) == 4
     assert family["metrics"]["accuracy"]["estimate"] >= probe["metrics"]["accuracy"]["estimate"]

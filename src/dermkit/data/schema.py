@@ -18,6 +18,8 @@ ACQUISITIONS = ("clinical", "dermoscopic")
 SPLITS = ("train", "val", "test")
 ALL_SPLITS = "all"  # what a scoring command reads as "every case, whatever its split"
 FITZPATRICK_TYPES = (1, 2, 3, 4, 5, 6)
+# The skin-type groups results are reported by (strata, model-card limitations).
+FITZPATRICK_GROUPS: dict[str, tuple[int, ...]] = {"I-II": (1, 2), "III-IV": (3, 4), "V-VI": (5, 6)}
 MONK_TONES = tuple(range(1, 11))
 
 

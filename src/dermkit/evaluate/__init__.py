@@ -21,7 +21,6 @@ from dermkit.evaluate.retrieval import retrieval_metrics, retrieval_report
 from dermkit.evaluate.runner import run_suite
 from dermkit.evaluate.suite import Suite, SuiteError, load_suite
 from dermkit.evaluate.zeroshot import (
-    classification_metrics,
     zero_shot_predictions,
     zero_shot_report,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "Suite",
     "SuiteError",
     "at_level",
-    "classification_metrics",
     "concept_report",
     "encode_prompt_sets",
     "encode_texts",

@@ -115,6 +115,19 @@ def concept_metrics(scores: np.ndarray, labels: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def mean_concept_auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Mean AUROC over the concepts (columns) on which it is defined: the task's headline figure."""
+    values = []
+    for column in range(scores.shape[1]):
+        try:
+            values.append(auroc(scores[:, column], labels[:, column]))
+        except UndefinedMetricError:
+            continue
+    if not values:
+        raise UndefinedMetricError("no concept has both present and absent cases")
+    return float(np.mean(values))
+
+
 def concept_report(
     model: str | LoadedModel,
     table: str | Path | pd.DataFrame,
@@ -127,8 +140,15 @@ def concept_report(
     cache_dir: str | Path | None = None,
     ontology: Ontology | None = None,
     progress: bool = True,
+    **scoring: Any,
 ) -> dict[str, Any]:
-    """Concept AUROCs of ``model`` on ``table``; ground truth from ``annotations`` (CSV/frame) or the table."""
+    """Concept AUROCs of ``model`` on ``table``; ground truth from ``annotations`` (CSV/frame) or the table.
+
+    The mean AUROC is scored by the metric collection (``scoring``: its bootstrap and strata
+    keywords), so it carries a case-resampled interval and the per-group block.
+    """
+    from dermkit.evaluate.metrics.collection import score_rows
+
     loaded = resolve_model(model)
     frame = table if isinstance(table, pd.DataFrame) else read_table(table)
     cases, embeddings = split_embeddings(
@@ -144,8 +164,11 @@ def concept_report(
     labels = labels[position >= 0]
     if labels.empty:
         raise InputError("no annotated case of the table is in the evaluated split")
-    scores = concept_scores(loaded, embeddings[position[position >= 0]], list(labels.columns), ontology)
-    return {"model": loaded.name, "split": split, **concept_metrics(scores, labels)}
+    rows = position[position >= 0]
+    scores = concept_scores(loaded, embeddings[rows], list(labels.columns), ontology)
+    scored = score_rows({"mean_auroc": mean_concept_auroc}, scores, labels.to_numpy(dtype=bool),
+                        cases.iloc[rows].reset_index(drop=True), **scoring)
+    return {"model": loaded.name, "split": split, **concept_metrics(scores, labels), **scored}
 
 
 def _as_bool(values: pd.Series, column: str) -> pd.Series:

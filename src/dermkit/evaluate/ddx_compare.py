@@ -1,13 +1,12 @@
-"""Scoring and comparing classifiers from their predictions tables, with patient-level bootstrap CIs.
+"""Comparing two classifiers from their predictions tables: a paired, patient-level bootstrap.
 
 Used for the differential-diagnosis ablations (image + history vs image only vs history only) and
-the imbalance recipes on HAM10000: balanced accuracy with its CI, one class's AUROC (melanoma),
-and a paired bootstrap of the difference between two models on the same cases.
+the imbalance recipes on HAM10000. Scoring one table is the metric collection's job
+(:mod:`dermkit.evaluate.metrics.collection`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,32 +14,9 @@ import numpy as np
 
 from dermkit.core.errors import InputError
 from dermkit.data.table import read_table
-from dermkit.evaluate.bootstrap import bootstrap_ci, paired_bootstrap
-from dermkit.evaluate.metrics import auroc, balanced_accuracy
+from dermkit.evaluate.bootstrap import paired_bootstrap
+from dermkit.evaluate.metrics import balanced_accuracy
 from dermkit.evaluate.predictions import Predictions, resampling_units
-
-
-def class_auroc(index: int) -> Callable[[np.ndarray, np.ndarray], float]:
-    """AUROC of one class against the rest, as a ``metric(probs, labels)`` for the bootstrap."""
-
-    def metric(probs: np.ndarray, labels: np.ndarray) -> float:
-        return auroc(probs[:, index], labels == index)
-
-    return metric
-
-
-def score(predictions: Predictions, positive: str | None = None, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Balanced accuracy (and ``positive``'s AUROC) with 95 % CIs resampling patients (else lesions)."""
-    labelled = predictions.labelled()
-    probs, labels, groups = labelled.probs(), labelled.labels(), resampling_units(labelled.frame)
-    out: dict[str, Any] = {"cases": len(labelled)}
-    metrics: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"balanced_accuracy": balanced_accuracy}
-    if positive is not None:
-        metrics[f"{positive}_auroc"] = class_auroc(_index(labelled, positive))
-    for name, metric in metrics.items():
-        result = bootstrap_ci(metric, probs, labels, groups, n_boot=n_boot, seed=seed)
-        out[name] = {"estimate": result.estimate, "ci95": [result.low, result.high]}
-    return out
 
 
 def compare(a: Predictions, b: Predictions, mask: np.ndarray | None = None, n_boot: int = 2000,
@@ -75,9 +51,3 @@ def complete_history_mask(predictions: Predictions, table: str | Path) -> np.nda
     recorded = history.loc[predictions.frame["case_id"]]
     return np.array([bool(asked) and asked <= {k for k, v in (h or {}).items() if v is not None} for h in recorded],
                     dtype=bool)
-
-
-def _index(predictions: Predictions, condition: str) -> int:
-    if condition not in predictions.classes:
-        raise InputError(f"{condition!r} is not among the classes {list(predictions.classes)}")
-    return predictions.classes.index(condition)

@@ -27,6 +27,7 @@ from dermkit.evaluate.metrics import accuracy, balanced_accuracy, macro_auroc
 from dermkit.evaluate.zeroshot import class_labels, resolve_classes
 
 if TYPE_CHECKING:
+    from dermkit.evaluate.predictions import Predictions
     from dermkit.models.loaded import LoadedModel
 
 DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-3, 3, 7))
@@ -160,27 +161,31 @@ def run_linear_probe(
     return results
 
 
-def probe_data(
-    model: str | LoadedModel,
-    table: str | Path | pd.DataFrame,
-    *,
-    classes: str | Sequence[str] | None = None,
-    images: ImageMode = "first",
-    cache_dir: str | Path | None = None,
-    progress: bool = True,
-) -> ProbeData:
-    """Cached features and labels of the train, val and test splits (unlabelled cases dropped)."""
-    frame = table if isinstance(table, pd.DataFrame) else read_table(table)
-    class_ids = resolve_classes(classes, frame)
-    features = extract_image_features(model, frame, images=images, cache_dir=cache_dir, progress=progress)
-    parts: dict[str, np.ndarray] = {}
+def split_data(frame: pd.DataFrame, features: Any, class_ids: Sequence[str]) -> tuple[ProbeData, dict[str, pd.DataFrame]]:
+    """Features and labels of the train, val and test splits (unlabelled cases dropped), and those cases."""
+    cases, parts = {}, {}
     for split in ("train", "val", "test"):
-        cases = select_split(frame, split)
-        labels = class_labels(cases["diagnosis_id"].tolist(), class_ids)
-        keep = labels >= 0
-        parts[f"{split}_x"] = features.by_case(cases["case_id"][keep].tolist())
-        parts[f"{split}_y"] = labels[keep]
-    return ProbeData(**parts, n_classes=len(class_ids))
+        rows = select_split(frame, split)
+        labels = class_labels(rows["diagnosis_id"].tolist(), class_ids)
+        cases[split] = rows[labels >= 0].reset_index(drop=True)
+        parts[f"{split}_x"] = features.by_case(cases[split]["case_id"].tolist())
+        parts[f"{split}_y"] = labels[labels >= 0]
+    return ProbeData(**parts, n_classes=len(class_ids)), cases
+
+
+def probe_predictions(data: ProbeData, cases: dict[str, pd.DataFrame], class_ids: Sequence[str], model_id: str,
+                      summary: dict[str, Any], cs: Sequence[float] = DEFAULT_CS) -> tuple[Predictions, float]:
+    """The full-data probe's val and test predictions table, and its C (the summary's, when it ran ``full``)."""
+    from dermkit.evaluate.predictions import Predictions
+
+    if "full" in summary:  # reuse the C the summary chose rather than searching again
+        cs = [summary["full"]["runs"][0]["C"]]
+    classifier, chosen, _ = fit_probe(data.train_x, data.train_y, data.val_x, data.val_y, data.n_classes, cs)
+    parts = [Predictions.from_cases(cases[split], class_probs(classifier, getattr(data, f"{split}_x"), data.n_classes),
+                                    getattr(data, f"{split}_y"), model_id=model_id, classes=class_ids)
+             for split in ("val", "test")]
+    frame = pd.concat([p.frame for p in parts], ignore_index=True)
+    return Predictions(frame, model_id, tuple(class_ids)), chosen
 
 
 def linear_probe_report(
@@ -193,17 +198,32 @@ def linear_probe_report(
     images: ImageMode = "first",
     cache_dir: str | Path | None = None,
     out: str | Path | None = None,
+    **scoring: Any,
 ) -> dict[str, Any]:
-    """Probe ``model`` on ``table`` in every regime; also written as JSON to ``out`` when given."""
+    """Probe ``model`` on ``table`` in every regime; also written as JSON to ``out`` when given.
+
+    The full-data probe's test predictions are scored by the metric collection (``scoring``: its
+    bootstrap and strata keywords): intervals and the per-group block, as in a suite.
+    """
+    from dermkit.evaluate.metrics.collection import score_predictions
+
     loaded = resolve_model(model)
-    data = probe_data(loaded, table, classes=classes, images=images, cache_dir=cache_dir)
+    frame = table if isinstance(table, pd.DataFrame) else read_table(table)
+    class_ids = resolve_classes(classes, frame)
+    features = extract_image_features(loaded, frame, images=images, cache_dir=cache_dir)
+    data, cases = split_data(frame, features, class_ids)
+    summary = run_linear_probe(data, regimes, seeds)
+    predictions, chosen = probe_predictions(data, cases, class_ids, loaded.name, summary)
+    test = predictions.where(predictions.frame["split"] == "test")
     report = {
         "model": loaded.name,
         "n_classes": data.n_classes,
         "n_train": int(data.train_y.size),
         "n_val": int(data.val_y.size),
         "n_test": int(data.test_y.size),
-        "regimes": run_linear_probe(data, regimes, seeds),
+        "C": chosen,
+        **score_predictions(test, **scoring),
+        "regimes": summary,
     }
     if out is not None:
         atomic_write_text(out, json.dumps(report, indent=2) + "\n")

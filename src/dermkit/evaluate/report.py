@@ -241,11 +241,26 @@ def _strata_figures(section: Section, records: Sequence[Mapping[str, Any]]) -> N
                                    f"({section.dataset})", _slug(section.task, section.dataset, field_name, metric))
             if figure is not None:
                 section.figures.append(figure)
+            groups = list(dict.fromkeys(row["stratum"] for rows in series.values() for row in rows))
+            section.extra_tables.append({
+                "title": f"{metric.replace('_', ' ')} by {field_name}: per group, its size (* too small or "
+                         "undefined, not in the gap)", "columns": groups,
+                "rows": [{"model": model, "values": [_group_cell(rows, group) for group in groups]}
+                         for model, rows in series.items()],
+            })
             for record in records:
-                entry = record["strata"].get(field_name, {}).get(metric)
-                if entry and entry.get("gap") is not None:
-                    section.notes.append(f"{record['model']}: {metric} gap by {field_name} {entry['gap']:.3f} "
-                                         f"(best {entry['best']}, worst {entry['worst']})")
+                gap = (record["strata"].get(field_name, {}).get(metric) or {}).get("gap") or {}
+                if gap.get("estimate") is not None:
+                    section.notes.append(f"{record['model']}: {metric} gap by {field_name} {format_ci(gap)} "
+                                         f"(best {gap['best']}, worst {gap['worst']})")
+
+
+def _group_cell(rows: Sequence[Mapping[str, Any]], group: str) -> str:
+    """``0.812 [0.781, 0.843] (n=40)``; ``*`` marks a group too small or undefined to enter the gap."""
+    row = next((r for r in rows if r["stratum"] == group), None)
+    if row is None:
+        return "–"
+    return f"{format_ci(row)} (n={row['n']}){'' if row['eligible'] else ' *'}"
 
 
 def _extra_tables(section: Section, records: Sequence[Mapping[str, Any]]) -> None:

@@ -10,7 +10,7 @@ image as a miss.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +60,12 @@ def recall_at_k(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, 
     return out
 
 
+def recall_metric_fns(ks: Sequence[int] = DEFAULT_KS) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    """Image-to-text recall at each k as a ``metric(ranks, _)`` of the first-hit ranks, for the metric
+    collection's bootstrap and per-group block (text queries have no patient, so no interval)."""
+    return {f"image_to_text_R@{k}": (lambda ranks, _, k=k: float(np.mean(ranks <= k))) for k in ks}
+
+
 def retrieval_metrics(
     similarity: np.ndarray, relevant: np.ndarray, ks: Sequence[int] = DEFAULT_KS
 ) -> dict[str, dict[str, float]]:
@@ -96,14 +102,22 @@ def retrieval_report(
     features: ImageFeatures | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    **scoring: Any,
 ) -> dict[str, Any]:
-    """Image↔text retrieval of the cases of ``split`` against their captions (see :func:`case_captions`)."""
+    """Image↔text retrieval of the cases of ``split`` against their captions (see :func:`case_captions`).
+
+    Image-to-text recall at k is also scored by the metric collection (``scoring``: its bootstrap
+    and strata keywords): intervals and the per-group block under ``metrics`` and ``strata``.
+    """
+    from dermkit.evaluate.metrics.collection import score_rows
+
     loaded = resolve_model(model_name)
     cases, embeddings = split_embeddings(
         loaded, table_dir, split, images=images, features=features, cache_dir=cache_dir, progress=progress
     )
     texts, relevant = case_captions(cases, captions_per_case, seed)
     similarity = embeddings @ encode_texts(loaded, texts).T
+    ranks = first_hit_ranks(similarity, relevant)
     return {
         "model": loaded.name,
         "split": split,
@@ -112,4 +126,5 @@ def retrieval_report(
         "captions_per_image": float(relevant.sum(axis=1).mean()),
         "images_per_caption": float(relevant.sum(axis=0).mean()),
         **retrieval_metrics(similarity, relevant, ks),
+        **score_rows(recall_metric_fns(ks), ranks, np.zeros(len(ranks)), cases.reset_index(drop=True), **scoring),
     }

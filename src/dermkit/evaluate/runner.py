@@ -22,8 +22,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Mapping, Sequence
-from functools import partial
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,43 +33,22 @@ from dermkit.core.atomic import atomic_path, atomic_write_text
 from dermkit.core.errors import InputError
 from dermkit.data.schema import ALL_SPLITS
 from dermkit.data.table import read_table
-from dermkit.evaluate.bootstrap import MetricFn, bootstrap_ci
 from dermkit.evaluate.features import (
     ImageFeatures,
     encode_texts,
-    select_split,
     split_embeddings,
 )
 from dermkit.evaluate.hierarchy import at_level
-from dermkit.evaluate.metrics import (
-    UndefinedMetricError,
-    accuracy,
-    auroc,
-    average_precision,
-    balanced_accuracy,
-    choose_threshold,
-    cohen_kappa,
-    expected_calibration_error,
-    macro_auroc,
-    macro_average_precision,
-    macro_f1,
-    partial_auc_above_tpr,
-    rates_at_threshold,
-    sensitivity_at_specificity,
-    top_k_accuracy,
-)
+from dermkit.evaluate.metrics import UndefinedMetricError, choose_threshold
+from dermkit.evaluate.metrics.collection import metric_fns, score_predictions, score_rows
 from dermkit.evaluate.predictions import (
     GROUPING_FIELDS,
     UNLABELLED,
     Predictions,
     read_predictions,
-    resampling_units,
     write_predictions,
 )
-from dermkit.evaluate.strata import stratify
 from dermkit.evaluate.suite import (
-    BINARY_METRICS,
-    CLASSIFICATION_METRICS,
     Dataset,
     Suite,
     Task,
@@ -85,79 +63,22 @@ if TYPE_CHECKING:
     from dermkit.models.loaded import LoadedModel
 
 RESULTS_FILE = "results.json"
-LOWER_IS_BETTER = ("ece",)
 NEGATIVE_CLASS = "rest"
 
 
-# -- metrics: every function takes (probs N×C, labels N), so bootstrap and strata accept it --------
+# -- metrics: all from the one collection (dermkit.evaluate.metrics.collection) ---------------------
 
-def classification_metric_fns(n_classes: int) -> dict[str, MetricFn]:
-    """The classification metrics of :data:`CLASSIFICATION_METRICS`, by name."""
-    return {
-        "accuracy": accuracy,
-        "balanced_accuracy": balanced_accuracy,
-        "macro_f1": macro_f1,
-        "cohen_kappa": cohen_kappa,
-        "top3_accuracy": partial(top_k_accuracy, k=min(3, n_classes)),
-        "macro_auroc": macro_auroc,
-        "macro_average_precision": macro_average_precision,
-        "ece": expected_calibration_error,
-    }
-
-
-def _positive(metric: Callable[..., Any], *args: Any) -> MetricFn:
-    """A binary metric of column 1 (the positive class's score) against ``label == 1``."""
-    return lambda probs, labels: float(metric(np.asarray(probs)[:, 1], np.asarray(labels) == 1, *args))
-
-
-def _rate(name: str, threshold: float) -> MetricFn:
-    return lambda probs, labels: float(
-        getattr(rates_at_threshold(np.asarray(probs)[:, 1], np.asarray(labels) == 1, threshold), name)
-    )
-
-
-def binary_metric_fns(threshold: float) -> dict[str, MetricFn]:
-    """The binary metrics of :data:`BINARY_METRICS`; the rates use the validation-chosen threshold."""
-    return {
-        "auroc": _positive(auroc),
-        "average_precision": _positive(average_precision),
-        "sensitivity": _rate("sensitivity", threshold),
-        "specificity": _rate("specificity", threshold),
-        "ppv": _rate("ppv", threshold),
-        "npv": _rate("npv", threshold),
-        "sensitivity_at_90_specificity": _positive(sensitivity_at_specificity, 0.9),
-        "partial_auc_above_80_tpr": _positive(partial_auc_above_tpr, 0.8),
-    }
-
-
-def interval(metric: MetricFn, predictions: Predictions, n_boot: int, level: float, seed: int) -> dict[str, Any]:
-    """A metric's estimate and patient-bootstrap interval on the labelled rows (None where undefined)."""
-    labelled = predictions.labelled()
-    try:
-        result = bootstrap_ci(metric, labelled.probs(), labelled.labels(), resampling_units(labelled.frame),
-                              n_boot=n_boot, level=level, seed=seed)
-    except UndefinedMetricError as exc:
-        return {"estimate": None, "low": None, "high": None, "undefined": str(exc)}
-    return {"estimate": result.estimate, "low": result.low, "high": result.high, "n_boot": result.n_boot,
-            "n_groups": result.n_groups, "n_skipped": result.n_skipped}
-
-
-def evaluate_predictions(
-    predictions: Predictions, metric_fns: Mapping[str, MetricFn], suite: Suite, levels: Sequence[int] = ()
-) -> dict[str, Any]:
-    """Metrics with CIs, per-stratum values with the gap, and (classification) the ontology levels."""
+def scoring_options(suite: Suite) -> dict[str, Any]:
+    """The suite's bootstrap and strata settings as :func:`score_predictions` keywords."""
     options = suite.options
-    metrics = {name: interval(fn, predictions, options.bootstrap, options.level, options.seed)
-               for name, fn in metric_fns.items()}
-    strata: dict[str, Any] = {}
-    for field in options.strata:
-        strata[field] = {}
-        for name in (m for m in options.strata_metrics if m in metric_fns):
-            result = stratify(predictions, metric_fns[name], field, min_n=options.min_stratum,
-                              n_boot=options.bootstrap, level=options.level, seed=options.seed,
-                              higher_is_better=name not in LOWER_IS_BETTER)
-            strata[field][name] = {"gap": result.gap, "best": result.best, "worst": result.worst,
-                                   "rows": result.table.to_dict(orient="records")}
+    return {"n_boot": options.bootstrap, "level": options.level, "seed": options.seed, "strata": options.strata,
+            "strata_metrics": options.strata_metrics, "min_stratum": options.min_stratum}
+
+
+def evaluate_predictions(predictions: Predictions, suite: Suite, levels: Sequence[int] = (),
+                         metrics: Sequence[str] | None = None, threshold: float | None = None) -> dict[str, Any]:
+    """The collection's figures (intervals, per-group block) and, for classification, the ontology levels."""
+    result = score_predictions(predictions, metrics=metrics, threshold=threshold, **scoring_options(suite))
     hierarchy: dict[str, Any] = {}
     for level in levels:
         merged = at_level(predictions, level)
@@ -165,13 +86,12 @@ def evaluate_predictions(
         if len(merged.classes) < 2:
             entry["skipped"] = "all classes share one ancestor at this level"
         else:
-            fns = classification_metric_fns(len(merged.classes))
-            entry["metrics"] = {name: interval(fns[name], merged, options.bootstrap, options.level, options.seed)
-                                for name in metric_fns if name in fns}
+            applicable = metric_fns(merged.classes, differential=result["reference"] == "differential")
+            names = [name for name in result["metrics"] if name in applicable]
+            entry["metrics"] = score_predictions(merged, metrics=names, **{**scoring_options(suite), "strata": ()}
+                                                 )["metrics"]
         hierarchy[str(level)] = entry
-    labelled = predictions.labelled()
-    return {"n": len(labelled), "n_unlabelled": len(predictions) - len(labelled), "classes": list(predictions.classes),
-            "metrics": metrics, "strata": strata, "hierarchy": hierarchy}
+    return {**result, "hierarchy": hierarchy}
 
 
 # -- datasets ---------------------------------------------------------------------------------------
@@ -271,33 +191,18 @@ def run_probe(task: Task, dataset: Dataset, model: str, frame: pd.DataFrame,
         DEFAULT_CS,
         DEFAULT_REGIMES,
         DEFAULT_SEEDS,
-        ProbeData,
-        class_probs,
-        fit_probe,
+        probe_predictions,
         run_linear_probe,
+        split_data,
     )
-    from dermkit.evaluate.zeroshot import class_labels, resolve_classes
+    from dermkit.evaluate.zeroshot import resolve_classes
 
     class_ids = resolve_classes(dataset.classes, frame)
-    cases, parts = {}, {}
-    for split in ("train", "val", "test"):
-        rows = select_split(frame, split)
-        labels = class_labels(rows["diagnosis_id"].tolist(), class_ids)
-        cases[split] = rows[labels >= 0].reset_index(drop=True)
-        parts[f"{split}_x"] = features.by_case(cases[split]["case_id"].tolist())
-        parts[f"{split}_y"] = labels[labels >= 0]
-    data = ProbeData(**parts, n_classes=len(class_ids))
+    data, cases = split_data(frame, features, class_ids)
     cs = [float(c) for c in task.settings.get("cs", DEFAULT_CS)]
     regimes = task.settings.get("regimes", DEFAULT_REGIMES)
     summary = run_linear_probe(data, regimes, task.settings.get("seeds", DEFAULT_SEEDS), cs)
-    if "full" in summary:  # reuse the C the summary chose rather than searching again
-        cs = [summary["full"]["runs"][0]["C"]]
-    classifier, chosen, _ = fit_probe(data.train_x, data.train_y, data.val_x, data.val_y, data.n_classes, cs)
-    predictions = _concat([
-        Predictions.from_cases(cases[split], class_probs(classifier, parts[f"{split}_x"], data.n_classes),
-                               parts[f"{split}_y"], model_id=model, classes=class_ids)
-        for split in ("val", "test")
-    ])
+    predictions, chosen = probe_predictions(data, cases, class_ids, model, summary, cs)
     details = {"n_train": int(data.train_y.size), "n_val": int(data.val_y.size), "n_test": int(data.test_y.size),
                "C": chosen, "regimes": summary}
     return predictions, details
@@ -310,7 +215,7 @@ def run_retrieval(task: Task, loaded: LoadedModel, frame: pd.DataFrame, features
         DEFAULT_KS,
         case_captions,
         first_hit_ranks,
-        recall_at_k,
+        recall_metric_fns,
         retrieval_metrics,
     )
 
@@ -320,20 +225,10 @@ def run_retrieval(task: Task, loaded: LoadedModel, frame: pd.DataFrame, features
     texts, relevant = case_captions(cases, task.settings.get("captions_per_case", 3), task.settings.get("seed", 0))
     similarity = embeddings @ encode_texts(loaded, texts).T
     ranks = first_hit_ranks(similarity, relevant)
-    options = suite.options
-    metrics = {}
-    for k in ks:
-        def recall(values: np.ndarray, _: np.ndarray, k: int = k) -> float:
-            return recall_at_k(values, [k])[f"R@{k}"]
-
-        result = bootstrap_ci(recall, ranks, np.zeros(len(ranks)), resampling_units(cases),
-                              n_boot=options.bootstrap, level=options.level, seed=options.seed)
-        metrics[f"image_to_text_R@{k}"] = {"estimate": result.estimate, "low": result.low, "high": result.high,
-                                           "n_boot": result.n_boot, "n_groups": result.n_groups,
-                                           "n_skipped": result.n_skipped}
+    scored = score_rows(recall_metric_fns(ks), ranks, np.zeros(len(ranks)), cases, **scoring_options(suite))
     table = cases.reindex(columns=["case_id", *GROUPING_FIELDS, "split"]).assign(image_to_text_rank=ranks)
     details = {"n_images": len(cases), "n_texts": len(texts), **retrieval_metrics(similarity, relevant, ks)}
-    return table, {"n": len(cases), "metrics": metrics, "details": details}
+    return table, {**scored, "details": details}
 
 
 def binary_view(source: Predictions, positive: Sequence[str]) -> tuple[Predictions, str]:
@@ -365,9 +260,7 @@ def run_binary(task: Task, source: Predictions, suite: Suite) -> tuple[Predictio
                                      task.settings.get("target_sensitivity", 0.9))
     except UndefinedMetricError as exc:
         raise InputError(f"task {task.name!r}: cannot choose a threshold on the validation split: {exc}") from exc
-    fns = binary_metric_fns(threshold)
-    chosen = {m: fns[m] for m in task.settings.get("metrics", BINARY_METRICS)}
-    result = evaluate_predictions(test, chosen, suite)
+    result = evaluate_predictions(test, suite, metrics=task.settings.get("metrics"), threshold=threshold)
     result["threshold"] = {"value": threshold, "rule": rule, "chosen_on": "val", "n_val": len(val), "positive": name}
     return predictions, result
 
@@ -497,9 +390,8 @@ def _run_job(task: Task, dataset: Dataset, model: str, frame: pd.DataFrame, load
         scored[(task.name, model, dataset.name)] = predictions
         write_predictions(predictions, out / path)
         test = predictions.where(predictions.frame["split"] == task_split(task))
-        fns = classification_metric_fns(len(predictions.classes))
-        chosen = {m: fns[m] for m in task.settings.get("metrics", CLASSIFICATION_METRICS)}
-        return {"predictions": str(path), "split": task_split(task), **evaluate_predictions(test, chosen, suite, levels),
+        return {"predictions": str(path), "split": task_split(task),
+                **evaluate_predictions(test, suite, levels, task.settings.get("metrics")),
                 "details": details}
     if task.type == "binary":
         predictions, result = run_binary(task, scored[(task.settings["from"], model, dataset.name)], suite)
@@ -515,8 +407,10 @@ def _run_job(task: Task, dataset: Dataset, model: str, frame: pd.DataFrame, load
     assert loaded is not None and features is not None
     annotations = task.settings.get("annotations")
     report = concept_report(loaded, frame, None if annotations is None else resolve_path(annotations, suite.path.parent),
-                            split=task.settings.get("split"), features=features, progress=False)
-    return {"n": report["n"], "metrics": {"mean_auroc": {"estimate": report["mean_auroc"]}}, "details": report}
+                            split=task.settings.get("split"), features=features, progress=False,
+                            **scoring_options(suite))
+    return {key: report.pop(key) for key in ("n", "resampled_by", "level", "n_boot", "min_stratum", "metrics",
+                                             "strata")} | {"details": report}
 
 
 def _run_classification(task: Task, suite: Suite, out: Path) -> list[dict[str, Any]]:
@@ -534,9 +428,13 @@ def _run_classification(task: Task, suite: Suite, out: Path) -> list[dict[str, A
         dataset = str(sources[0]) if len(sources) == 1 else Path(str(item)).stem
         path = predictions_path(task.name, predictions.model_id, dataset)
         write_predictions(predictions, out / path)
-        fns = classification_metric_fns(len(predictions.classes))
-        chosen = {m: fns[m] for m in task.settings.get("metrics", CLASSIFICATION_METRICS)}
-        records.append({"task": task.name, "type": task.type, "model": predictions.model_id, "dataset": dataset,
-                        "predictions": str(path), "split": split,
-                        **evaluate_predictions(predictions, chosen, suite, suite.options.hierarchy_levels)})
+        record = {"task": task.name, "type": task.type, "model": predictions.model_id, "dataset": dataset,
+                  "predictions": str(path), "split": split,
+                  **evaluate_predictions(predictions, suite, suite.options.hierarchy_levels, task.settings.get("metrics"))}
+        if task.settings.get("card"):
+            from dermkit.evaluate.card import source_data, write_evaluation_card
+
+            card_model = resolve_path(str(task.settings["card"]), suite.path.parent)
+            record["card"] = str(write_evaluation_card(card_model, record, data=source_data(dataset, split)))
+        records.append(record)
     return records

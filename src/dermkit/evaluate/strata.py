@@ -4,7 +4,10 @@ Skin types are pooled into the groups commonly reported, so that each has enough
 Fitzpatrick I-II / III-IV / V-VI, and Monk 1-3 (light) / 4-7 (medium) / 8-10 (dark). Age is
 banded at 18, 40, 60 and 80 years. Rows whose field is missing form an ``unknown`` stratum that
 is reported but never enters the gap. The gap is the difference between the best and the worst
-stratum among those with at least ``min_n`` cases and a defined metric.
+stratum among those with at least ``min_n`` cases and a defined metric; its interval comes from the
+same patient bootstrap: on each resample the metric is recomputed in every eligible stratum and the
+largest difference taken (a resample on which some stratum's metric is undefined is skipped).
+Strata too small to enter the gap are still listed with their size.
 """
 
 from __future__ import annotations
@@ -16,15 +19,16 @@ import numpy as np
 import pandas as pd
 
 from dermkit.core import InputError
+from dermkit.data.schema import FITZPATRICK_GROUPS
 from dermkit.evaluate.bootstrap import MetricFn, bootstrap_ci
 from dermkit.evaluate.metrics.inputs import UndefinedMetricError
 from dermkit.evaluate.predictions import Predictions, resampling_units
 
-FITZPATRICK_GROUPS: dict[str, tuple[int, ...]] = {"I-II": (1, 2), "III-IV": (3, 4), "V-VI": (5, 6)}
 MONK_GROUPS: dict[str, tuple[int, ...]] = {"1-3": (1, 2, 3), "4-7": (4, 5, 6, 7), "8-10": (8, 9, 10)}
 AGE_EDGES = (18, 40, 60, 80)
 AGE_BANDS = ("<18", "18-39", "40-59", "60-79", "80+")
 UNKNOWN = "unknown"
+FIXED_STRATA = {"fitzpatrick": tuple(FITZPATRICK_GROUPS), "monk": tuple(MONK_GROUPS), "age": AGE_BANDS}
 STRATIFIABLE = ("fitzpatrick", "monk", "sex", "age", "acquisition", "source", "body_site")
 
 
@@ -37,6 +41,9 @@ class Strata:
     gap: float
     best: str | None
     worst: str | None
+    gap_low: float = np.nan
+    gap_high: float = np.nan
+    gap_skipped: int = 0
 
 
 def _grouped(values: pd.Series, groups: dict[str, tuple[int, ...]]) -> pd.Series:
@@ -90,13 +97,31 @@ def stratify(
     Unlabelled rows (or, with ``target="target"``, rows without soft weights) are left out first.
     """
     kept, truth = _with_truth(predictions, target)
-    probs, names = kept.probs(), stratum_of(kept.frame, by).to_numpy()
-    patients = resampling_units(kept.frame)
+    return stratify_rows(metric, kept.probs(), truth, kept.frame, by, min_n, n_boot, level, seed, higher_is_better)
+
+
+def stratify_rows(
+    metric: MetricFn,
+    preds: np.ndarray,
+    truth: np.ndarray,
+    frame: pd.DataFrame,
+    by: str,
+    min_n: int = 10,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    higher_is_better: bool = True,
+) -> Strata:
+    """``metric(preds, truth)`` per stratum of ``by`` for any row-aligned arrays (ranks, concept scores...),
+    with ``frame`` holding the rows' grouping fields; the gap between strata with its bootstrap interval."""
+    names, patients = stratum_of(frame, by).to_numpy(), resampling_units(frame)
     rows = []
-    for name in sorted(set(names)):
+    for name in sorted(set(names) | set(FIXED_STRATA.get(by, ()))):  # a named group without cases shows n = 0
         mask = names == name
         try:
-            result = bootstrap_ci(metric, probs[mask], truth[mask], patients[mask], n_boot, level, seed)
+            if not mask.any():
+                raise UndefinedMetricError(f"no case in stratum {name}")
+            result = bootstrap_ci(metric, preds[mask], truth[mask], patients[mask], n_boot, level, seed)
             values = {
                 "n_groups": result.n_groups,
                 "estimate": result.estimate,
@@ -114,5 +139,18 @@ def stratify(
     if len(ranked) < 2:
         return Strata(by, table, np.nan, None, None)
     best, worst = ranked.iloc[0], ranked.iloc[-1]
-    gap = float(abs(best["estimate"] - worst["estimate"]))
-    return Strata(by, table, gap, str(best["stratum"]), str(worst["stratum"]))
+    masks = [names == name for name in ranked["stratum"]]
+
+    def gap(rows: np.ndarray, _: np.ndarray) -> float:
+        values = []
+        for mask in masks:
+            chosen = rows[mask[rows]]
+            if chosen.size == 0:
+                return np.nan
+            values.append(metric(preds[chosen], truth[chosen]))
+        return float(np.max(values) - np.min(values))
+
+    indices = np.arange(len(frame))
+    interval = bootstrap_ci(gap, indices, indices, patients, n_boot, level, seed)
+    return Strata(by, table, interval.estimate, str(best["stratum"]), str(worst["stratum"]),
+                  interval.low, interval.high, interval.n_skipped)

@@ -20,20 +20,24 @@ from typing import Any
 import yaml
 
 from dermkit.core.errors import InputError
+from dermkit.evaluate.metrics.collection import (
+    BINARY_METRICS,
+    CLASSIFICATION_METRICS,
+    DEFAULT_POSITIVE,
+    DEFAULT_STRATA,
+    DEFAULT_STRATA_METRICS,
+    DIFFERENTIAL_METRICS,
+    POSITIVE_METRICS,
+)
 from dermkit.evaluate.strata import STRATIFIABLE
 
 TASK_TYPES = ("zero-shot", "concepts", "linear-probe", "retrieval", "classification", "binary")
 TEXT_TASKS = ("zero-shot", "concepts", "retrieval")
 MODEL_TASKS = ("zero-shot", "concepts", "linear-probe", "retrieval")
 SCORE_SOURCES = ("zero-shot", "linear-probe")
-CLASSIFICATION_METRICS = (
-    "accuracy", "balanced_accuracy", "macro_f1", "cohen_kappa", "top3_accuracy", "macro_auroc",
-    "macro_average_precision", "ece",
-)
-BINARY_METRICS = (
-    "auroc", "average_precision", "sensitivity", "specificity", "ppv", "npv",
-    "sensitivity_at_90_specificity", "partial_auc_above_80_tpr",
-)
+# Metric names a task may list; names of metrics of another positive class are checked when scoring.
+TASK_METRICS = (*CLASSIFICATION_METRICS, *DIFFERENTIAL_METRICS,
+                *(f"{DEFAULT_POSITIVE}_{name}" for name in POSITIVE_METRICS))
 _REGIME = re.compile(r"^(full|fraction:(0?\.\d+|1(\.0*)?)|shot:[1-9]\d*)$")
 
 
@@ -100,8 +104,8 @@ class Options:
     bootstrap: int = 1000
     level: float = 0.95
     seed: int = 0
-    strata: tuple[str, ...] = ("fitzpatrick", "sex", "age")
-    strata_metrics: tuple[str, ...] = ("balanced_accuracy", "auroc")
+    strata: tuple[str, ...] = DEFAULT_STRATA
+    strata_metrics: tuple[str, ...] = DEFAULT_STRATA_METRICS
     min_stratum: int = 10
     hierarchy_levels: tuple[int, ...] = (2,)
     images: str = "first"
@@ -165,7 +169,7 @@ _TASK = {
     "concepts": {"split": str, "annotations": str},
     "linear-probe": {"regimes": list, "seeds": list, "cs": list},
     "retrieval": {"split": str, "captions_per_case": int, "seed": int, "ks": list},
-    "classification": {"predictions": (str, list)},
+    "classification": {"predictions": (str, list), "card": str},
     "binary": {"from": str, "positive": list, "threshold": str, "target_sensitivity": float},
 }
 
@@ -262,7 +266,7 @@ def _options(check: _Checker, raw: Any, line: int) -> Options:
             out[key] = tuple(value)
         elif key == "strata_metrics":
             for item, item_line in zip(value, _item_lines(value, key_line)):
-                check.choice(item, CLASSIFICATION_METRICS + BINARY_METRICS, item_line, key, "metric")
+                check.choice(item, TASK_METRICS + BINARY_METRICS, item_line, key, "metric")
             out[key] = tuple(value)
         elif key == "hierarchy_levels":
             for item, item_line in zip(value, _item_lines(value, key_line)):
@@ -476,7 +480,7 @@ def _task_settings(
     """Per-type checks: regimes, seeds, metrics, score sources, positive classes, files."""
     from dermkit.ontology import default_ontology
 
-    allowed = BINARY_METRICS if kind == "binary" else CLASSIFICATION_METRICS
+    allowed = BINARY_METRICS if kind == "binary" else TASK_METRICS
     for metric, metric_line in zip(values.get("metrics", []), _item_lines(values.get("metrics", []), at)):
         check.choice(metric, allowed, metric_line, "metrics", f"{kind} metric")
     for regime, regime_line in zip(values.get("regimes", []), _item_lines(values.get("regimes", []), at)):
@@ -487,6 +491,8 @@ def _task_settings(
             check.typed(item, int, item_line, key)
     for item, item_line in zip(values.get("cs", []), _item_lines(values.get("cs", []), at)):
         check.typed(item, float, item_line, "cs")
+    if "card" in values and not check.path_of(values["card"]).is_dir():
+        raise check.fail("card must name an existing model directory", lines["card"], "card")
     if "annotations" in values and not check.path_of(values["annotations"]).is_file():
         raise check.fail("annotations file does not exist", lines["annotations"], "annotations")
     if kind == "classification":

@@ -19,7 +19,6 @@ from scipy.special import softmax
 from dermkit.core.errors import InputError
 from dermkit.data.table import read_table
 from dermkit.evaluate.features import ImageFeatures, ImageMode, encode_prompt_sets, resolve_model, split_embeddings
-from dermkit.evaluate.metrics import accuracy, balanced_accuracy, macro_auroc, top_k_accuracy
 from dermkit.evaluate.predictions import UNLABELLED, Predictions
 from dermkit.evaluate.prompts import class_prompts, templates_for
 from dermkit.ontology import Ontology, default_ontology
@@ -125,33 +124,20 @@ def zero_shot_predictions(
     return Predictions.from_cases(cases, probs, labels, model_id=loaded.name, classes=class_ids)
 
 
-def classification_metrics(predictions: Predictions, k: int = 3) -> dict[str, Any]:
-    """Top-1, top-k and balanced accuracy and macro AUROC of the labelled rows, and their count."""
-    labelled = predictions.labelled()
-    probs, labels = labelled.probs(), labelled.labels()
-    return {
-        "n": len(labelled),
-        "n_unlabelled": len(predictions) - len(labelled),
-        "top1": accuracy(probs, labels),
-        f"top{k}": top_k_accuracy(probs, labels, k=min(k, probs.shape[1])),
-        "balanced_accuracy": balanced_accuracy(probs, labels),
-        "macro_auroc": macro_auroc(probs, labels),
-    }
-
-
 def zero_shot_report(
     model_name: str | LoadedModel,
     table_dir: str | Path,
     split: str | None = "test",
     label_set: str | Sequence[str] | None = None,
     *,
+    images: ImageMode = "first",
     cache_dir: str | Path | None = None,
+    **scoring: Any,
 ) -> dict[str, Any]:
-    """The vision-language acceptance figure: balanced accuracy, top-1, top-3, macro AUROC and n."""
-    predictions = zero_shot_predictions(model_name, table_dir, classes=label_set, split=split, cache_dir=cache_dir)
-    return {
-        "model": predictions.model_id,
-        "split": split,
-        "classes": list(predictions.classes),
-        **classification_metrics(predictions, k=3),
-    }
+    """Zero-shot predictions of ``split`` scored by the metric collection (``scoring``: its bootstrap and
+    strata keywords): every metric with its interval, and the per-group block."""
+    from dermkit.evaluate.metrics.collection import score_predictions
+
+    predictions = zero_shot_predictions(model_name, table_dir, classes=label_set, split=split, images=images,
+                                        cache_dir=cache_dir)
+    return {"model": predictions.model_id, "split": split, **score_predictions(predictions, **scoring)}

@@ -15,6 +15,7 @@ import yaml
 
 from dermkit import __version__
 from dermkit.core.errors import InputError
+from dermkit.data.schema import FITZPATRICK_GROUPS
 from dermkit.ontology import default_ontology
 
 RESEARCH_ONLY = (
@@ -104,6 +105,19 @@ def training_data_entries(manifests: list[dict[str, Any]]) -> list[dict[str, str
     """One card entry per training table: its source and licence as its manifest records them."""
     return [{"name": str(m.get("source") or Path(m["table"]).name), "license": str(m.get("licence") or "unknown")}
             for m in manifests]
+
+
+def case_composition(cases: Any) -> dict[str, Any]:
+    """The training split's mix that a card's limitations are read from: case count, cases per
+    acquisition type and per Fitzpatrick group (``unknown`` where a case does not record it)."""
+    acquisition: dict[str, int] = {}
+    fitzpatrick = dict.fromkeys([*FITZPATRICK_GROUPS, "unknown"], 0)
+    for case in cases:
+        kind = case.acquisition or "unknown"
+        acquisition[kind] = acquisition.get(kind, 0) + 1
+        group = next((name for name, types in FITZPATRICK_GROUPS.items() if case.fitzpatrick in types), "unknown")
+        fitzpatrick[group] += 1
+    return {"n": sum(acquisition.values()), "acquisition": acquisition, "fitzpatrick": fitzpatrick}
 
 
 def license_of_trained_weights(training_data: list[dict[str, str]]) -> str:

@@ -39,6 +39,7 @@ from dermkit.evaluate.metrics import balanced_accuracy
 from dermkit.models.backbones import DEFAULT_BACKBONE, Backbone, build_backbone
 from dermkit.models.card import (
     ModelCard,
+    case_composition,
     license_of_trained_weights,
     training_data_entries,
 )
@@ -503,7 +504,8 @@ class DdxTrainer:
             base_model=self.config.backbone if self.uses_images else "",  # ddx:DIR names the run it came from
             license=license_of_trained_weights(training_data),
             training_data=training_data,
-            results={"validation": validation, "training": self.config.recipe()},
+            results={"validation": validation, "training": self.config.recipe(),
+                     "training_cases": case_composition(c for c in self.train.cases if not c.synthetic)},
         )
         save_ddx(DdxModel(self.net.cpu(), self.labels, self.metadata_spec, config, card), self.out / "model")
         summary["model"] = str(self.out / "model")
