@@ -15,8 +15,11 @@ from typing import Any
 
 from dermkit import __version__
 from dermkit.core.errors import DermkitError
+from dermkit.core.precision import PRECISIONS
 from dermkit.models.transforms import AUGMENTATIONS, TTA_VIEW_COUNTS
 
+PRECISION_HELP = ("auto (default): bf16 only where this device runs it natively, else fp32; "
+                  "bf16 on a CPU that emulates it warns (many times slower)")
 TTA_HELP = ("test-time augmentation: the mean over N views of each image (2: + mirror; 4: + half turn; "
             "8: every quarter turn, mirrored or not)")
 
@@ -204,7 +207,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     clip.add_argument("--wd", type=float, default=0.1, help="AdamW weight decay (matrices only)")
     clip.add_argument("--warmup", type=int, default=1000, help="linear warm-up steps before cosine decay")
     clip.add_argument("--accum", type=int, default=1, help="batches per optimiser step")
-    clip.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 autocast or fp32")
+    clip.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     clip.add_argument("--lock-image", action="store_true", help="freeze the image trunk (features cached)")
     clip.add_argument("--lock-text", action="store_true", help="freeze the text trunk (features cached)")
     clip.add_argument("--unlock-image-groups", type=int, default=0, metavar="N",
@@ -352,7 +355,7 @@ def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
     ddx.add_argument("--select-on", choices=["loss", "balanced-accuracy"], default="loss",
                      help="validation criterion of the checkpoint kept and of early stopping: the class-balanced "
                           "loss (steady on small splits) or balanced accuracy (some hundreds of cases or more)")
-    ddx.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ddx.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     ddx.add_argument("--seed", type=int, default=0)
     ddx.add_argument("--resume", action="store_true")
     ddx.add_argument("--workers", type=int, default=0)
@@ -716,7 +719,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     features = task("features", "extract and cache image embeddings of every case", _cmd_eval_features)
     features.add_argument("--batch-size", type=int, default=64)
     features.add_argument("--workers", type=int, help="decoding processes (default: cores - 1)")
-    features.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    features.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
 
     zeroshot = task("zeroshot", "zero-shot classification into a label set", _cmd_eval_zeroshot)
     zeroshot.add_argument("--split", default="test", help="split to classify (default test)")
@@ -884,8 +887,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-batch", type=int, default=8, help="images per model call; 1 disables batching")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill")
     serve.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    serve.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                       help="image tower precision; auto: bf16 where the CPU runs it natively")
+    serve.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     serve.add_argument("--store-uploads", type=Path, metavar="DIR",
                        help="keep uploaded photos (pixels only, EXIF stripped) in DIR; default: never stored")
     serve.add_argument("--cache-dir", type=Path, help="prompt-embedding cache (default ~/.cache/dermkit/textbank)")
@@ -980,7 +982,7 @@ def _add_curate(sub: argparse._SubParsersAction) -> None:
     embed.add_argument("--images", choices=["first", "all"], default="first", help="embed the first or every image")
     embed.add_argument("--batch-size", type=int, default=64)
     embed.add_argument("--workers", type=int, help="DataLoader workers per process")
-    embed.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    embed.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     embed.add_argument("--quiet", action="store_true", help="no progress bar")
     embed.add_argument("--json", action="store_true", help="print the manifest as JSON")
     embed.set_defaults(func=_cmd_embed)

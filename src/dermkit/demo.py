@@ -71,7 +71,7 @@ def prepare_table(source: DemoSource, out: Path, seed: int) -> dict[str, Any]:
 
 # Projection heads on frozen, cached trunks: minutes on two CPU cores (see docs/training-clip.md).
 DEMO_TRAINING = {"epochs": 30, "batch_size": 512, "lr": 5e-4, "warmup": 50, "lock_image": True, "lock_text": True,
-                 "precision": "bf16", "workers": 1}
+                 "precision": "auto", "workers": 1}
 
 
 def train_vision_language(model: str, tables: list[str], out: Path, seed: int) -> dict[str, Any]:

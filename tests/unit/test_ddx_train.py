@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from dermkit.core.errors import InputError
+from dermkit.core.precision import precision_record, resolve_precision
 from dermkit.evaluate.metrics import balanced_accuracy
 from dermkit.models import ModelCard, load_model
 from dermkit.predict import choose_tta, predict_table
@@ -36,6 +37,10 @@ def test_heads_train_on_cached_features_and_the_export_predicts(table, tmp_path)
     assert predictions.classes[0] == "melanoma" and set(predictions.frame["split"]) == {"test"}
     card = ModelCard.read(Path(summary["model"]) / "README.md")  # HAM10000 is CC BY-NC: so are its weights
     assert card.license == "cc-by-nc-4.0" and card.training_data[0]["license"] == "CC BY-NC 4.0"
+    # --precision auto is resolved once, by the machine, and recorded with the CPU capability.
+    machine = precision_record(resolve_precision("auto"))
+    assert {key: summary[key] for key in machine} == machine
+    assert (card.precision, card.cpu_capability) == (machine["precision"], machine["cpu_capability"])
 
 
 def test_staged_unfreezing_trains_the_last_trunk_groups(table, tmp_path):
