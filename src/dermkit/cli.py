@@ -519,7 +519,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from dermkit.data.stats import format_stats
     from dermkit.demo import run_demo
 
-    summary = run_demo(args.data_root, args.out, seed=args.seed, model=args.model, train=not args.no_train)
+    summary = run_demo(args.data_root, args.out, seed=args.seed, model=args.model, train=not args.no_train,
+                       ham_cases=args.ham_cases)
     if args.json:
         print_json(summary)
         return 0
@@ -528,6 +529,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"\n== {name}: {table['cases']} cases in {table['table']}")
         print(format_stats(table["stats"]))
         print(f"leaks across splits: {table['leaks']}")
+        if "sample" in table:
+            print(f"trained and evaluated on a class-stratified sample: {table['sample']['cases']} cases "
+                  f"({table['sample']['table']})")
         print(f"plots: {Path(table['plots'][0]).parent}")
     if "held_out" in summary:
         print(f"\n== {summary['served_model']}: held-out cases of {summary['held_out']['table']}")
@@ -550,7 +554,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    from dermkit.demo import default_data_root
+    from dermkit.demo import DEMO_HAM_CASES, default_data_root
 
     demo = sub.add_parser("demo", help="run the main job end to end on the real sample (or synthetic data)")
     demo.add_argument("--data-root", type=Path, default=default_data_root(),
@@ -563,6 +567,9 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--model", default="dermlip-lite",
                       help="vision-language model the demo fine-tunes, evaluates and (with --serve) serves")
     demo.add_argument("--no-train", action="store_true", help="skip fine-tuning and held-out evaluation")
+    demo.add_argument("--ham-cases", type=int, default=DEMO_HAM_CASES,
+                      help="train and evaluate on a class-stratified sample of this many HAM10000 cases "
+                           f"(default {DEMO_HAM_CASES}; the whole set is still imported, checked and described)")
     demo.add_argument("--port", type=int, default=8000, help="port for --serve (bound to 127.0.0.1)")
     demo.set_defaults(func=_cmd_demo)
 

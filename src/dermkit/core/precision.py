@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 Precision = Literal["auto", "bf16", "fp32"]
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
 # Measured with bench/extract_throughput.py under ATEN_CPU_CAPABILITY=avx2 (docs/results.md).
-EMULATED_BF16_SLOWDOWN = "about 18x slower than fp32 for EfficientNet-Lite0"
+EMULATED_BF16_SLOWDOWN = "about 13-18x slower than fp32 for EfficientNet-Lite0"
 # PyTorch CPU capabilities whose kernels use AVX512-BF16/AMX instructions.
 _NATIVE_BF16_CAPABILITIES = ("AVX512",)
 _warned_emulated = False

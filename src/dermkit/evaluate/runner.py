@@ -178,7 +178,7 @@ def evaluate_predictions(
 def prepare_dataset(dataset: Dataset, out: Path, seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The dataset's cases (built by import + split when its table is absent) and a description."""
     from dermkit.data.importers import run_import
-    from dermkit.data.splits import split_table
+    from dermkit.data.splits import split_table, stratified_sample
 
     table = dataset.table or out / "tables" / dataset.name
     built = False
@@ -194,10 +194,8 @@ def prepare_dataset(dataset: Dataset, out: Path, seed: int = 0) -> tuple[pd.Data
     if frame["split"].isna().all():
         raise InputError(f"dataset {dataset.name!r} has no splits; add 'split:' or run 'dermkit data split'",
                          file=table)
-    if dataset.max_cases is not None and dataset.max_cases < len(frame):
-        share = dataset.max_cases / len(frame)
-        kept = frame.groupby(frame["diagnosis_id"].fillna(""), group_keys=False).sample(frac=share, random_state=seed)
-        frame = frame.loc[sorted(kept.index)].reset_index(drop=True)
+    if dataset.max_cases is not None:
+        frame = stratified_sample(frame, dataset.max_cases, seed)
     counts = frame["split"].value_counts().to_dict()
     return frame, {"table": str(table), "built": built, "cases": len(frame), "splits": counts}
 

@@ -47,6 +47,8 @@ from dermkit.train.features import (
     Tower,
     fill_cache,
     image_identity,
+    padding_id,
+    trim_padding,
     weights_digest,
 )
 from dermkit.train.losses import LOSSES
@@ -217,7 +219,9 @@ class ClipTrainer:
             started = time.perf_counter()
             self.model.eval()
             with self._autocast():  # bf16 runs cache bf16 trunk features (about 3x faster on CPU)
-                fill_cache(cache, keys, load, tower.encode_trunk, batch_size=min(self.config.batch_size, 256),
+                pad = padding_id(tower)
+                encode = tower.encode_trunk if pad is None else trim_padding(tower.encode_trunk, pad)
+                fill_cache(cache, keys, load, encode, batch_size=min(self.config.batch_size, 256),
                            device=self.device, workers=self.config.workers, description=f"caching {side} features")
             record["seconds"] = round(time.perf_counter() - started, 3)
         self.log.write(record)
