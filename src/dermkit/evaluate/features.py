@@ -47,6 +47,9 @@ INDEX_FILE = "index.parquet"
 META_FILE = "meta.json"
 # Memory addresses in a transform's repr (e.g. of a Lambda) change every run; the key must not.
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+# A model built in code prints Normalize(mean=(...)); the same model exported and reloaded from its
+# JSON config prints mean=[...]: one preprocessing, so one key (and one trunk pass).
+_LIST = re.compile(r"\[([^\[\]]*)\]")
 # A bf16 run is kept only if its embeddings of the first images point where fp32's do.
 BF16_MIN_COSINE = 0.99
 BF16_CHECK_IMAGES = 8
@@ -115,7 +118,7 @@ def extract_image_features(
         "model": loaded.name,
         "weights": weights_fingerprint(loaded.model),
         "table": table_fingerprint(index),
-        "preprocess": _ADDRESS.sub("", repr(loaded.preprocess_eval)),
+        "preprocess": preprocessing_key(loaded.preprocess_eval),
         "images": images,
         "precision": wanted,
     }
@@ -138,6 +141,11 @@ def extract_image_features(
     meta = {**key_parts, "precision_used": used, "n_images": len(index), "embed_dim": embeddings.shape[1]}
     _write_entry(entry, l2_normalize(embeddings).astype(np.float32), index, meta)
     return _read_entry(entry)
+
+
+def preprocessing_key(transform: Callable[[Any], Any]) -> str:
+    """The transform's repr without memory addresses, sequences printed alike whether tuple or list."""
+    return _LIST.sub(r"(\1)", _ADDRESS.sub("", repr(transform)))
 
 
 def image_trunk(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
