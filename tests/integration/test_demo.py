@@ -23,7 +23,7 @@ def test_demo_without_real_data_imports_splits_and_plots(tmp_path: Path, capsys:
     assert summary["data"] == "synthetic"
     # One line first says what the demo does and how long it takes here; every step is timed.
     plan = printed.err.lstrip().splitlines()[0]
-    assert plan.startswith("dermkit demo: import") and " min here (CPU " in plan
+    assert plan.startswith("dermkit demo: import") and " min here when the cores are free (CPU " in plan
     assert summary["precision"] == resolve_precision("auto") and summary["cpu_capability"] in plan
     assert {"import synthetic-ham10000", "train clip", "evaluation suite and report"} <= set(summary["timings"])
     assert summary["timings"]["total"] >= sum(v for k, v in summary["timings"].items() if k != "total") - 1
