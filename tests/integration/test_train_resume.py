@@ -39,7 +39,7 @@ def write_pair_table(out: Path, make_image: Callable[..., Path], n_train: int = 
 
 def config(table: Path, out: Path, **overrides: object) -> ClipTrainConfig:
     settings: dict[str, object] = dict(model="tiny-clip", data=[str(table)], out=str(out), epochs=2, batch_size=4,
-                                       lr=1e-3, warmup=2, export=False)
+                                       lr=1e-3, warmup=2, export=False, precision="fp32")
     settings.update(overrides)
     return ClipTrainConfig(**settings)  # type: ignore[arg-type]
 

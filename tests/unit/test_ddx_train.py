@@ -19,7 +19,7 @@ from dermkit.train.checkpoint import load_checkpoint
 from dermkit.train.ddx import DdxTrainConfig, DdxTrainer, train_ddx
 
 TINY = {"labels": "ham10000", "other": False, "backbone": "test_efficientnet", "pretrained": False,
-        "image_size": 32, "batch_size": 8, "hidden": 16}
+        "image_size": 32, "batch_size": 8, "hidden": 16, "precision": "fp32"}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,8 @@ def table(tmp_path_factory: pytest.TempPathFactory, synthetic_ham_table) -> Path
 
 
 def test_heads_train_on_cached_features_and_the_export_predicts(table, tmp_path):
-    summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=3, aux_level=2, **TINY))
+    summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=3, aux_level=2,
+                                       **{**TINY, "precision": "auto"}))
     assert summary is not None and summary["epochs_run"] == 3 and 0 <= summary["best_epoch"] < 3
     assert list((tmp_path / "run" / "feature-cache").glob("image-*.pt"))
     model = load_model("ddx", path=summary["model"])
