@@ -180,3 +180,11 @@ def test_models_on_one_trunk_share_its_features_and_match_their_own_encoder(tabl
 
 def test_a_tower_without_a_trunk_and_head_is_embedded_whole() -> None:
     assert F.image_trunk(load_model("tiny-clip").model) is None  # a ViT: the other tests cover that path
+
+
+def test_text_embeddings_cut_padding_without_changing_the_result() -> None:
+    loaded = load_model("dermlip-lite")
+    texts = ["a melanoma on the back", "a benign nevus with a regular pigment network on the upper arm"]
+    with torch.inference_mode():
+        full = F.l2_normalize(loaded.model.encode_text(loaded.tokenizer(texts)).float().numpy())
+    np.testing.assert_allclose(F.encode_texts(loaded, texts), full, atol=1e-5)

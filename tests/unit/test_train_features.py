@@ -13,7 +13,8 @@ pytest.importorskip("open_clip")
 from dermkit.models import load_model  # noqa: E402
 from dermkit.models.build import build_open_clip  # noqa: E402
 from dermkit.models.families.tiny_clip import MODEL_CFG, PREPROCESS_CFG  # noqa: E402
-from dermkit.train.features import FeatureCache, Tower, image_identity, padding_id, trim_padding  # noqa: E402
+from dermkit.models.text_padding import text_padding_id, trim_padding  # noqa: E402
+from dermkit.train.features import FeatureCache, Tower, image_identity  # noqa: E402
 
 
 def models() -> list[torch.nn.Module]:
@@ -66,8 +67,8 @@ def test_cache_key_follows_model_preprocessing_and_image_content(
 def test_cutting_trailing_padding_leaves_hugging_face_text_features_unchanged() -> None:
     loaded = load_model("dermlip-lite")
     tower = Tower.of(loaded.model, "text")
-    pad = padding_id(tower)
-    assert pad is not None and padding_id(Tower.of(load_model("tiny-clip").model, "text")) is None
+    pad = text_padding_id(tower.holder)
+    assert pad is not None and text_padding_id(Tower.of(load_model("tiny-clip").model, "text").holder) is None
     tokens = loaded.tokenizer(["a melanoma on the back", "a benign nevus with a regular network on the arm"])
     seen = []
 

@@ -236,13 +236,17 @@ def split_embeddings(
 def encode_texts(model: str | LoadedModel, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
     """Unit-norm fp32 text embeddings, one row per text (cheap, so never cached)."""
     torch = require("torch", "torch", "text embeddings")
+    from dermkit.models.text_padding import text_padding_id, trim_padding
+
     loaded = resolve_model(model)
     device = _device_of(loaded.model)
+    pad = text_padding_id(getattr(loaded.model, "text", None))
+    encode = loaded.model.encode_text if pad is None else trim_padding(loaded.model.encode_text, pad)
     rows: list[np.ndarray] = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             tokens = loaded.tokenizer(list(texts[start:start + batch_size])).to(device)
-            rows.append(loaded.model.encode_text(tokens).float().cpu().numpy())
+            rows.append(encode(tokens).float().cpu().numpy())
     if not rows:
         return np.zeros((0, loaded.embed_dim), dtype=np.float32)
     return l2_normalize(np.concatenate(rows)).astype(np.float32)

@@ -28,6 +28,7 @@ from dermkit.core.errors import InputError
 from dermkit.core.precision import PRECISIONS, precision_record, resolve_precision
 from dermkit.data.images import open_image
 from dermkit.data.table import Case
+from dermkit.models.text_padding import text_padding_id, trim_padding
 from dermkit.train import distributed
 from dermkit.train.checkpoint import (
     all_rng_states,
@@ -47,8 +48,6 @@ from dermkit.train.features import (
     Tower,
     fill_cache,
     image_identity,
-    padding_id,
-    trim_padding,
     weights_digest,
 )
 from dermkit.train.losses import LOSSES
@@ -219,7 +218,7 @@ class ClipTrainer:
             started = time.perf_counter()
             self.model.eval()
             with self._autocast():  # bf16 runs cache bf16 trunk features (about 3x faster on CPU)
-                pad = padding_id(tower)
+                pad = text_padding_id(tower.holder) if side == "text" else None
                 encode = tower.encode_trunk if pad is None else trim_padding(tower.encode_trunk, pad)
                 fill_cache(cache, keys, load, encode, batch_size=min(self.config.batch_size, 256),
                            device=self.device, workers=self.config.workers, description=f"caching {side} features")

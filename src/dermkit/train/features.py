@@ -92,32 +92,6 @@ class Tower:
             return self.encode(inputs)
 
 
-def padding_id(tower: Tower) -> int | None:
-    """The pad token of a Hugging Face text trunk whose attention and pooling mask padding, else None.
-
-    Only there can trailing padding be cut without changing the features (open_clip's own text
-    transformers may pool the last position, and its MaxPooler takes padded positions into account).
-    """
-    config = getattr(tower.holder, "config", None)
-    pooler = getattr(tower.holder, "pooler", None)
-    pad = getattr(config, "pad_token_id", None)
-    if tower.side != "text" or pad is None or pooler is None or type(pooler).__name__ == "MaxPooler":
-        return None
-    return int(pad)
-
-
-def trim_padding(encode: Callable[[torch.Tensor], torch.Tensor], pad: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``encode`` over token batches cut after their longest text instead of the full context length
-    (captions are a third of CLIP's 77 tokens, and a transformer's cost grows with the length)."""
-
-    def trimmed(tokens: torch.Tensor) -> torch.Tensor:
-        used = (tokens != pad).any(dim=0).nonzero()
-        length = int(used.max()) + 1 if len(used) else 1
-        return encode(tokens[:, :length])
-
-    return trimmed
-
-
 def weights_digest(parameters: Sequence[torch.Tensor]) -> str:
     digest = hashlib.sha256()
     for tensor in parameters:
