@@ -183,7 +183,7 @@ def evaluate_and_report(tables: dict[str, str], models: list[str], out: Path, re
     return {"html": str(html), "markdown": str(markdown), "results": str(out / "eval" / "results.json")}
 
 
-def demo_plan(sources: list[DemoSource], ham_cases: int, train: bool) -> str:
+def demo_plan(sources: list[DemoSource], ham_cases: int, train: bool, model: str, real: bool) -> str:
     """The one line the demo starts with: what it will do and about how long it takes here."""
     from dermkit.core.precision import cpu_capability, resolve_precision
 
@@ -192,9 +192,9 @@ def demo_plan(sources: list[DemoSource], ham_cases: int, train: bool) -> str:
     precision = resolve_precision("auto")
     minutes = estimate_minutes(sum(images.values()), sum(used.values()) if train else 0, precision)
     sizes = ", ".join(f"{name} {n:,} images" for name, n in images.items())
-    work = (f"fine-tune dermlip-lite on {sum(used.values()):,} cases "
-            f"(HAM10000: a class-stratified sample of {used.get('ham10000', 0):,}), held-out reports, "
-            "an evaluation suite over 3 models" if train else "no training")
+    sample = f" (HAM10000: a class-stratified sample of {used['ham10000']:,})" if used != images else ""
+    work = (f"fine-tune {model} on {sum(used.values()):,} cases{sample}, held-out reports, "
+            f"an evaluation suite over {3 if real else 2} models" if train else "no training")
     return (f"dermkit demo: import, split, leak-check and describe {sizes}; {work}. "
             f"About {minutes:.0f} min here when the cores are free (CPU {cpu_capability()}, {precision}, "
             f"{os.cpu_count()} cores; longer while other work shares them).")
@@ -204,7 +204,7 @@ def demo_plan(sources: list[DemoSource], ham_cases: int, train: bool) -> str:
 # importing (full decode, hashes, stats) and one image-trunk pass in each precision.
 IMPORT_S_PER_IMAGE = 0.006
 TRUNK_S_PER_IMAGE = {"fp32": 0.045, "bf16": 0.04}
-FIXED_S = 90  # model loading, caption encoding, training epochs, probes, bootstrap, report
+FIXED_S = 210  # model loading, caption encoding, training epochs, probes, bootstrap, report
 
 
 def estimate_minutes(imported: int, trained: int, precision: str) -> float:
@@ -234,7 +234,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     timer, started = StepTimer(), time.perf_counter()
     sources, real = find_sources(data_root, out)
-    print(demo_plan(sources, ham_cases, train), file=sys.stderr, flush=True)  # stdout may be --json
+    print(demo_plan(sources, ham_cases, train, model, real), file=sys.stderr, flush=True)  # stdout may be --json
     summary: dict[str, Any] = {"data": "real sample" if real else "synthetic", "tables": {},
                                **precision_record(resolve_precision("auto"))}
     for source in sources:
