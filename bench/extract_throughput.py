@@ -13,6 +13,10 @@ reported too).
 Images: the first N of ../shared/data/ham10000 when present, else random-pixel JPEGs (saying so).
 
     python bench/extract_throughput.py [--images 512] [--batch-size 64] [--repeats 3] [--model NAME]
+        [--precision auto|bf16|fp32] [--out FILE]
+
+With ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` an AVX-512 machine approximates a CPU
+without native bf16 (``--precision auto`` then runs fp32); the JSON records the capability.
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ import torch
 from PIL import Image
 
 from dermkit.core.atomic import atomic_write_text
+from dermkit.core.precision import PRECISIONS, cpu_capability, native_bf16
 from dermkit.evaluate.features import (
     BF16_MIN_COSINE,
-    bf16_supported,
     default_num_workers,
     extract_image_features,
     l2_normalize,
@@ -77,19 +81,28 @@ def baseline(model: torch.nn.Module, transform, paths: list[str], batch_size: in
     return l2_normalize(np.concatenate(rows))
 
 
+def _emulation_note() -> str | None:
+    """Say so when an AVX-512 machine was told to run as an AVX2 one."""
+    if os.environ.get("ATEN_CPU_CAPABILITY", "").lower() == "avx2":
+        return ("ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 (native bf16) machine: "
+                "approximates a CPU without native bf16")
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--model", default="dermlip-lite" if "dermlip-lite" in list_models() else "tiny-clip")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each; the fastest counts")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="dermkit's precision")
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args()
 
     loaded = load_model(args.model)
     # The baseline keeps its own copy: dermkit's extraction turns its model channels-last.
     baseline_model = copy.deepcopy(loaded.model)
-    common = {"batch_size": args.batch_size, "progress": False}
+    common = {"batch_size": args.batch_size, "progress": False, "precision": args.precision}
     baseline_seconds, ours_seconds = [], []
     with tempfile.TemporaryDirectory() as scratch:
         paths, source = image_paths(args.images, Path(scratch))
@@ -115,6 +128,10 @@ def main() -> int:
         "baseline_images_per_s": round(len(paths) / min(baseline_seconds), 2),
         "dermkit_images_per_s": round(len(paths) / min(ours_seconds), 2),
         "ratio": round(min(baseline_seconds) / min(ours_seconds), 3),
+        "cpu_capability": cpu_capability(),
+        "precision": ours.meta["precision_used"],
+        "baseline_precision": "fp32",
+        "emulation": _emulation_note(),
         "baseline_seconds": [round(t, 2) for t in baseline_seconds],
         "dermkit_seconds": [round(t, 2) for t in ours_seconds],
         "target_ratio": 2.5,
@@ -130,8 +147,8 @@ def main() -> int:
             "dermkit_num_workers": default_num_workers(),
             "torch_threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(),
-            "cpu_bf16": bf16_supported(torch.device("cpu")),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_bf16_native": native_bf16("cpu"),
+            "cpu_capability": cpu_capability(),
             "torch": torch.__version__,
             "python": platform.python_version(),
             "machine": platform.machine(),

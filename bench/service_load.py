@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from dermkit.core.atomic import atomic_write_text
+from dermkit.core.precision import precision_record, resolve_precision
 
 ROOT = Path(__file__).resolve().parents[1]
 HAM_IMAGES = ROOT.parent / "shared" / "data" / "ham10000" / "images"
@@ -198,6 +199,7 @@ def main() -> None:
         "note": "p50_ms/p99_ms: one request at a time; rps: batching on at the given concurrency; "
                 "ratio: rps with batching over rps without",
         "targets": {"p50_ms": TARGET_P50_MS, "ratio": TARGET_RATIO},
+        **precision_record(resolve_precision("auto")),  # the servers' --precision auto, decided on this machine
         **runs,
         "settings": {"max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms, "threads": args.threads,
                      "index_cases": args.index_cases, "warmup": args.warmup, "cpu_count": os.cpu_count(),

@@ -15,8 +15,11 @@ from typing import Any
 
 from dermkit import __version__
 from dermkit.core.errors import DermkitError
+from dermkit.core.precision import PRECISIONS
 from dermkit.models.transforms import AUGMENTATIONS, TTA_VIEW_COUNTS
 
+PRECISION_HELP = ("auto (default): bf16 only where this device runs it natively, else fp32; "
+                  "bf16 on a CPU that emulates it warns (many times slower)")
 TTA_HELP = ("test-time augmentation: the mean over N views of each image (2: + mirror; 4: + half turn; "
             "8: every quarter turn, mirrored or not)")
 
@@ -232,7 +235,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     clip.add_argument("--wd", type=float, default=0.1, help="AdamW weight decay (matrices only)")
     clip.add_argument("--warmup", type=int, default=1000, help="linear warm-up steps before cosine decay")
     clip.add_argument("--accum", type=int, default=1, help="batches per optimiser step")
-    clip.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 autocast or fp32")
+    clip.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     clip.add_argument("--lock-image", action="store_true", help="freeze the image trunk (features cached)")
     clip.add_argument("--lock-text", action="store_true", help="freeze the text trunk (features cached)")
     clip.add_argument("--unlock-image-groups", type=int, default=0, metavar="N",
@@ -380,7 +383,7 @@ def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
     ddx.add_argument("--select-on", choices=["loss", "balanced-accuracy"], default="loss",
                      help="validation criterion of the checkpoint kept and of early stopping: the class-balanced "
                           "loss (steady on small splits) or balanced accuracy (some hundreds of cases or more)")
-    ddx.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ddx.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     ddx.add_argument("--seed", type=int, default=0)
     ddx.add_argument("--resume", action="store_true")
     ddx.add_argument("--workers", type=int, default=0)
@@ -562,10 +565,11 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dermkit.data.stats import format_stats
-    from dermkit.demo import default_data_root, run_demo
+    from dermkit.demo import DEMO_HAM_CASES, default_data_root, run_demo
 
     data_root = args.data_root if args.data_root is not None else default_data_root()
-    summary = run_demo(data_root, args.out, seed=args.seed, model=args.model, train=not args.no_train)
+    summary = run_demo(data_root, args.out, seed=args.seed, model=args.model, train=not args.no_train,
+                       ham_cases=DEMO_HAM_CASES if args.ham_cases is None else args.ham_cases)
     if args.json:
         print_json(summary)
         return 0
@@ -574,6 +578,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"\n== {name}: {table['cases']} cases in {table['table']}")
         print(format_stats(table["stats"]))
         print(f"leaks across splits: {table['leaks']}")
+        if "sample" in table:
+            print(f"trained and evaluated on a class-stratified sample: {table['sample']['cases']} cases "
+                  f"({table['sample']['table']})")
         print(f"plots: {Path(table['plots'][0]).parent}")
     if "held_out" in summary:
         print(f"\n== {summary['served_model']}: held-out cases of {summary['held_out']['table']}")
@@ -608,6 +615,10 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--model", default="dermlip-lite",
                       help="vision-language model the demo fine-tunes, evaluates and (with --serve) serves")
     demo.add_argument("--no-train", action="store_true", help="skip fine-tuning and held-out evaluation")
+    demo.add_argument("--ham-cases", type=int,  # default from dermkit.demo, imported only when run
+                      help="train and evaluate on a class-stratified sample of this many HAM10000 cases "
+                           "(default: dermkit.demo.DEMO_HAM_CASES, 800; the whole set is still imported, checked "
+                           "and described)")
     demo.add_argument("--port", type=int, default=8000, help="port for --serve (bound to 127.0.0.1)")
     demo.set_defaults(func=_cmd_demo)
 
@@ -799,7 +810,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                     scored=False)
     features.add_argument("--batch-size", type=int, default=64)
     features.add_argument("--workers", type=int, help="decoding processes (default: cores - 1)")
-    features.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    features.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
 
     zeroshot = task("zeroshot", "zero-shot classification into a label set", _cmd_eval_zeroshot)
     zeroshot.add_argument("--split", default="test", help="split to classify (default test)")
@@ -1016,8 +1027,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-batch", type=int, default=8, help="images per model call; 1 disables batching")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill")
     serve.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    serve.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                       help="image tower precision; auto: bf16 where the CPU runs it natively")
+    serve.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     serve.add_argument("--store-uploads", type=Path, metavar="DIR",
                        help="keep uploaded photos (pixels only, EXIF stripped) in DIR; default: never stored")
     serve.add_argument("--cache-dir", type=Path, help="prompt-embedding cache (default ~/.cache/dermkit/textbank)")
@@ -1122,7 +1132,7 @@ def _add_curate(sub: argparse._SubParsersAction) -> None:
     embed.add_argument("--images", choices=["first", "all"], default="first", help="embed the first or every image")
     embed.add_argument("--batch-size", type=int, default=64)
     embed.add_argument("--workers", type=int, help="DataLoader workers per process")
-    embed.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    embed.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     embed.add_argument("--quiet", action="store_true", help="no progress bar")
     embed.add_argument("--json", action="store_true", help="print the manifest as JSON")
     embed.set_defaults(func=_cmd_embed)

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +19,17 @@ from typing import Any
 from dermkit.core.atomic import atomic_write_text
 from dermkit.data.importers import run_import
 from dermkit.data.leaks import check_table
-from dermkit.data.splits import split_table
+from dermkit.data.splits import split_counts, split_table, stratified_sample
 from dermkit.data.stats import plot_stats, stats_for_table
 from dermkit.data.synthetic import write_synthetic_ham
+from dermkit.data.table import read_manifest, read_table, write_table
+
+# Every image the demo trains or evaluates on costs one pass of the image trunk (twice: once for
+# the training cache, once for evaluation), the one expensive step on a CPU. HAM10000 is imported,
+# split, leak-checked and described whole, then trained and evaluated on a class-stratified sample
+# of this many cases (``--ham-cases``), which keeps a cold demo within 15 minutes on two cores
+# without native bf16 (bench/demo_cold.py).
+DEMO_HAM_CASES = 800
 
 
 @dataclass(frozen=True)
@@ -48,16 +60,36 @@ def find_sources(data_root: Path | None, out: Path) -> tuple[list[DemoSource], b
     return [DemoSource("synthetic-ham10000", "ham10000", synthetic, "lesion")], False
 
 
-def prepare_table(source: DemoSource, out: Path, seed: int) -> dict[str, Any]:
+class StepTimer:
+    """Wall seconds of each demo step, in the order they ran (``summary.json`` ``timings``)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - started, 1)
+
+
+def prepare_table(source: DemoSource, out: Path, seed: int, timer: StepTimer | None = None) -> dict[str, Any]:
     """Import, split without leakage, check the split, describe it (stats JSON + plots)."""
+    timer = timer or StepTimer()
     table_dir = out / "tables" / source.name
-    imported = run_import(source.importer, source.path, table_dir)
-    split = split_table(table_dir, by=source.group_by, val=0.15, test=0.15, seed=seed)
-    leaks = check_table(table_dir)
-    stats = stats_for_table(table_dir)
-    stats_dir = out / "stats" / source.name
-    plots = plot_stats(stats, stats_dir)
-    atomic_write_text(stats_dir / "stats.json", json.dumps(stats, indent=2) + "\n")
+    with timer.step(f"import {source.name}"):
+        imported = run_import(source.importer, source.path, table_dir)
+    with timer.step(f"split {source.name}"):
+        split = split_table(table_dir, by=source.group_by, val=0.15, test=0.15, seed=seed)
+    with timer.step(f"check leaks {source.name}"):
+        leaks = check_table(table_dir)
+    with timer.step(f"stats and plots {source.name}"):
+        stats = stats_for_table(table_dir)
+        stats_dir = out / "stats" / source.name
+        plots = plot_stats(stats, stats_dir)
+        atomic_write_text(stats_dir / "stats.json", json.dumps(stats, indent=2) + "\n")
     return {
         "table": str(table_dir),
         "cases": imported.cases,
@@ -70,16 +102,28 @@ def prepare_table(source: DemoSource, out: Path, seed: int) -> dict[str, Any]:
 
 
 DEMO_BOOTSTRAP = 200  # resamples of every interval the demo prints (suite and held-out reports alike)
+
+
+def sample_table(table_dir: str, cases: int, seed: int) -> dict[str, Any]:
+    """A class-stratified sample of a split table, written beside it as ``NAME-sample``."""
+    frame = read_table(table_dir)
+    sample = stratified_sample(frame, cases, seed)
+    manifest = {k: v for k, v in read_manifest(table_dir).items() if k not in ("cases", "written_at")}
+    out = Path(f"{table_dir}-sample")
+    write_table(sample, out, manifest={**manifest, "sample_of": str(table_dir), "sample_seed": seed})
+    return {"table": str(out), "cases": len(sample), "of": len(frame), "split": split_counts(sample),
+            "rule": "class-stratified (each diagnosis keeps its share), splits kept"}
+
+
 # Projection heads on frozen, cached trunks: minutes on two CPU cores (see docs/training-clip.md).
-DEMO_TRAINING = {"epochs": 30, "batch_size": 512, "lr": 5e-4, "warmup": 50, "lock_image": True, "lock_text": True,
-                 "precision": "bf16", "workers": 1}
+# Batch 128 gives the ~850 training cases of the sampled tables 6 steps an epoch (180 in all).
+DEMO_TRAINING = {"epochs": 30, "batch_size": 128, "lr": 5e-4, "warmup": 50, "lock_image": True, "lock_text": True,
+                 "precision": "auto", "workers": 1}
 
 
 def train_vision_language(model: str, tables: list[str], out: Path, seed: int) -> dict[str, Any]:
     """Fine-tune ``model`` contrastively on the tables' training splits; return the run summary."""
     from dermkit.train.clip import ClipTrainConfig, train_clip
-
-    from dermkit.data.table import read_table
 
     train_cases = sum(int((read_table(table)["split"] == "train").sum()) for table in tables)
     # The small synthetic set cannot fill the recipe's batch: use the largest power of two that fits.
@@ -104,18 +148,18 @@ def held_out_report(model: str, table_dir: str, out: Path) -> dict[str, Any]:
     }
 
 
-def evaluation_suite(tables: dict[str, dict[str, Any]], models: list[str], real: bool) -> dict[str, Any]:
-    """The demo's evaluation suite (see docs/evaluation-suites.md); table paths relative to ``out``."""
-    datasets: dict[str, Any] = {}
-    for name, table in tables.items():
-        datasets[name] = {"table": f"tables/{name}"}
-        if real and name == "ham10000":
-            datasets[name]["max_cases"] = 2000  # a class-stratified sample keeps the demo short
+def evaluation_suite(tables: dict[str, str], models: list[str], real: bool, cache_dir: Path) -> dict[str, Any]:
+    """The demo's evaluation suite (see docs/evaluation-suites.md) over ``tables`` (name → table directory).
+
+    It shares the training's feature cache, so the held-out reports' features are not computed again.
+    """
+    datasets = {name: {"table": table} for name, table in tables.items()}
     if real:
         models = [*models, "timm:efficientnet_lite0"]  # a frozen ImageNet backbone as the probe baseline
     return {
         "name": "demo",
-        "options": {"bootstrap": DEMO_BOOTSTRAP, "strata": ["fitzpatrick", "sex", "age"], "hierarchy_levels": [2]},
+        "options": {"bootstrap": DEMO_BOOTSTRAP, "strata": ["fitzpatrick", "sex", "age"], "hierarchy_levels": [2],
+                    "cache_dir": str(cache_dir)},
         "datasets": datasets,
         "models": models,
         "tasks": {
@@ -127,7 +171,7 @@ def evaluation_suite(tables: dict[str, dict[str, Any]], models: list[str], real:
     }
 
 
-def evaluate_and_report(summary: dict[str, Any], models: list[str], out: Path, real: bool) -> dict[str, str]:
+def evaluate_and_report(tables: dict[str, str], models: list[str], out: Path, real: bool) -> dict[str, str]:
     """Run the demo suite over every table and model, then write the HTML and Markdown report."""
     import yaml
 
@@ -135,37 +179,91 @@ def evaluate_and_report(summary: dict[str, Any], models: list[str], out: Path, r
     from dermkit.evaluate.runner import run_suite
 
     suite_file = out / "suite.yaml"
-    atomic_write_text(suite_file, yaml.safe_dump(evaluation_suite(summary["tables"], models, real), sort_keys=False))
+    suite = evaluation_suite(tables, models, real, out / "feature-cache")
+    atomic_write_text(suite_file, yaml.safe_dump(suite, sort_keys=False))
     run_suite(suite_file, out / "eval")
     html, markdown = write_report(out / "eval", out / "report.html")
     return {"html": str(html), "markdown": str(markdown), "results": str(out / "eval" / "results.json")}
 
 
+def demo_plan(sources: list[DemoSource], ham_cases: int, train: bool, model: str, real: bool) -> str:
+    """The one line the demo starts with: what it will do and about how long it takes here."""
+    from dermkit.core.precision import cpu_capability, resolve_precision
+
+    images = {source.name: _count_rows(source.path / "metadata.csv") for source in sources}
+    used = {name: min(n, ham_cases) if name == "ham10000" else n for name, n in images.items()}
+    precision = resolve_precision("auto")
+    minutes = estimate_minutes(sum(images.values()), sum(used.values()) if train else 0, precision)
+    sizes = ", ".join(f"{name} {n:,} images" for name, n in images.items())
+    sample = f" (HAM10000: a class-stratified sample of {used['ham10000']:,})" if used != images else ""
+    work = (f"fine-tune {model} on {sum(used.values()):,} cases{sample}, held-out reports, "
+            f"an evaluation suite over {3 if real else 2} models" if train else "no training")
+    return (f"dermkit demo: import, split, leak-check and describe {sizes}; {work}. "
+            f"About {minutes:.0f} min here when the cores are free (CPU {cpu_capability()}, {precision}, "
+            f"{os.cpu_count()} cores; longer while other work shares them).")
+
+
+# Seconds per image on two cores, measured by bench/demo_cold.py and bench/extract_throughput.py:
+# importing (full decode, hashes, stats) and one image-trunk pass in each precision.
+IMPORT_S_PER_IMAGE = 0.006
+TRUNK_S_PER_IMAGE = {"fp32": 0.045, "bf16": 0.04}
+FIXED_S = 210  # model loading, caption encoding, training epochs, probes, bootstrap, report
+
+
+def estimate_minutes(imported: int, trained: int, precision: str) -> float:
+    """Rough wall minutes: imports scale with every image, trunk passes (two) with the cases used."""
+    cores = max(1, min(os.cpu_count() or 1, 8))
+    seconds = imported * IMPORT_S_PER_IMAGE + (2 * trained * TRUNK_S_PER_IMAGE[precision] + FIXED_S) * 2 / cores
+    return seconds / 60
+
+
+def _count_rows(csv: Path) -> int:
+    with open(csv, "rb") as handle:
+        return max(0, sum(1 for _ in handle) - 1)
+
+
 def run_demo(
-    data_root: Path | None, out: Path, seed: int = 0, model: str = "dermlip-lite", train: bool = True
+    data_root: Path | None, out: Path, seed: int = 0, model: str = "dermlip-lite", train: bool = True,
+    ham_cases: int = DEMO_HAM_CASES,
 ) -> dict[str, Any]:
     """Run every demo step and write ``summary.json`` under ``out``.
 
     With ``train``, ``model`` is fine-tuned on the training splits and both it and the untrained
     model are evaluated on the held-out split of the first table (PAD-UFES-20 on the real sample).
+    HAM10000 is trained and evaluated on a class-stratified sample of ``ham_cases`` cases.
     """
+    from dermkit.core.precision import precision_record, resolve_precision
+
     out.mkdir(parents=True, exist_ok=True)
+    timer, started = StepTimer(), time.perf_counter()
     sources, real = find_sources(data_root, out)
-    summary: dict[str, Any] = {"data": "real sample" if real else "synthetic", "tables": {}}
+    print(demo_plan(sources, ham_cases, train, model, real), file=sys.stderr, flush=True)  # stdout may be --json
+    summary: dict[str, Any] = {"data": "real sample" if real else "synthetic", "tables": {},
+                               **precision_record(resolve_precision("auto"))}
     for source in sources:
-        summary["tables"][source.name] = prepare_table(source, out, seed)
-    tables = [table["table"] for table in summary["tables"].values()]
+        summary["tables"][source.name] = prepare_table(source, out, seed, timer)
+    used = {name: table["table"] for name, table in summary["tables"].items()}
+    if "ham10000" in used and summary["tables"]["ham10000"]["cases"] > ham_cases:
+        with timer.step("sample ham10000"):
+            sample = sample_table(used["ham10000"], ham_cases, seed)
+        summary["tables"]["ham10000"]["sample"] = sample
+        used["ham10000"] = sample["table"]
+    tables = list(used.values())
     summary["served_model"] = model
     if train:
-        run = train_vision_language(model, tables, out, seed)
+        with timer.step("train clip"):
+            run = train_vision_language(model, tables, out, seed)
         trained = str(Path(run["out"]) / "model")
         summary["training"] = run
         summary["served_model"] = trained
-        summary["held_out"] = {
-            "table": tables[0],
-            "trained": held_out_report(trained, tables[0], out),
-            "untrained": held_out_report(model, tables[0], out),
-        }
-        summary["report"] = evaluate_and_report(summary, [trained, model], out, real)
+        with timer.step("held-out reports"):
+            summary["held_out"] = {
+                "table": tables[0],
+                "trained": held_out_report(trained, tables[0], out),
+                "untrained": held_out_report(model, tables[0], out),
+            }
+        with timer.step("evaluation suite and report"):
+            summary["report"] = evaluate_and_report(used, [trained, model], out, real)
+    summary["timings"] = {**timer.seconds, "total": round(time.perf_counter() - started, 1)}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     return summary

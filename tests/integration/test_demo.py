@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from dermkit.cli import main
+from dermkit.core.precision import resolve_precision
 from dermkit.data.table import read_table
 
 
@@ -17,8 +18,15 @@ def test_demo_without_real_data_imports_splits_and_plots(tmp_path: Path, capsys:
     out = tmp_path / "demo"
     args = ["demo", "--data-root", str(tmp_path / "absent"), "--out", str(out), "--model", "tiny-clip", "--json"]
     assert main(args) == 0
-    summary = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    summary = json.loads(printed.out)
     assert summary["data"] == "synthetic"
+    # One line first says what the demo does and how long it takes here; every step is timed.
+    plan = printed.err.lstrip().splitlines()[0]
+    assert plan.startswith("dermkit demo: import") and " min here when the cores are free (CPU " in plan
+    assert summary["precision"] == resolve_precision("auto") and summary["cpu_capability"] in plan
+    assert {"import synthetic-ham10000", "train clip", "evaluation suite and report"} <= set(summary["timings"])
+    assert summary["timings"]["total"] >= sum(v for k, v in summary["timings"].items() if k != "total") - 1
     table = summary["tables"]["synthetic-ham10000"]
     frame = read_table(table["table"])
     assert len(frame) == table["cases"] == 140

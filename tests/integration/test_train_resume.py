@@ -39,7 +39,7 @@ def write_pair_table(out: Path, make_image: Callable[..., Path], n_train: int = 
 
 def config(table: Path, out: Path, **overrides: object) -> ClipTrainConfig:
     settings: dict[str, object] = dict(model="tiny-clip", data=[str(table)], out=str(out), epochs=2, batch_size=4,
-                                       lr=1e-3, warmup=2, export=False)
+                                       lr=1e-3, warmup=2, export=False, precision="fp32")
     settings.update(overrides)
     return ClipTrainConfig(**settings)  # type: ignore[arg-type]
 
@@ -167,6 +167,9 @@ def test_bf16_accumulation_and_checkpointing_run_and_export_a_loadable_model(tab
     card = ModelCard.read(run / "model" / "README.md")
     assert card.training_data == [{"name": "synthetic", "license": "CC0"}]
     assert card.results["validation"]["val_loss"] == summary["results"]["val_loss"]
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert (summary["precision"], summary["cpu_capability"]) == ("bf16", capability)
+    assert (card.precision, card.cpu_capability) == ("bf16", capability)
 
 
 def test_unlocked_last_blocks_train_while_the_rest_of_the_trunk_stays_frozen(table: Path, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from dermkit.core.errors import InputError
+from dermkit.core.precision import precision_record, resolve_precision
 from dermkit.evaluate.metrics import balanced_accuracy
 from dermkit.models import ModelCard, load_model
 from dermkit.predict import choose_tta, predict_table
@@ -18,7 +19,7 @@ from dermkit.train.checkpoint import load_checkpoint
 from dermkit.train.ddx import DdxTrainConfig, DdxTrainer, train_ddx
 
 TINY = {"labels": "ham10000", "other": False, "backbone": "test_efficientnet", "pretrained": False,
-        "image_size": 32, "batch_size": 8, "hidden": 16}
+        "image_size": 32, "batch_size": 8, "hidden": 16, "precision": "fp32"}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,8 @@ def table(tmp_path_factory: pytest.TempPathFactory, synthetic_ham_table) -> Path
 
 
 def test_heads_train_on_cached_features_and_the_export_predicts(table, tmp_path):
-    summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=3, aux_level=2, **TINY))
+    summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=3, aux_level=2,
+                                       **{**TINY, "precision": "auto"}))
     assert summary is not None and summary["epochs_run"] == 3 and 0 <= summary["best_epoch"] < 3
     assert list((tmp_path / "run" / "feature-cache").glob("image-*.pt"))
     model = load_model("ddx", path=summary["model"])
@@ -36,6 +38,10 @@ def test_heads_train_on_cached_features_and_the_export_predicts(table, tmp_path)
     assert predictions.classes[0] == "melanoma" and set(predictions.frame["split"]) == {"test"}
     card = ModelCard.read(Path(summary["model"]) / "README.md")  # HAM10000 is CC BY-NC: so are its weights
     assert card.license == "cc-by-nc-4.0" and card.training_data[0]["license"] == "CC BY-NC 4.0"
+    # --precision auto is resolved once, by the machine, and recorded with the CPU capability.
+    machine = precision_record(resolve_precision("auto"))
+    assert {key: summary[key] for key in machine} == machine
+    assert (card.precision, card.cpu_capability) == (machine["precision"], machine["cpu_capability"])
 
 
 def test_staged_unfreezing_trains_the_last_trunk_groups(table, tmp_path):

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
 from dermkit.core.errors import InputError  # noqa: E402
+from dermkit.core.precision import native_bf16  # noqa: E402
 from dermkit.data.table import Case, read_table, update_table, write_table  # noqa: E402
 from dermkit.evaluate import features as F  # noqa: E402
 from dermkit.models import load_model  # noqa: E402
@@ -109,7 +110,7 @@ def test_worker_processes_give_the_same_embeddings(table: Path, tmp_path: Path) 
     np.testing.assert_allclose(inline.embeddings, workers.embeddings, atol=1e-5)
 
 
-@pytest.mark.skipif(not F.bf16_supported(torch.device("cpu")), reason="this CPU has no fast bf16")
+@pytest.mark.skipif(not native_bf16("cpu"), reason="this CPU has no fast bf16")
 def test_bf16_embeddings_agree_with_fp32(table: Path, tmp_path: Path) -> None:
     loaded = load_model("tiny-clip")
     fp32 = extract(loaded, table, tmp_path / "cache", precision="fp32")
@@ -150,3 +151,40 @@ def test_unknown_options_are_refused(table: Path, tmp_path: Path) -> None:
         extract(loaded, table, tmp_path / "cache", images="some")
     with pytest.raises(InputError, match="precision must be"):
         extract(loaded, table, tmp_path / "cache", precision="fp8")
+
+
+def test_models_on_one_trunk_share_its_features_and_match_their_own_encoder(table: Path, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """dermlip-lite, its export reloaded from disk (whose config prints lists where the built model
+    prints tuples) and timm:efficientnet_lite0 share a trunk: it runs once, each model's head on top."""
+    from dermkit.data.images import open_image
+    from dermkit.evaluate.backbones import load_timm_backbone
+    from dermkit.models import ModelCard, export_model
+
+    clip = load_model("dermlip-lite")
+    export_model(clip, tmp_path / "export", ModelCard(model_id="export"))
+    models = [clip, load_timm_backbone("timm:efficientnet_lite0"), load_model(f"local-dir:{tmp_path / 'export'}")]
+    runs = []
+    original = F._embed_images
+    monkeypatch.setattr(F, "_embed_images", lambda *args: runs.append(args[1]) or original(*args))
+    cached = [extract(loaded, table, tmp_path / "cache", precision="fp32") for loaded in models]
+    assert runs == [F.image_trunk(models[0].model)[0]]  # the second model found the trunk's features
+    assert [f.meta["model"] for f in cached][:2] == ["dermlip-lite", "timm:efficientnet_lite0"]
+    paths = F.image_index(read_table(table), "first")["path"]
+    with torch.inference_mode():
+        for loaded, features in zip(models, cached):
+            pixels = torch.stack([loaded.preprocess_eval(open_image(p)) for p in paths])
+            direct = F.l2_normalize(loaded.model.encode_image(pixels).float().numpy())
+            np.testing.assert_allclose(features.embeddings, direct, atol=1e-5)
+
+
+def test_a_tower_without_a_trunk_and_head_is_embedded_whole() -> None:
+    assert F.image_trunk(load_model("tiny-clip").model) is None  # a ViT: the other tests cover that path
+
+
+def test_text_embeddings_cut_padding_without_changing_the_result() -> None:
+    loaded = load_model("dermlip-lite")
+    texts = ["a melanoma on the back", "a benign nevus with a regular pigment network on the upper arm"]
+    with torch.inference_mode():
+        full = F.l2_normalize(loaded.model.encode_text(loaded.tokenizer(texts)).float().numpy())
+    np.testing.assert_allclose(F.encode_texts(loaded, texts), full, atol=1e-5)

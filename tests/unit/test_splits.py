@@ -12,7 +12,7 @@ import pytest
 
 from dermkit.cli import main
 from dermkit.core.errors import InputError
-from dermkit.data.splits import assign_splits, format_split_counts, group_ids, split_counts
+from dermkit.data.splits import assign_splits, format_split_counts, group_ids, split_counts, stratified_sample
 from dermkit.data.table import Case, cases_to_frame, read_manifest, read_table, write_table
 
 CLASSES = ["melanocytic_nevus", "basal_cell_carcinoma", "squamous_cell_carcinoma", None]
@@ -187,3 +187,15 @@ def test_cli_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFi
         main(["data", "split", str(table), "--by", "hospital"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'hospital'" in capsys.readouterr().err
+
+
+def test_a_stratified_sample_keeps_each_diagnosis_share_and_the_rows_splits() -> None:
+    frame = pd.DataFrame({"case_id": [f"c{i}" for i in range(1000)],
+                          "diagnosis_id": ["nevus"] * 700 + ["melanoma"] * 200 + ["dermatofibroma"] * 100,
+                          "split": (["train", "val", "test", "train"] * 250)})
+    sample = stratified_sample(frame, 100, seed=1)
+    assert sample["diagnosis_id"].value_counts().to_dict() == {"nevus": 70, "melanoma": 20, "dermatofibroma": 10}
+    original = frame.set_index("case_id")["split"]
+    assert (sample["split"] == original[sample["case_id"]].to_numpy()).all()
+    assert list(sample["case_id"]) == sorted(sample["case_id"], key=lambda c: int(c[1:]))  # table order
+    assert stratified_sample(frame, 5000).equals(frame)

@@ -13,6 +13,7 @@ pytest.importorskip("open_clip")
 from dermkit.models import load_model  # noqa: E402
 from dermkit.models.build import build_open_clip  # noqa: E402
 from dermkit.models.families.tiny_clip import MODEL_CFG, PREPROCESS_CFG  # noqa: E402
+from dermkit.models.text_padding import text_padding_id, trim_padding  # noqa: E402
 from dermkit.train.features import FeatureCache, Tower, image_identity  # noqa: E402
 
 
@@ -61,3 +62,21 @@ def test_cache_key_follows_model_preprocessing_and_image_content(
     assert cache(weights="other").load() is None and cache(preprocessing="q").load() is None
     make_image("a.png", size=(48, 48))
     assert cache().path != first.path and cache().load() is None
+
+
+def test_cutting_trailing_padding_leaves_hugging_face_text_features_unchanged() -> None:
+    loaded = load_model("dermlip-lite")
+    tower = Tower.of(loaded.model, "text")
+    pad = text_padding_id(tower.holder)
+    assert pad is not None and text_padding_id(Tower.of(load_model("tiny-clip").model, "text").holder) is None
+    tokens = loaded.tokenizer(["a melanoma on the back", "a benign nevus with a regular network on the arm"])
+    seen = []
+
+    def encode(batch: torch.Tensor) -> torch.Tensor:
+        seen.append(batch.shape[1])
+        return tower.encode_trunk(batch)
+
+    with torch.no_grad():
+        full, cut = tower.encode_trunk(tokens), trim_padding(encode, pad)(tokens)
+    assert seen[0] < tokens.shape[1] // 3  # the longest caption's length, not the context's 77
+    torch.testing.assert_close(cut, full, atol=1e-5, rtol=1e-5)

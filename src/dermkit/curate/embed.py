@@ -25,10 +25,10 @@ import pandas as pd
 
 from dermkit.core.atomic import atomic_path, atomic_write_text
 from dermkit.core.errors import InputError
+from dermkit.core.precision import Precision
 from dermkit.data.table import read_table
 from dermkit.evaluate.features import (
     ImageMode,
-    Precision,
     extract_image_features,
     image_index,
     resolve_model,

@@ -186,6 +186,18 @@ def _temporal(
     return chosen
 
 
+def stratified_sample(frame: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
+    """About ``n`` rows keeping each diagnosis' share (rounded per class), in table order.
+
+    Sampling cases of an already split table keeps the split leak-free: no group gains a split.
+    """
+    if n >= len(frame):
+        return frame.reset_index(drop=True)
+    share = n / len(frame)
+    kept = frame.groupby(frame["diagnosis_id"].fillna(""), group_keys=False).sample(frac=share, random_state=seed)
+    return frame.loc[sorted(kept.index)].reset_index(drop=True)
+
+
 def split_counts(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
     """Cases per split per class (``(unlabelled)`` for cases without a diagnosis)."""
     labels = frame["diagnosis_id"].fillna(UNLABELLED)

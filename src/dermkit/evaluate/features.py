@@ -30,6 +30,7 @@ import pandas as pd
 from dermkit.core.atomic import atomic_dir
 from dermkit.core.errors import InputError
 from dermkit.core.optional import require
+from dermkit.core.precision import Precision, resolve_precision
 from dermkit.data.images import open_image
 from dermkit.data.schema import ALL_SPLITS
 from dermkit.data.table import read_table, rows_in_splits
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from dermkit.models.loaded import LoadedModel
 
 ImageMode = Literal["first", "all"]
-Precision = Literal["auto", "bf16", "fp32"]
 
 CACHE_FORMAT = 1
 EMBEDDINGS_FILE = "embeddings.npy"
@@ -48,6 +48,9 @@ INDEX_FILE = "index.parquet"
 META_FILE = "meta.json"
 # Memory addresses in a transform's repr (e.g. of a Lambda) change every run; the key must not.
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+# A model built in code prints Normalize(mean=(...)); the same model exported and reloaded from its
+# JSON config prints mean=[...]: one preprocessing, so one key (and one trunk pass).
+_LIST = re.compile(r"\[([^\[\]]*)\]")
 # A bf16 run is kept only if its embeddings of the first images point where fp32's do.
 BF16_MIN_COSINE = 0.99
 BF16_CHECK_IMAGES = 8
@@ -110,29 +113,95 @@ def extract_image_features(
     loaded = resolve_model(model, device)
     frame = table if isinstance(table, pd.DataFrame) else read_table(table)
     index = image_index(frame, images)
-    wanted = _resolve_precision(precision, _device_of(loaded.model))
+    wanted = resolve_precision(precision, _device_of(loaded.model))
     key_parts = {
         "format": CACHE_FORMAT,
         "model": loaded.name,
         "weights": weights_fingerprint(loaded.model),
         "table": table_fingerprint(index),
-        "preprocess": _ADDRESS.sub("", repr(loaded.preprocess_eval)),
+        "preprocess": preprocessing_key(loaded.preprocess_eval),
         "images": images,
         "precision": wanted,
     }
-    key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:20]
-    entry = Path(cache_dir or default_cache_dir()) / f"{_slug(loaded.name)}-{key}"
+    root = Path(cache_dir or default_cache_dir())
+    entry = _entry(root, loaded.name, key_parts)
     if (entry / META_FILE).exists():
         return _read_entry(entry)
-    embeddings, used = _embed_images(
-        loaded, index["path"].tolist(), batch_size, num_workers, wanted, progress
-    )
+    split = image_trunk(loaded.model)
+    if split is None:
+        embeddings, used = _embed_images(loaded, loaded.model.encode_image, index["path"].tolist(), batch_size,
+                                         num_workers, wanted, progress)
+    else:  # the trunk's features are shared by every model built on the same trunk; the head is cheap
+        trunk, head = split
+        trunk_features, used = _trunk_features(loaded, trunk, index, root, key_parts, batch_size, num_workers,
+                                               progress)
+        import torch
+
+        with torch.inference_mode():
+            embeddings = head.eval()(torch.from_numpy(trunk_features).to(_device_of(loaded.model))).float().cpu().numpy()
     meta = {**key_parts, "precision_used": used, "n_images": len(index), "embed_dim": embeddings.shape[1]}
+    _write_entry(entry, l2_normalize(embeddings).astype(np.float32), index, meta)
+    return _read_entry(entry)
+
+
+def preprocessing_key(transform: Callable[[Any], Any]) -> str:
+    """The transform's repr without memory addresses, sequences printed alike whether tuple or list."""
+    return _LIST.sub(r"(\1)", _ADDRESS.sub("", repr(transform)))
+
+
+def image_trunk(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    """The image tower as (trunk, head) where it has that shape, else None.
+
+    open_clip's timm towers compute ``visual.head(visual.trunk(x))``; an image-only backbone
+    (``timm:ARCH``) is a bare ``trunk``. dermlip-lite, every model fine-tuned from it with a frozen
+    image tower and ``timm:efficientnet_lite0`` share one trunk, so its features are computed once.
+    """
+    import torch
+
+    visual = getattr(model, "visual", None)
+    if visual is not None:
+        trunk, head = getattr(visual, "trunk", None), getattr(visual, "head", None)
+        if isinstance(trunk, torch.nn.Module) and isinstance(head, torch.nn.Module):
+            return trunk, head
+        return None
+    trunk = getattr(model, "trunk", None)
+    if isinstance(trunk, torch.nn.Module) and getattr(model, "encode_image", None) is not None:
+        return trunk, torch.nn.Identity()
+    return None
+
+
+def _trunk_features(
+    loaded: LoadedModel,
+    trunk: torch.nn.Module,
+    index: pd.DataFrame,
+    root: Path,
+    key_parts: dict[str, Any],
+    batch_size: int,
+    num_workers: int | None,
+    progress: bool,
+) -> tuple[np.ndarray, str]:
+    """Raw (unnormalised) trunk features of ``index``'s images, cached under a key without the model's name."""
+    trunk_key = {**key_parts, "model": "trunk", "weights": weights_fingerprint(trunk)}
+    entry = _entry(root, "trunk", trunk_key)
+    if (entry / META_FILE).exists():
+        meta = json.loads((entry / META_FILE).read_text())
+        return np.load(entry / EMBEDDINGS_FILE), meta["precision_used"]
+    features, used = _embed_images(loaded, trunk, index["path"].tolist(), batch_size, num_workers,
+                                   key_parts["precision"], progress)
+    _write_entry(entry, features, index, {**trunk_key, "precision_used": used, "n_images": len(index)})
+    return features, used
+
+
+def _entry(root: Path, name: str, key_parts: dict[str, Any]) -> Path:
+    key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:20]
+    return root / f"{_slug(name)}-{key}"
+
+
+def _write_entry(entry: Path, embeddings: np.ndarray, index: pd.DataFrame, meta: dict[str, Any]) -> None:
     with atomic_dir(entry) as tmp:
         np.save(tmp / EMBEDDINGS_FILE, embeddings)
         index.to_parquet(tmp / INDEX_FILE, index=False)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    return _read_entry(entry)
 
 
 def select_split(frame: pd.DataFrame, split: str | None) -> pd.DataFrame:
@@ -165,13 +234,17 @@ def split_embeddings(
 def encode_texts(model: str | LoadedModel, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
     """Unit-norm fp32 text embeddings, one row per text (cheap, so never cached)."""
     torch = require("torch", "torch", "text embeddings")
+    from dermkit.models.text_padding import text_padding_id, trim_padding
+
     loaded = resolve_model(model)
     device = _device_of(loaded.model)
+    pad = text_padding_id(getattr(loaded.model, "text", None))
+    encode = loaded.model.encode_text if pad is None else trim_padding(loaded.model.encode_text, pad)
     rows: list[np.ndarray] = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             tokens = loaded.tokenizer(list(texts[start:start + batch_size])).to(device)
-            rows.append(loaded.model.encode_text(tokens).float().cpu().numpy())
+            rows.append(encode(tokens).float().cpu().numpy())
     if not rows:
         return np.zeros((0, loaded.embed_dim), dtype=np.float32)
     return l2_normalize(np.concatenate(rows)).astype(np.float32)
@@ -228,17 +301,6 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 autocast is fast here (native bf16 on CUDA; AVX512-BF16 or AMX on CPU)."""
-    import torch
-
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    if device.type == "cpu":
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    return False
-
-
 def _autocast(precision: str, device: torch.device) -> AbstractContextManager[Any]:
     """bf16 autocast for ``"bf16"``, nothing for ``"fp32"``."""
     import torch
@@ -246,14 +308,6 @@ def _autocast(precision: str, device: torch.device) -> AbstractContextManager[An
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return nullcontext()
-
-
-def _resolve_precision(precision: Precision, device: torch.device) -> str:
-    if precision not in ("auto", "bf16", "fp32"):
-        raise InputError(f"precision must be auto, bf16 or fp32, got {precision!r}", field="precision")
-    if precision == "auto":
-        return "bf16" if bf16_supported(device) else "fp32"
-    return precision
 
 
 class _ImageDataset:
@@ -284,13 +338,15 @@ def default_num_workers() -> int:
 
 def _embed_images(
     loaded: LoadedModel,
+    encode: Callable[[torch.Tensor], torch.Tensor],
     paths: Sequence[str],
     batch_size: int,
     num_workers: int | None,
     precision: str,
     progress: bool,
 ) -> tuple[np.ndarray, str]:
-    """Run the image encoder over ``paths``; return unit-norm embeddings and the precision used."""
+    """Run ``encode`` (the image encoder or its trunk) over ``paths``; return the raw fp32 outputs and
+    the precision used."""
     import torch
     from tqdm.auto import tqdm
 
@@ -310,21 +366,21 @@ def _embed_images(
         for batch in loader:
             batch = batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             if not chunks and precision == "bf16":
-                precision = _check_bf16(model, batch)
+                precision = _check_bf16(encode, batch)
             with _autocast(precision, device):
-                chunks.append(model.encode_image(batch).float().cpu().numpy())
+                chunks.append(encode(batch).float().cpu().numpy())
             bar.update(len(batch))
     if not chunks:
         raise InputError("the table has no images to embed")
-    return l2_normalize(np.concatenate(chunks)).astype(np.float32), precision
+    return np.concatenate(chunks).astype(np.float32), precision
 
 
-def _check_bf16(model: torch.nn.Module, batch: torch.Tensor) -> str:
+def _check_bf16(encode: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor) -> str:
     """Try bf16 on a slice of the first batch; fall back to fp32 (warning) if its embeddings drift."""
     sample = batch[:BF16_CHECK_IMAGES]
-    reference = l2_normalize(model.encode_image(sample).float().cpu().numpy())
+    reference = l2_normalize(encode(sample).float().cpu().numpy())
     with _autocast("bf16", batch.device):
-        trial = l2_normalize(model.encode_image(sample).float().cpu().numpy())
+        trial = l2_normalize(encode(sample).float().cpu().numpy())
     agreement = float(np.min(np.sum(reference * trial, axis=1)))
     if agreement >= BF16_MIN_COSINE:
         return "bf16"

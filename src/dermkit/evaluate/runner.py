@@ -104,7 +104,7 @@ def prepare_dataset(dataset: Dataset, out: Path, seed: int = 0,
     case in that split for this run (an external test set); an existing table is left as it is.
     """
     from dermkit.data.importers import run_import
-    from dermkit.data.splits import split_table
+    from dermkit.data.splits import split_table, stratified_sample
 
     table = dataset.table or out / "tables" / dataset.name
     all_split = all_split or (dataset.split or {}).get("all")
@@ -125,10 +125,8 @@ def prepare_dataset(dataset: Dataset, out: Path, seed: int = 0,
         raise InputError(f"dataset {dataset.name!r} has no splits; add 'split:' (an external test set: "
                          "'split: {all: test}'), run 'dermkit data split', or run the suite with --split all",
                          file=table)
-    if dataset.max_cases is not None and dataset.max_cases < len(frame):
-        share = dataset.max_cases / len(frame)
-        kept = frame.groupby(frame["diagnosis_id"].fillna(""), group_keys=False).sample(frac=share, random_state=seed)
-        frame = frame.loc[sorted(kept.index)].reset_index(drop=True)
+    if dataset.max_cases is not None:
+        frame = stratified_sample(frame, dataset.max_cases, seed)
     counts = frame["split"].value_counts().to_dict()
     return frame, {"table": str(table), "built": built, "cases": len(frame), "splits": counts}
 

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from dermkit.core.errors import InputError
+from dermkit.core.precision import PRECISIONS
 from dermkit.evaluate.metrics.collection import (
     BINARY_METRICS,
     CLASSIFICATION_METRICS,
@@ -276,7 +277,7 @@ def _options(check: _Checker, raw: Any, line: int) -> Options:
         elif key == "images":
             out[key] = check.choice(value, ("first", "all"), key_line, key, "image mode")
         elif key == "precision":
-            out[key] = check.choice(value, ("auto", "bf16", "fp32"), key_line, key, "precision")
+            out[key] = check.choice(value, PRECISIONS, key_line, key, "precision")
         elif key == "level" and not 0 < value < 1:
             raise check.fail(f"level must lie in (0, 1), got {value}", key_line, key)
         elif key in ("bootstrap", "batch_size", "min_stratum") and value < 1:

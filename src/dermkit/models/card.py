@@ -48,6 +48,9 @@ class ModelCard:
     training_data: list[dict[str, str]] = field(default_factory=list)  # {"name": ..., "license": ...}
     results: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
+    # How training computed (dermkit.core.precision): empty on cards of models dermkit did not train.
+    precision: str = ""
+    cpu_capability: str = ""
     created: str = field(default_factory=lambda: _dt.date.today().isoformat())
     dermkit_version: str = __version__
 
@@ -75,6 +78,8 @@ class ModelCard:
             lines += ["## Training data", "",
                       *[f"- {item.get('name', '?')} (licence: {item.get('license', 'unknown')})"
                         for item in self.training_data], ""]
+        if self.precision:
+            lines += ["## Training precision", "", f"{self.precision} (CPU capability {self.cpu_capability})", ""]
         if self.results:
             lines += ["## Results", "", "```yaml", yaml.safe_dump(self.results, sort_keys=False).rstrip(), "```", ""]
         lines += [f"Created {self.created} with dermkit {self.dermkit_version}.", ""]

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dermkit import __version__
-from dermkit.evaluate.features import bf16_supported, encode_texts, l2_normalize, mean_direction, weights_fingerprint
+from dermkit.core.precision import resolve_precision
+from dermkit.evaluate.features import encode_texts, l2_normalize, mean_direction, weights_fingerprint
 from dermkit.ontology import Ontology, default_ontology
 from dermkit.serve.config import ServeConfig, condition_ids
 from dermkit.serve.differential import CaseInput, Differential, ModelDifferential, ZeroShotDifferential
@@ -54,13 +55,9 @@ def model_version(model: object) -> str:
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:
-    """Whether to run the image tower under bf16 autocast: asked for, or ``auto`` and native here.
-
-    The same rule as the feature extraction that builds the index, so queries and index agree.
-    """
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
-    return precision == "bf16" or (precision == "auto" and bf16_supported(device))
+    """Whether to run the image tower under bf16 autocast (the rule of :mod:`dermkit.core.precision`,
+    the same as the feature extraction that builds the index, so queries and index agree)."""
+    return resolve_precision(precision, device) == "bf16"
 
 
 class Engine:

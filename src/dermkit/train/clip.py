@@ -25,8 +25,10 @@ from torch.utils.data import DataLoader
 
 from dermkit.core.atomic import atomic_write_text
 from dermkit.core.errors import InputError
+from dermkit.core.precision import PRECISIONS, precision_record, resolve_precision
 from dermkit.data.images import open_image
 from dermkit.data.table import Case
+from dermkit.models.text_padding import text_padding_id, trim_padding
 from dermkit.train import distributed
 from dermkit.train.checkpoint import (
     all_rng_states,
@@ -70,7 +72,7 @@ class ClipTrainConfig:
     wd: float = 0.1
     warmup: int = 1000
     accum: int = 1
-    precision: str = "fp32"
+    precision: str = "auto"  # dermkit.core.precision: bf16 only where the device runs it natively
     lock_image: bool = False
     lock_text: bool = False
     unlock_image_groups: int = 0  # with lock_image: open_clip's lock_image_tower(unlocked_groups=N)
@@ -109,6 +111,7 @@ class ClipTrainer:
         from dermkit.models import load_model
 
         self.config, self.device, self.out = config, device, Path(config.out)
+        self.precision = resolve_precision(config.precision, device)
         distributed.seed_everything(config.seed + distributed.rank())
         self.loaded = load_model(config.model)
         self.model = self.loaded.model.to(device)
@@ -206,7 +209,7 @@ class ClipTrainer:
             Path(self.config.cache_dir) if self.config.cache_dir else self.out / "feature-cache",
             side,
             {"model": self.loaded.name, "weights": weights_digest(tower.trunk_parameters()),
-             "preprocessing": preprocessing, "items": items, "precision": self.config.precision},
+             "preprocessing": preprocessing, "items": items, "precision": self.precision},
         )
         hit = distributed.broadcast_object(cache.path.exists())
         record: dict[str, Any] = {"event": "feature_cache", "side": side, "hit": hit, "items": len(keys),
@@ -215,7 +218,9 @@ class ClipTrainer:
             started = time.perf_counter()
             self.model.eval()
             with self._autocast():  # bf16 runs cache bf16 trunk features (about 3x faster on CPU)
-                fill_cache(cache, keys, load, tower.encode_trunk, batch_size=min(self.config.batch_size, 256),
+                pad = text_padding_id(tower.holder) if side == "text" else None
+                encode = tower.encode_trunk if pad is None else trim_padding(tower.encode_trunk, pad)
+                fill_cache(cache, keys, load, encode, batch_size=min(self.config.batch_size, 256),
                            device=self.device, workers=self.config.workers, description=f"caching {side} features")
             record["seconds"] = round(time.perf_counter() - started, 3)
         self.log.write(record)
@@ -237,7 +242,8 @@ class ClipTrainer:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
             self._save()
         summary = {"out": str(self.out), "epoch": self.epoch, "step": self.step,
-                   "finished": self.epoch >= self.config.epochs, "results": self.results}
+                   "finished": self.epoch >= self.config.epochs, "results": self.results,
+                   **precision_record(self.precision)}
         if summary["finished"] and self.config.export:
             self._export()
         self.log.close()
@@ -301,7 +307,7 @@ class ClipTrainer:
         return tower.head()(inputs) if self.cached[side] else tower.encode(inputs)
 
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
-        if self.config.precision == "bf16":
+        if self.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -398,6 +404,7 @@ class ClipTrainer:
                 license=license_of_trained_weights(training_data),
                 training_data=training_data,
                 results={"validation": self.results, "training": self.config.recipe()},
+                **precision_record(self.precision),
             )
             export_model(self.loaded, self.out / "model", card)
         distributed.barrier()
@@ -406,8 +413,8 @@ class ClipTrainer:
 def _check(config: ClipTrainConfig) -> None:
     if config.loss not in LOSSES:
         raise InputError(f"unknown loss {config.loss!r}; choose from {sorted(LOSSES)}")
-    if config.precision not in ("fp32", "bf16"):
-        raise InputError(f"unknown precision {config.precision!r}; choose fp32 or bf16")
+    if config.precision not in PRECISIONS:
+        raise InputError(f"unknown precision {config.precision!r}; choose from {', '.join(PRECISIONS)}")
     for name in ("epochs", "batch_size", "accum"):
         if getattr(config, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")

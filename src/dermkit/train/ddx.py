@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dermkit.core.atomic import atomic_write_text
 from dermkit.core.errors import InputError
+from dermkit.core.precision import PRECISIONS, precision_record, resolve_precision
 from dermkit.data.images import open_image
 from dermkit.data.table import Case, frame_to_cases, read_table
 from dermkit.evaluate.metrics import balanced_accuracy
@@ -116,7 +117,7 @@ class DdxTrainConfig:
     patience: int = 10
     select_on: str = "loss"  # the validation criterion of the checkpoint kept and of early stopping
     decision: str = "argmax"  # balanced: logit adjustment for the training class mix, tau fitted on validation
-    precision: str = "fp32"
+    precision: str = "auto"  # dermkit.core.precision: bf16 only where the device runs it natively
     seed: int = 0
     # Run control: may differ between a run and its resumption.
     resume: bool = False
@@ -186,6 +187,7 @@ class DdxTrainer:
         _check(config)
         self.started = time.perf_counter()
         self.config, self.device, self.out = config, device, Path(config.out)
+        self.precision = resolve_precision(config.precision, device)
         distributed.seed_everything(config.seed + distributed.rank())
         self.log = MetricsLog(self.out, enabled=distributed.is_main())
         self.labels = LabelSpace.build(config.labels, config.other, config.aux_level)
@@ -345,7 +347,8 @@ class DdxTrainer:
                    "seconds": round(time.perf_counter() - self.started, 1), "planned_epochs": self.planned_epochs,
                    "selection": self._selection(), "classes": self.labels.classes,
                    "train_cases": len(self.train.cases), "val_cases": len(self.val.cases),
-                   "synthetic_train_cases": sum(c.synthetic for c in self.train.cases)}
+                   "synthetic_train_cases": sum(c.synthetic for c in self.train.cases),
+                   **precision_record(self.precision)}
         if self.config.export and distributed.is_main():
             self._export(summary)
         self.log.close()
@@ -449,7 +452,7 @@ class DdxTrainer:
         return distributed.broadcast_object(values)
 
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
-        if self.config.precision == "bf16":
+        if self.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -506,6 +509,7 @@ class DdxTrainer:
             training_data=training_data,
             results={"validation": validation, "training": self.config.recipe(),
                      "training_cases": case_composition(c for c in self.train.cases if not c.synthetic)},
+            **precision_record(self.precision),
         )
         save_ddx(DdxModel(self.net.cpu(), self.labels, self.metadata_spec, config, card), self.out / "model")
         summary["model"] = str(self.out / "model")
@@ -532,7 +536,7 @@ def _check(config: DdxTrainConfig) -> None:
                "sampling": (config.sampling, SAMPLINGS), "schedule": (config.schedule, SCHEDULES),
                "decision": (config.decision, DECISIONS), "augment": (config.augment, AUGMENTATIONS),
                "select_on": (config.select_on, SELECTION_CRITERIA),
-               "precision": (config.precision, ("fp32", "bf16"))}
+               "precision": (config.precision, PRECISIONS)}
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise InputError(f"unknown {name} {value!r}; choose from {', '.join(allowed)}", field=name)
