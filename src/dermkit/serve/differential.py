@@ -21,12 +21,19 @@ import numpy as np
 
 from dermkit.core.errors import DermkitError
 from dermkit.ontology import Ontology, default_ontology
+from dermkit.serve.ddx import HISTORY_FIELDS, DdxDifferential, given_fields
 from dermkit.serve.history import History
 from dermkit.serve.textbank import TextBank
 
 if TYPE_CHECKING:
     import torch
     from PIL.Image import Image
+
+
+def standard_fields() -> dict[str, Any]:
+    """The history form of a differential without a metadata spec: the standard fields, no free-form answers."""
+    return {"fields": [f for f in HISTORY_FIELDS if f not in ("history", "measurements")], "flags": [],
+            "measurements": [], "age_range": None}
 
 
 @runtime_checkable
@@ -63,6 +70,14 @@ class ZeroShotDifferential:
     def preprocess(self, image: Image) -> None:
         """Zero-shot scoring reuses the vision-language embedding: nothing extra to prepare."""
 
+    def fields(self) -> dict[str, Any]:
+        """The zero-shot ranking reads only the photo type; the form still records the history."""
+        return standard_fields()
+
+    def check(self, history: History) -> list[str]:
+        """Every history field given: the zero-shot ranking reads none of them."""
+        return given_fields(history)
+
     def probs(self, embeddings: np.ndarray, cases: Sequence[CaseInput]) -> np.ndarray:
         """Rows of class probabilities, each case scored with its acquisition type's prompts."""
         out = np.zeros((len(cases), len(self.classes)))
@@ -87,6 +102,7 @@ class ModelDifferential:
         self.model = model
         self.name = model.name
         self.classes = tuple(conditions.get(label).id for label in model.classes)
+        self.weights, self.card = model, getattr(model, "card", None)
 
     def preprocess(self, image: Image) -> torch.Tensor:
         return self.model.preprocess_eval(image)
@@ -101,4 +117,12 @@ class ModelDifferential:
         return probs
 
 
-Differential = ZeroShotDifferential | ModelDifferential
+    def fields(self) -> dict[str, Any]:
+        """A plug-in model is handed the whole history: the form shows every field but free-form answers."""
+        return standard_fields()
+
+    def check(self, history: History) -> list[str]:
+        return []
+
+
+Differential = ZeroShotDifferential | ModelDifferential | DdxDifferential

@@ -1,0 +1,178 @@
+"""``dermkit serve --ddx-model DIR`` with a model trained by ``train ddx`` (images + history) on a
+small synthetic table: the page in Debian's Chromium and the API give exactly ``dermkit predict``'s
+differential, the history form has only the model's fields, and bad fields are refused by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+pytest.importorskip("open_clip")
+
+import uvicorn
+from fastapi.testclient import TestClient
+
+from dermkit.data.table import frame_to_cases, read_table
+from dermkit.models.families.ddx import load_ddx
+from dermkit.models.transforms import TTA_VIEW_COUNTS
+from dermkit.predict import parse_fields, predict_case
+from dermkit.serve.app import create_app
+from dermkit.serve.build import build_index
+from dermkit.serve.config import ServeConfig
+from dermkit.serve.engine import Engine
+from dermkit.train.ddx import DdxTrainConfig, train_ddx
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+TINY = {"labels": "ham10000", "other": True, "backbone": "test_efficientnet", "pretrained": False,
+        "image_size": 32, "batch_size": 8, "hidden": 16, "epochs": 2}
+HISTORY = {"age": 45, "sex": "male", "site": "back", "fitzpatrick": 3}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_ham_table) -> dict[str, Any]:
+    """A model of `train ddx --inputs images+metadata --tta auto`, a similar-case index, two photos."""
+    root = tmp_path_factory.mktemp("serve-ddx")
+    table = synthetic_ham_table(root, val=0.25, test=0.2, size=48)
+    summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(root / "run"), inputs="images+metadata",
+                                       tta="auto", **TINY))
+    assert summary is not None
+    build_index("tiny-clip", [table], root / "index", cache_dir=root / "features", progress=False)
+    cases = [c for c in frame_to_cases(read_table(table)) if c.split == "test"]
+    return {"model": Path(summary["model"]), "summary": summary, "index": root / "index",
+            "images": [cases[0].image_paths[0], cases[1].image_paths[0]], "textbank": root / "textbank"}
+
+
+@pytest.fixture(scope="module")
+def engine(trained: dict[str, Any]) -> Engine:
+    return Engine.load(ServeConfig(model="tiny-clip", ddx_model=str(trained["model"]), index=trained["index"],
+                                   cache_dir=trained["textbank"], precision="fp32"))
+
+
+def cli_predict(model: Path, images: list[str]) -> dict[str, Any]:
+    """`dermkit predict ... --json` in a fresh interpreter: what a user runs."""
+    args = [f"--{name}={value}" for name, value in HISTORY.items()]
+    out = subprocess.run([sys.executable, "-m", "dermkit.cli", "predict", str(model), *images, *args, "--json"],
+                         capture_output=True, text=True, check=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(SRC), "HF_HUB_OFFLINE": "1"})
+    return json.loads(out.stdout)
+
+
+def same_differential(served: list[dict[str, Any]], cli: list[dict[str, Any]]) -> None:
+    assert [row["ontology_id"] for row in served] == [row["id"] for row in cli]
+    np.testing.assert_allclose([row["probability"] for row in served], [row["probability"] for row in cli],
+                               rtol=0, atol=1e-6)
+
+
+def test_train_auto_stores_the_validated_view_count_and_predict_uses_it(trained: dict[str, Any]) -> None:
+    config = json.loads((trained["model"] / "ddx_config.json").read_text())
+    assert config["tta"]["chosen"] == "validation" and config["tta"]["split"] == "val"
+    assert config["tta"]["views"] in TTA_VIEW_COUNTS == tuple(int(n) for n in config["tta"]["balanced_accuracy"])
+    assert trained["summary"]["tta"]["views"] == config["tta"]["views"] == load_ddx(trained["model"]).tta
+    result = predict_case(trained["model"], trained["images"])
+    assert result["tta"] == config["tta"]["views"]
+
+
+def test_api_equals_dermkit_predict_and_reports_ignored_fields(engine: Engine, trained: dict[str, Any]) -> None:
+    cli = cli_predict(trained["model"], trained["images"])
+    files = [("images", (Path(p).name, Path(p).read_bytes(), "image/jpeg")) for p in trained["images"]]
+    with TestClient(create_app(engine)) as client:
+        models = client.get("/v1/models").json()
+        assert models["history_fields"]["fields"] == ["age", "sex", "fitzpatrick", "site"]
+        assert models["test_time_views"] == cli["tta"]
+        assert models["classes"][-1] == {"id": "other", "name": "Other condition"}
+        body = client.post("/v1/predict", files=files,
+                           data={**{k: str(v) for k, v in HISTORY.items()}, "duration": "two weeks",
+                                 "history": ["itch=yes"]})
+        assert body.status_code == 200, body.text
+        result = body.json()
+    same_differential(result["differential"], cli["differential"])
+    assert len(result["differential"]) == 8 and "other" in [row["ontology_id"] for row in result["differential"]]
+    assert result["ignored"] == ["duration", "history: itch"]  # the model has no yes/no flags
+    melanoma = next(row for row in result["differential"] if row["ontology_id"] == "melanoma")
+    assert [node["id"] for node in melanoma["path"]] == ["neoplasm", "melanocytic_neoplasm", "melanoma"]
+    assert result["similar_cases"] and result["differential_model"]["id"] == trained["model"].parent.name
+
+
+@pytest.mark.parametrize(("data", "field"), [
+    ({"age": "old"}, "age"), ({"age": "125"}, "age"), ({"age": "-3"}, "age"), ({"fitzpatrick": "9"}, "fitzpatrick"),
+    ({"sex": "unknown"}, "sex"), ({"site": "forarm"}, "site"), ({"history": ["itch=maybe"]}, "history[0]"),
+    ({"history": ["itch"]}, "history[0]"), ({"measurements": ["diameter_1_mm=wide"]}, "measurements[0]"),
+])
+def test_bad_history_fields_are_refused_naming_the_field(engine: Engine, trained: dict[str, Any],
+                                                         data: dict[str, Any], field: str) -> None:
+    photo = Path(trained["images"][0])
+    with TestClient(create_app(engine)) as client:
+        response = client.post("/v1/predict", files=[("images", (photo.name, photo.read_bytes(), "image/jpeg"))],
+                               data=data)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+
+
+@pytest.fixture
+def server(engine: Engine) -> Iterator[str]:
+    with __import__("socket").socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    live = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=live.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not live.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    live.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent (apt-get install -y chromium)")
+def test_page_fills_the_models_history_form_and_shows_dermkit_predicts_differential(
+        server: str, trained: dict[str, Any]) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    cli = cli_predict(trained["model"], trained["images"])
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(server + "/")
+            page.wait_for_selector("form[data-fields]")
+            shown = page.eval_on_selector_all("[data-field]", "nodes => nodes.filter(n => !n.hidden)"
+                                              ".map(n => n.dataset.field)")
+            assert shown == ["age", "sex", "fitzpatrick", "site"]  # no duration, symptoms, questions
+            page.set_input_files("#images", trained["images"])
+            page.fill('input[name="age"]', str(HISTORY["age"]))
+            page.select_option('select[name="sex"]', HISTORY["sex"])
+            page.select_option('select[name="fitzpatrick"]', str(HISTORY["fitzpatrick"]))
+            page.fill('input[name="site"]', HISTORY["site"])
+            with page.expect_response("**/v1/predict") as answer:
+                page.click("#submit")
+            page.wait_for_selector("#results:not([hidden])", timeout=20_000)
+            served = answer.value.json()
+            labels = page.eval_on_selector_all("#differential .bar-label span:first-child",
+                                               "nodes => nodes.map(n => n.textContent)")
+            paths = page.eval_on_selector_all("#differential .path", "nodes => nodes.map(n => n.textContent)")
+            similar = page.locator("#similar li").count()
+        finally:
+            browser.close()
+    assert served["images"] == 2 and served["history"]["site"] == "back" and served["ignored"] == []
+    same_differential(served["differential"], cli["differential"])
+    assert labels == [row["name"] for row in cli["differential"]]
+    assert "Neoplasm › Melanocytic neoplasm › Melanoma" in paths
+    assert similar == 8
