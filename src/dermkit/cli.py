@@ -318,7 +318,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from dermkit.predict import parse_fields, predict_case
 
     fields = parse_fields(age=args.age, sex=args.sex, fitzpatrick=args.fitzpatrick, site=args.site,
-                          symptoms=args.symptom, history=_key_values(args.history, "--history"))
+                          symptoms=args.symptom, history=_key_values(args.history, "--history"),
+                          measurements=_key_values(args.measurement, "--measurement"))
     result = predict_case(args.model, args.images, fields, top=args.top, tta=args.tta)
     if args.json:
         print_json(result)
@@ -429,6 +430,8 @@ def _add_synthesize_predict(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--symptom", action="append", default=[], help="reported symptom (repeatable)")
     predict.add_argument("--history", action="append", default=[], metavar="KEY=yes|no",
                          help="history answer, e.g. smoke=no (repeatable)")
+    predict.add_argument("--measurement", action="append", default=[], metavar="NAME=VALUE",
+                         help="numeric finding the model was trained on, e.g. diameter_1_mm=6 (repeatable)")
     predict.add_argument("--top", type=int, help="show only the top N conditions")
     predict.add_argument("--tta", type=int, choices=TTA_VIEW_COUNTS, metavar="N",
                          help=TTA_HELP + "; default: the count stored with the model")

@@ -7,6 +7,7 @@ ontology's closest names for an unknown site or symptom.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,8 @@ class CaseFields:
 
 def parse_fields(*, age: float | None = None, sex: str | None = None, fitzpatrick: str | int | None = None,
                  site: str | None = None, symptoms: Sequence[str] = (),
-                 history: Mapping[str, str] | None = None) -> CaseFields:
+                 history: Mapping[str, str] | None = None,
+                 measurements: Mapping[str, str] | None = None) -> CaseFields:
     """Validate and normalise user input; errors name the command-line argument."""
     ontology = default_ontology()
     fields = CaseFields()
@@ -85,8 +87,18 @@ def parse_fields(*, age: float | None = None, sex: str | None = None, fitzpatric
             if answer.lower() not in ANSWERS:
                 raise InputError(f"history answer for {key!r} must be yes or no, got {answer!r}", field="--history")
             fields.history[key] = ANSWERS[answer.lower()]
+    if measurements:
+        fields.measurements = {}
+        for key, text in measurements.items():
+            try:
+                fields.measurements[key] = float(text)
+            except ValueError:
+                raise InputError(f"measurement {key!r} must be a number, got {text!r}", field="--measurement") from None
+            if not math.isfinite(fields.measurements[key]):
+                raise InputError(f"measurement {key!r} must be finite, got {text!r}", field="--measurement")
     fields.given = [name for name, value in (("--age", age), ("--sex", sex), ("--fitzpatrick", fitzpatrick),
-                                             ("--site", site), ("--symptom", symptoms), ("--history", history))
+                                             ("--site", site), ("--symptom", symptoms), ("--history", history),
+                                             ("--measurement", measurements))
                     if value]
     return fields
 

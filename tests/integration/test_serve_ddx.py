@@ -176,3 +176,47 @@ def test_page_fills_the_models_history_form_and_shows_dermkit_predicts_different
     assert labels == [row["name"] for row in cli["differential"]]
     assert "Neoplasm › Melanocytic neoplasm › Melanoma" in paths
     assert similar == 8
+
+
+def test_yes_no_history_answers_reach_the_model_as_in_dermkit_predict(tmp_path: Path, trained: dict[str, Any],
+                                                                      engine: Engine) -> None:
+    """A model with history flags (itch, smoke): the form offers them, answers change the differential
+    exactly as ``--symptom``/``--history`` do, and an answer the model was not trained on is ignored."""
+    from types import SimpleNamespace
+
+    from dermkit.models.backbones import build_backbone
+    from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec
+    from dermkit.models.families.ddx import DdxModel, save_ddx
+    from dermkit.serve.ddx import DdxDifferential
+
+    backbone = build_backbone("test_efficientnet", pretrained=False, image_size=32)
+    spec = MetadataSpec.fit([SimpleNamespace(age=50.0, measurements={"diameter_1_mm": 6.0}, symptoms=None,
+                                             history={"itch": True, "smoke": False})])
+    space = LabelSpace.build("pad-ufes-20", other=True)
+    net = DdxNet(len(space.classes), feature_dim=backbone.dim, trunk=backbone.module, metadata=spec, field_dropout=0)
+    config = {"backbone": backbone.name, "feature_dim": backbone.dim, "preprocess": backbone.preprocess,
+              "net": {"pooling": "mean", "hidden": 16, "dropout": 0.0, "field_dropout": 0.0, "n_aux": 0}}
+    model_dir = save_ddx(DdxModel(net.eval(), space, spec, config), tmp_path / "flags")
+    served = Engine(engine.vlm, engine.bank, DdxDifferential.load(model_dir), None, engine.config)
+    photos = trained["images"]
+    files = [("images", (Path(p).name, Path(p).read_bytes(), "image/jpeg")) for p in photos]
+    with TestClient(create_app(served)) as client:
+        fields = client.get("/v1/models").json()["history_fields"]
+        assert fields["fields"] == ["age", "sex", "fitzpatrick", "site", "history", "measurements"]
+        assert fields["flags"] == [{"id": "itch", "name": "Itch"}, {"id": "smoke", "name": "smoke"}]
+        assert fields["measurements"] == ["diameter_1_mm"]
+
+        def post(**data: Any) -> dict[str, Any]:
+            response = client.post("/v1/predict", files=files, data={"age": "60", **data})
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        answered = post(symptoms=["itchy"], history=["smoke=no", "drink=yes"], measurements=["diameter_1_mm=9"])
+        plain = post()
+    assert answered["ignored"] == ["history: drink"]
+    assert answered["history"]["history"] == {"smoke": False, "drink": True}
+    cli = predict_case(model_dir, photos, parse_fields(age=60, symptoms=["itch"], history={"smoke": "no"},
+                                                       measurements={"diameter_1_mm": "9"}))
+    assert cli["ignored"] == []
+    same_differential(answered["differential"], cli["differential"])
+    assert [r["probability"] for r in plain["differential"]] != [r["probability"] for r in answered["differential"]]

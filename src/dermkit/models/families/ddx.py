@@ -90,12 +90,14 @@ class DdxModel:
         named as in the case table; missing ones are unknown); with ``tta`` > 1, the mean over that
         many flipped and turned views of every image (``models.transforms.DIHEDRAL_VIEWS``); None:
         the model's stored count (:attr:`tta`)."""
-        return self.predict_tensors([[self.preprocess_eval(i) for i in imgs] for imgs in images], cases, tta)
+        tensors = [[self.preprocess_eval(i) for i in imgs] if self.uses_images else [] for imgs in images]
+        return self.predict_tensors(tensors, cases, tta)
 
     def predict_tensors(self, images: Sequence[Sequence[torch.Tensor]], cases: Sequence[Any],
                         tta: int | None = None) -> np.ndarray:
         """:meth:`predict_proba` on images already through :meth:`preprocess_eval`: the one path from a
-        case's images and history to probabilities, shared by ``dermkit predict`` and the service."""
+        case's images and history to probabilities, shared by ``dermkit predict`` and the service.
+        ``images`` is not read by a model without an image trunk."""
         import torch
 
         from dermkit.models.ddx import collate_metadata
