@@ -192,6 +192,7 @@ def main() -> None:
     args.out = args.out or (RESULT_DDX if args.ddx_model else RESULT)
 
     image, image_source = photo()
+    load_before = os.getloadavg()[0]  # other processes on the cores: batching only pays when the model has them
     ports = tuple(free_ports(2))
     context = mp.get_context("spawn")
     server = context.Process(target=serve_both, daemon=True,
@@ -231,6 +232,7 @@ def main() -> None:
         **runs,
         "settings": {"max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms, "threads": args.threads,
                      "index_cases": args.index_cases, "warmup": args.warmup, "cpu_count": os.cpu_count(),
+                     "load_1min_before": round(load_before, 2),
                      "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "machine": platform.machine(),
                      "python": platform.python_version()},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -193,7 +193,8 @@ def test_yes_no_history_answers_reach_the_model_as_in_dermkit_predict(tmp_path: 
     spec = MetadataSpec.fit([SimpleNamespace(age=50.0, measurements={"diameter_1_mm": 6.0}, symptoms=None,
                                              history={"itch": True, "smoke": False})])
     space = LabelSpace.build("pad-ufes-20", other=True)
-    net = DdxNet(len(space.classes), feature_dim=backbone.dim, trunk=backbone.module, metadata=spec, field_dropout=0)
+    net = DdxNet(len(space.classes), feature_dim=backbone.dim, trunk=backbone.module, metadata=spec, hidden=16,
+                 dropout=0.0, field_dropout=0.0)
     config = {"backbone": backbone.name, "feature_dim": backbone.dim, "preprocess": backbone.preprocess,
               "net": {"pooling": "mean", "hidden": 16, "dropout": 0.0, "field_dropout": 0.0, "n_aux": 0}}
     model_dir = save_ddx(DdxModel(net.eval(), space, spec, config), tmp_path / "flags")

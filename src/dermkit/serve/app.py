@@ -333,7 +333,7 @@ def create_app(
         return {
             "models": engine.models,
             "history_fields": engine.differential.fields(),
-            "test_time_views": getattr(getattr(engine.differential, "model", None), "tta", None),
+            "test_time_views": engine.differential.test_time_views,
             "classes": [{"id": entry["ontology_id"], "name": entry["condition"]}
                         for entry in (ranked_entry(cid, 0.0, engine.ontology) for cid in engine.differential.classes)],
             "concepts": len(engine.bank.concepts),

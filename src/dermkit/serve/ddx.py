@@ -51,6 +51,7 @@ class DdxDifferential:
         self.classes = tuple(model.classes)
         self.weights = model.net
         self.card = model.card
+        self.test_time_views = model.tta
         self.ontology = ontology or default_ontology()
 
     @classmethod

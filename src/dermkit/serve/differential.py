@@ -61,6 +61,7 @@ class ZeroShotDifferential:
     """The vision-language model's zero-shot ranking over the text bank's condition list."""
 
     source = "zero-shot"
+    test_time_views = None
 
     def __init__(self, bank: TextBank, model_name: str) -> None:
         self.bank = bank
@@ -91,6 +92,7 @@ class ModelDifferential:
     """A differential-diagnosis model's own output; its classes are resolved to ontology ids."""
 
     source = "differential model"
+    test_time_views = None  # whatever the plug-in does inside predict_proba
 
     def __init__(self, model: object, ontology: Ontology | None = None) -> None:
         if not isinstance(model, DifferentialModel):
@@ -115,7 +117,6 @@ class ModelDifferential:
             raise DermkitError(f"{self.name} returned probabilities of shape {probs.shape}, "
                                f"expected {(len(cases), len(self.classes))}")
         return probs
-
 
     def fields(self) -> dict[str, Any]:
         """A plug-in model is handed the whole history: the form shows every field but free-form answers."""
