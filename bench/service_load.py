@@ -10,7 +10,13 @@ Image: the first HAM10000 photo of ../shared/data when present, else a random-pi
 The server gets a similar-case index of ``--index-cases`` random unit vectors, so every request
 also pays for the search.
 
+With ``--ddx-model DIR`` (a ``dermkit train ddx`` folder) the differential comes from that model,
+at its stored number of test-time views, and each request is one case of ``--images-per-case``
+photos (default 2 there) with a history (age, sex, body site, Fitzpatrick type); the result goes
+to ``bench/results/service_load_ddx.json``.
+
     python bench/service_load.py [--model dermlip-lite] [--requests 200] [--concurrency 8]
+    python bench/service_load.py --ddx-model RUN/model [--images-per-case 2]
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from dermkit.core.precision import precision_record, resolve_precision
 ROOT = Path(__file__).resolve().parents[1]
 HAM_IMAGES = ROOT.parent / "shared" / "data" / "ham10000" / "images"
 RESULT = ROOT / "bench" / "results" / "service_load.json"
+RESULT_DDX = ROOT / "bench" / "results" / "service_load_ddx.json"
+HISTORY = {"age": "55", "sex": "female", "site": "back", "fitzpatrick": "3"}
 TARGET_P50_MS = 50.0
 TARGET_RATIO = 2.0
 
@@ -68,7 +76,7 @@ def free_ports(count: int) -> list[int]:
 
 
 def serve_both(model: str, ports: tuple[int, int], max_batch: int, max_wait_ms: float, threads: int | None,
-               index_cases: int) -> None:
+               index_cases: int, ddx_model: str | None = None) -> None:
     """Server process: one engine, a batching app on ``ports[0]`` and a non-batching one on ``ports[1]``."""
     import pandas as pd
     import uvicorn
@@ -81,7 +89,8 @@ def serve_both(model: str, ports: tuple[int, int], max_batch: int, max_wait_ms: 
     from dermkit.serve.similar import SimilarCases
 
     configure_threads(threads)
-    config = ServeConfig(model=model, max_batch=max_batch, max_wait_ms=max_wait_ms, threads=threads)
+    config = ServeConfig(model=model, ddx_model=ddx_model, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                         threads=threads)
     loaded = Engine.load(config)
     vectors = np.random.default_rng(0).normal(size=(index_cases, loaded.vlm.embed_dim)).astype(np.float32)
     cases = pd.DataFrame({"case_id": [f"case-{i}" for i in range(index_cases)], "diagnosis_id": "melanoma"})
@@ -115,8 +124,10 @@ async def wait_ready(url: str, timeout_s: float) -> None:
     raise TimeoutError(f"{url} not ready after {timeout_s:.0f} s")
 
 
-async def load(url: str, image: bytes, requests: int, concurrency: int) -> dict[str, Any]:
-    """Send ``requests`` one-image predictions with ``concurrency`` in flight; latency and throughput."""
+async def load(url: str, image: bytes, requests: int, concurrency: int, images: int = 1,
+               history: dict[str, str] | None = None) -> dict[str, Any]:
+    """Send ``requests`` predictions of ``images`` photos (and ``history``) with ``concurrency`` in
+    flight; latency and throughput."""
     import httpx
 
     latencies: list[float] = []
@@ -129,7 +140,9 @@ async def load(url: str, image: bytes, requests: int, concurrency: int) -> dict[
             remaining -= 1
             started = time.perf_counter()
             try:
-                response = await client.post(f"{url}/v1/predict", files={"images": ("photo.jpg", image, "image/jpeg")})
+                response = await client.post(f"{url}/v1/predict", data=history or {},
+                                             files=[("images", (f"photo{i}.jpg", image, "image/jpeg"))
+                                                    for i in range(images)])
                 ok = response.status_code == 200
             except httpx.HTTPError:
                 ok = False
@@ -149,13 +162,14 @@ async def load(url: str, image: bytes, requests: int, concurrency: int) -> dict[
 
 
 async def measure(args: argparse.Namespace, urls: tuple[str, str], image: bytes) -> dict[str, Any]:
+    case = {"images": args.images_per_case, "history": HISTORY if args.ddx_model else None}
     for url in urls:
         await wait_ready(url, args.start_timeout)
-        await load(url, image, args.warmup, args.concurrency)  # untimed: first calls allocate and tune
+        await load(url, image, args.warmup, args.concurrency, **case)  # untimed: first calls allocate and tune
     return {
-        "single": await load(urls[1], image, args.single_requests, 1),
-        "batching_on": await load(urls[0], image, args.requests, args.concurrency),
-        "batching_off": await load(urls[1], image, args.requests, args.concurrency),
+        "single": await load(urls[1], image, args.single_requests, 1, **case),
+        "batching_on": await load(urls[0], image, args.requests, args.concurrency, **case),
+        "batching_off": await load(urls[1], image, args.requests, args.concurrency, **case),
     }
 
 
@@ -171,14 +185,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads in the server (default: torch's)")
     parser.add_argument("--index-cases", type=int, default=10_000)
     parser.add_argument("--start-timeout", type=float, default=300)
-    parser.add_argument("--out", type=Path, default=RESULT)
+    parser.add_argument("--ddx-model", help="a dermkit train ddx folder: it ranks the differential")
+    parser.add_argument("--images-per-case", type=int, help="photos per request (default 1; 2 with --ddx-model)")
+    parser.add_argument("--out", type=Path, help=f"default {RESULT.name}; {RESULT_DDX.name} with --ddx-model")
     args = parser.parse_args()
+    args.images_per_case = args.images_per_case or (2 if args.ddx_model else 1)
+    args.out = args.out or (RESULT_DDX if args.ddx_model else RESULT)
 
     image, image_source = photo()
+    load_before = os.getloadavg()[0]  # other processes on the cores: batching only pays when the model has them
     ports = tuple(free_ports(2))
     context = mp.get_context("spawn")
     server = context.Process(target=serve_both, daemon=True,
-                             args=(args.model, ports, args.max_batch, args.max_wait_ms, args.threads, args.index_cases))
+                             args=(args.model, ports, args.max_batch, args.max_wait_ms, args.threads, args.index_cases,
+                                   args.ddx_model))
     server.start()
     try:
         urls = (f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}")
@@ -188,8 +208,13 @@ def main() -> None:
         server.join(timeout=30)
 
     on, off = runs["batching_on"], runs["batching_off"]
+    from dermkit.models.families.ddx import load_ddx
+
     result = {
         "model": args.model,
+        "ddx_model": None if args.ddx_model is None else {"path": args.ddx_model,
+                                                          "test_time_views": load_ddx(args.ddx_model).tta},
+        "images_per_case": args.images_per_case,
         "image": image_source,
         "p50_ms": runs["single"]["p50_ms"],
         "p99_ms": runs["single"]["p99_ms"],
@@ -203,6 +228,7 @@ def main() -> None:
         **runs,
         "settings": {"max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms, "threads": args.threads,
                      "index_cases": args.index_cases, "warmup": args.warmup, "cpu_count": os.cpu_count(),
+                     "load_1min_before": round(load_before, 2),
                      "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "machine": platform.machine(),
                      "python": platform.python_version()},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -278,7 +278,7 @@ def _cmd_train_ddx(args: argparse.Namespace) -> int:
         time_budget_s=None if args.time_budget_min is None else args.time_budget_min * 60,
         patience=args.patience, select_on=args.select_on, precision=args.precision, seed=args.seed,
         resume=args.resume, workers=args.workers,
-        cache_dir=None if args.cache_dir is None else str(args.cache_dir),
+        cache_dir=None if args.cache_dir is None else str(args.cache_dir), tta=args.tta,
     ))
     if summary is None:  # not the main process of a torchrun launch: rank 0 reports
         return 0
@@ -321,7 +321,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from dermkit.predict import parse_fields, predict_case
 
     fields = parse_fields(age=args.age, sex=args.sex, fitzpatrick=args.fitzpatrick, site=args.site,
-                          symptoms=args.symptom, history=_key_values(args.history, "--history"))
+                          symptoms=args.symptom, history=_key_values(args.history, "--history"),
+                          measurements=_key_values(args.measurement, "--measurement"))
     result = predict_case(args.model, args.images, fields, top=args.top, tta=args.tta)
     if args.json:
         print_json(result)
@@ -388,6 +389,9 @@ def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
     ddx.add_argument("--resume", action="store_true")
     ddx.add_argument("--workers", type=int, default=0)
     ddx.add_argument("--cache-dir", type=Path, help="frozen-trunk feature cache (default OUT/feature-cache)")
+    ddx.add_argument("--tta", choices=["auto", *map(str, TTA_VIEW_COUNTS)], default="1",
+                     help="test-time views stored with the model (predict, eval and serve use them); "
+                          "auto: the count of best validation balanced accuracy")
     ddx.add_argument("--json", action="store_true")
     ddx.set_defaults(func=_cmd_train_ddx)
 
@@ -429,9 +433,11 @@ def _add_synthesize_predict(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--symptom", action="append", default=[], help="reported symptom (repeatable)")
     predict.add_argument("--history", action="append", default=[], metavar="KEY=yes|no",
                          help="history answer, e.g. smoke=no (repeatable)")
+    predict.add_argument("--measurement", action="append", default=[], metavar="NAME=VALUE",
+                         help="numeric finding the model was trained on, e.g. diameter_1_mm=6 (repeatable)")
     predict.add_argument("--top", type=int, help="show only the top N conditions")
-    predict.add_argument("--tta", type=int, choices=TTA_VIEW_COUNTS, default=1, metavar="N",
-                         help=TTA_HELP)
+    predict.add_argument("--tta", type=int, choices=TTA_VIEW_COUNTS, metavar="N",
+                         help=TTA_HELP + "; default: the count stored with the model")
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(func=_cmd_predict)
 
@@ -684,12 +690,17 @@ def _cmd_eval_classifier(args: argparse.Namespace) -> int:
     from dermkit.evaluate.isic import to_isic_csv, without_zero_weight
     from dermkit.evaluate.metrics.collection import score_predictions
     from dermkit.evaluate.predictions import write_predictions
-    from dermkit.models.families.ddx import load_ddx
-    from dermkit.predict import describe_coverage, label_space_coverage, predict_table
+    from dermkit.models.families.ddx import load_ddx, store_tta
+    from dermkit.predict import choose_tta, describe_coverage, label_space_coverage, predict_table
 
     model, splits = load_ddx(args.model), args.split or ["test"]
     coverage = label_space_coverage(model, args.table, splits)  # fails first, naming the splits present
-    predictions = predict_table(model, args.table, splits, cache_dir=args.cache_dir, tta=args.tta)
+    tta = None if args.tta in (None, "auto") else int(args.tta)
+    if args.tta == "auto":  # chosen on validation, stored with the model for predict and serve
+        model.config["tta"] = {**choose_tta(model, args.table, cache_dir=args.cache_dir), "chosen": "validation"}
+        store_tta(args.model, model.config["tta"])
+        print(f"test-time views chosen on validation: {model.tta} (stored in {args.model})", file=sys.stderr)
+    predictions = predict_table(model, args.table, splits, cache_dir=args.cache_dir, tta=tta)
     if args.out is not None:
         write_predictions(predictions, args.out)
     extra: dict[str, Any] = {}
@@ -700,7 +711,8 @@ def _cmd_eval_classifier(args: argparse.Namespace) -> int:
         extra["isic_zero_weight"] = zero_weight
         print(f"note: {zero_weight['why']}", file=sys.stderr)
     print(describe_coverage(coverage), file=sys.stderr)
-    result = {"split": splits, **score_predictions(scored, positive=args.positive, **_scoring(args)),
+    result = {"split": splits, "tta": model.tta if tta is None else tta,
+              **score_predictions(scored, positive=args.positive, **_scoring(args)),
               "label_space": {"classes": list(model.classes), **coverage}, **extra}
     if args.card:
         from dermkit.evaluate.card import table_data, write_evaluation_card
@@ -841,8 +853,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                             help="write the results, per-group table and limitations into MODEL/README.md")
     classifier.add_argument("--out", type=Path, help="also write the predictions table (Parquet) here")
     classifier.add_argument("--cache-dir", type=Path, help="feature cache shared with training")
-    classifier.add_argument("--tta", type=int, choices=TTA_VIEW_COUNTS, default=1, metavar="N",
-                            help=TTA_HELP)
+    classifier.add_argument("--tta", choices=["auto", *map(str, TTA_VIEW_COUNTS)], metavar="N|auto",
+                            help=TTA_HELP + "; default: the count stored with the model; auto: choose it on the "
+                                 "table's validation split and store it with the model")
     classifier.add_argument("--isic-csv", type=Path, metavar="FILE",
                             help="also write the ISIC challenge submission CSV (2018 or 2019 columns)")
     classifier.set_defaults(func=_cmd_eval_classifier)

@@ -7,6 +7,7 @@ ontology's closest names for an unknown site or symptom.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,12 +40,14 @@ class CaseFields:
     body_site: str | None = None
     symptoms: list[str] | None = None
     history: dict[str, bool] | None = None
+    measurements: dict[str, float] | None = None
     given: list[str] = field(default_factory=list)  # the arguments the user set, for "ignored" notes
 
 
 def parse_fields(*, age: float | None = None, sex: str | None = None, fitzpatrick: str | int | None = None,
                  site: str | None = None, symptoms: Sequence[str] = (),
-                 history: Mapping[str, str] | None = None) -> CaseFields:
+                 history: Mapping[str, str] | None = None,
+                 measurements: Mapping[str, str] | None = None) -> CaseFields:
     """Validate and normalise user input; errors name the command-line argument."""
     ontology = default_ontology()
     fields = CaseFields()
@@ -84,16 +87,27 @@ def parse_fields(*, age: float | None = None, sex: str | None = None, fitzpatric
             if answer.lower() not in ANSWERS:
                 raise InputError(f"history answer for {key!r} must be yes or no, got {answer!r}", field="--history")
             fields.history[key] = ANSWERS[answer.lower()]
+    if measurements:
+        fields.measurements = {}
+        for key, text in measurements.items():
+            try:
+                fields.measurements[key] = float(text)
+            except ValueError:
+                raise InputError(f"measurement {key!r} must be a number, got {text!r}", field="--measurement") from None
+            if not math.isfinite(fields.measurements[key]):
+                raise InputError(f"measurement {key!r} must be finite, got {text!r}", field="--measurement")
     fields.given = [name for name, value in (("--age", age), ("--sex", sex), ("--fitzpatrick", fitzpatrick),
-                                             ("--site", site), ("--symptom", symptoms), ("--history", history))
+                                             ("--site", site), ("--symptom", symptoms), ("--history", history),
+                                             ("--measurement", measurements))
                     if value]
     return fields
 
 
 def predict_case(model: DdxModel | str | Path, images: Sequence[str | Path], fields: CaseFields | None = None,
-                 top: int | None = None, tta: int = 1) -> dict[str, Any]:
+                 top: int | None = None, tta: int | None = None) -> dict[str, Any]:
     """The ranked differential of one case: ``{"model", "differential": [{rank, id, name, probability}],
-    "ignored"}``; ``ignored`` lists arguments this model does not read; ``tta``: test-time views."""
+    "ignored"}``; ``ignored`` lists arguments this model does not read; ``tta``: test-time views
+    (None: the count stored with the model)."""
     if not images:
         raise InputError("give at least one image", field="IMAGE")
     if len(images) > MAX_IMAGES_PER_CASE:
@@ -101,31 +115,37 @@ def predict_case(model: DdxModel | str | Path, images: Sequence[str | Path], fie
     fields = fields or CaseFields()
     loaded = [open_image(path) for path in images]  # raises InputError naming the file
     model = model if isinstance(model, DdxModel) else load_ddx(model)
-    ignored = [] if model.metadata is not None else list(fields.given)
-    if model.metadata is not None:
-        known = set(model.metadata.flags)
-        ignored += [f"--symptom {s}" for s in fields.symptoms or [] if s not in known]
-        ignored += [f"--history {k}" for k in fields.history or {} if k not in known]
     probs = model.predict_proba([loaded], [fields], tta=tta)[0]
     return {"model": model.card.model_id if model.card else None,
-            "differential": model.differential(probs, top), "ignored": ignored,
-            "note": "Research use only: not for diagnosis."}
+            "differential": model.differential(probs, top), "ignored": ignored_fields(model, fields),
+            "tta": model.tta if tta is None else tta, "note": "Research use only: not for diagnosis."}
+
+
+def ignored_fields(model: DdxModel, fields: CaseFields) -> list[str]:
+    """The given arguments the model does not read: all of them for an image-only model, else the
+    symptoms, history answers and measurements it was not trained on (``--symptom X``, ``--history K``)."""
+    if model.metadata is None:
+        return list(fields.given)
+    known, numeric = set(model.metadata.flags), set(model.metadata.numeric)
+    return ([f"--symptom {s}" for s in fields.symptoms or [] if s not in known]
+            + [f"--history {k}" for k in fields.history or {} if k not in known]
+            + [f"--measurement {k}" for k in fields.measurements or {} if k not in numeric])
 
 
 @torch.no_grad()
 def predict_table(model: DdxModel, table: str | Path, splits: Sequence[str] = ("test",),
-                  cache_dir: str | Path | None = None, tta: int = 1) -> Any:
+                  cache_dir: str | Path | None = None, tta: int | None = None) -> Any:
     """A predictions table (``dermkit.evaluate.predictions``) for the labelled cases of ``splits``.
 
     With ``cache_dir`` the trunk's features come from (or go to) the same cache that training used,
     keyed by the trunk's weights, so a frozen-trunk model's test images are encoded only once. With
     ``tta`` > 1 the probabilities are the mean over that many flipped and turned views of every image
-    (each view's features cached apart).
+    (each view's features cached apart); None: the count stored with the model.
     """
     from dermkit.evaluate.predictions import Predictions
     from dermkit.models.transforms import check_tta
 
-    views = check_tta(tta)
+    views = check_tta(model.tta if tta is None else tta)
     frame, cases, target = _labelled_cases(model, table, splits)
     probs = np.mean(_view_probabilities(model, cases, table, cache_dir, views), axis=0)
     model_id = model.card.model_id if model.card else "ddx"
@@ -133,17 +153,22 @@ def predict_table(model: DdxModel, table: str | Path, splits: Sequence[str] = ("
 
 
 @torch.no_grad()
-def choose_tta(model: DdxModel, table: str | Path, cache_dir: str | Path | None = None,
+def choose_tta(model: DdxModel, table: str | Path | Sequence[str | Path], cache_dir: str | Path | None = None,
                split: str = "val") -> dict[str, Any]:
-    """The test-time view count (``TTA_VIEW_COUNTS``) of best balanced accuracy on ``split``, the
-    fewest views on a tie: a choice made on validation, never on the test split it is used for.
-    Every view is predicted once; each count scores the mean of the first that many."""
+    """The test-time view count (``TTA_VIEW_COUNTS``) of best balanced accuracy on ``split`` (of one
+    table or of several pooled), the fewest views on a tie: a choice made on validation, never on
+    the test split it is used for. Every view is predicted once; each count scores the mean of the
+    first that many."""
     from dermkit.evaluate.metrics import balanced_accuracy
     from dermkit.models.transforms import TTA_VIEW_COUNTS
 
-    _, cases, target = _labelled_cases(model, table, [split])
-    per_view = _view_probabilities(model, cases, table, cache_dir, max(TTA_VIEW_COUNTS))
-    scores = {n: balanced_accuracy(np.mean(per_view[:n], axis=0), target.argmax(axis=1)) for n in TTA_VIEW_COUNTS}
+    tables = [table] if isinstance(table, str | Path) else list(table)
+    per_table = [_labelled_cases(model, t, [split]) for t in tables]
+    per_view = [np.concatenate(views) for views in zip(*(
+        _view_probabilities(model, cases, t, cache_dir, max(TTA_VIEW_COUNTS))
+        for t, (_, cases, _) in zip(tables, per_table, strict=True)), strict=True)]
+    labels = np.concatenate([target.argmax(axis=1) for _, _, target in per_table])
+    scores = {n: balanced_accuracy(np.mean(per_view[:n], axis=0), labels) for n in TTA_VIEW_COUNTS}
     best = max(scores.values())
     return {"views": min(n for n, score in scores.items() if score == best), "split": split,
             "balanced_accuracy": scores}

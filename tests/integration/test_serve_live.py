@@ -10,9 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,8 +22,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 pytest.importorskip("open_clip")
 
-import uvicorn
-from conftest import SHARED_DATA  # tests/ is on sys.path under pytest
+from conftest import SHARED_DATA, serve_in_thread  # tests/ is on sys.path under pytest
 
 from dermkit.data.images import open_image
 from dermkit.ontology import default_ontology
@@ -71,12 +67,6 @@ def synthetic_cases(folder: Path, count: int) -> list[dict[str, object]]:
     return cases
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a started server on 127.0.0.1; stopped after the module."""
@@ -86,18 +76,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pixels = [loaded.prepare_image(open_image(case["image_paths"][0])) for case in cases]
     index = build(np.stack(loaded.embed_images(pixels)), pd.DataFrame(cases), model="tiny-clip")
     engine = Engine(loaded.vlm, loaded.bank, loaded.differential, SimilarCases(index), loaded.config)
-    port = free_port()
-    uvicorn_server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uvicorn_server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uvicorn_server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(create_app(engine)) as url:
+        yield url
 
 
 # -- schemathesis -------------------------------------------------------------------------------

@@ -137,9 +137,12 @@ def test_predict_returns_ranked_differential_concepts_similar_cases_and_disclaim
     assert body["similar_cases"][0]["score"] == pytest.approx(1.0, abs=1e-4)
     assert body["similar_cases"][0]["diagnosis"] == "Melanocytic nevus"
     assert body["history"] == {"age": 52.0, "sex": "female", "fitzpatrick": 3, "site": "forearm",
-                               "symptoms": ["itch", "pain"], "duration": "one to four weeks"}
+                               "symptoms": ["itch", "pain"], "duration": "one to four weeks", "history": {},
+                               "measurements": {}}
     assert body["model"]["id"] == "tiny-clip" and len(body["model"]["version"]) == 12
     assert body["differential_source"] == "zero-shot"
+    # the zero-shot ranking reads none of the history: every given field is reported as ignored
+    assert body["ignored"] == ["age", "sex", "fitzpatrick", "site", "symptoms", "duration"]
     assert body["disclaimer"].startswith("This is not a diagnosis")
 
 

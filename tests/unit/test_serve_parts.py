@@ -243,7 +243,10 @@ def test_ddx_model_from_the_registry_ranks_the_differential(tmp_path: Path) -> N
             assert body["concepts"]
             return body["differential"][0]
 
-        assert top("70") == {"condition": "Melanoma", "ontology_id": "melanoma", "probability": 0.7}
+        assert top("70") == {"condition": "Melanoma", "ontology_id": "melanoma", "probability": 0.7,
+                             "path": [{"id": "neoplasm", "name": "Neoplasm"},
+                                      {"id": "melanocytic_neoplasm", "name": "Melanocytic neoplasm"},
+                                      {"id": "melanoma", "name": "Melanoma"}]}
         assert top("30")["ontology_id"] == "melanocytic_nevus"
         roles = [model["role"] for model in client.get("/v1/models").json()["models"]]
         assert roles == ["vision-language", "differential"]

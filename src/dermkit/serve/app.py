@@ -243,19 +243,29 @@ def create_app(
         symptoms: Annotated[list[str] | None, Form(description="one field per symptom, e.g. itch",
                                                    examples=[["itch"]])] = None,
         duration: Annotated[str | None, Form(max_length=100, examples=["one to four weeks"])] = None,
+        history: Annotated[list[str] | None, Form(description="yes/no history answers, one field each, ID=yes|no "
+                                                              "(the ids: /v1/models history_fields.flags)",
+                                                  examples=[["itch=yes"]])] = None,
+        measurements: Annotated[list[str] | None, Form(description="numeric findings, NAME=VALUE",
+                                                       examples=[["diameter_1_mm=6"]])] = None,
         acquisition: Annotated[Acquisition | None, Form(description="selects the prompt templates")] = None,
     ) -> dict[str, Any]:
         """Ranked differential, top clinical concepts and similar cases for one case's photographs."""
+        from dermkit.serve.ddx import parse_pairs  # torch-bound: imported once the engine is loaded
+
         engine = service.require_engine()
         if len(images) > config.max_images:
             raise ApiError(422, "too_many_images", f"{len(images)} images sent, at most {config.max_images} allowed",
                            "images")
-        history = resolve_history(age=age, sex=sex, fitzpatrick=fitzpatrick, site=site, symptoms=symptoms or [],
-                                  duration=duration, ontology=engine.ontology)
+        resolved = resolve_history(age=age, sex=sex, fitzpatrick=fitzpatrick, site=site, symptoms=symptoms or [],
+                                   duration=duration, answers=parse_pairs(history or [], "history", bool),
+                                   measurements=parse_pairs(measurements or [], "measurements", float),
+                                   ontology=engine.ontology)
+        ignored = engine.differential.check(resolved)  # 422 for a value the model refuses
         async with service.admission.slot():
             budget = PixelBudget(config.max_request_pixels)
             pictures = [await service.read_image(upload, f"images[{i}]", budget) for i, upload in enumerate(images)]
-            case = await run_in_threadpool(engine.prepare_case, pictures, history, acquisition)
+            case = await run_in_threadpool(engine.prepare_case, pictures, resolved, acquisition)
             result = await service.submit(service.predict, case)
         differential_role = "vision-language" if len(engine.models) == 1 else "differential"
         return {
@@ -263,10 +273,11 @@ def create_app(
             "differential_source": engine.differential.source,
             "concepts": result.concepts,
             "similar_cases": result.similar_cases,
-            "history": history.as_dict(),
+            "history": resolved.as_dict(),
             "images": len(pictures),
             "model": service.model_ref(),
             "differential_model": service.model_ref(differential_role),
+            "ignored": ignored,
             "disclaimer": schemas.NOT_A_DIAGNOSIS,
         }
 
@@ -314,13 +325,17 @@ def create_app(
     @app.get("/v1/models", response_model=schemas.ModelsResponse, tags=["about"], dependencies=guards,
              responses=errors)
     async def models() -> dict[str, Any]:
-        """The loaded models with their cards, the differential's classes and the index size."""
+        """The loaded models with their cards, the differential's classes and history fields, the index size."""
+        from dermkit.serve.ddx import ranked_entry
+
         engine = service.require_engine()
-        conditions = engine.ontology.conditions
         similar = engine.similar
         return {
             "models": engine.models,
-            "classes": [{"id": cid, "name": conditions.get(cid).name} for cid in engine.differential.classes],
+            "history_fields": engine.differential.fields(),
+            "test_time_views": engine.differential.test_time_views,
+            "classes": [{"id": entry["ontology_id"], "name": entry["condition"]}
+                        for entry in (ranked_entry(cid, 0.0, engine.ontology) for cid in engine.differential.classes)],
             "concepts": len(engine.bank.concepts),
             "index": None if similar is None else {"cases": len(similar), "model": similar.model},
         }

@@ -21,12 +21,19 @@ import numpy as np
 
 from dermkit.core.errors import DermkitError
 from dermkit.ontology import Ontology, default_ontology
+from dermkit.serve.ddx import HISTORY_FIELDS, DdxDifferential, given_fields
 from dermkit.serve.history import History
 from dermkit.serve.textbank import TextBank
 
 if TYPE_CHECKING:
     import torch
     from PIL.Image import Image
+
+
+def standard_fields() -> dict[str, Any]:
+    """The history form of a differential without a metadata spec: the standard fields, no free-form answers."""
+    return {"fields": [f for f in HISTORY_FIELDS if f not in ("history", "measurements")], "flags": [],
+            "measurements": [], "age_range": None}
 
 
 @runtime_checkable
@@ -54,6 +61,7 @@ class ZeroShotDifferential:
     """The vision-language model's zero-shot ranking over the text bank's condition list."""
 
     source = "zero-shot"
+    test_time_views = None
 
     def __init__(self, bank: TextBank, model_name: str) -> None:
         self.bank = bank
@@ -62,6 +70,14 @@ class ZeroShotDifferential:
 
     def preprocess(self, image: Image) -> None:
         """Zero-shot scoring reuses the vision-language embedding: nothing extra to prepare."""
+
+    def fields(self) -> dict[str, Any]:
+        """The zero-shot ranking reads only the photo type; the form still records the history."""
+        return standard_fields()
+
+    def check(self, history: History) -> list[str]:
+        """Every history field given: the zero-shot ranking reads none of them."""
+        return given_fields(history)
 
     def probs(self, embeddings: np.ndarray, cases: Sequence[CaseInput]) -> np.ndarray:
         """Rows of class probabilities, each case scored with its acquisition type's prompts."""
@@ -76,6 +92,7 @@ class ModelDifferential:
     """A differential-diagnosis model's own output; its classes are resolved to ontology ids."""
 
     source = "differential model"
+    test_time_views = None  # whatever the plug-in does inside predict_proba
 
     def __init__(self, model: object, ontology: Ontology | None = None) -> None:
         if not isinstance(model, DifferentialModel):
@@ -87,6 +104,7 @@ class ModelDifferential:
         self.model = model
         self.name = model.name
         self.classes = tuple(conditions.get(label).id for label in model.classes)
+        self.weights, self.card = model, getattr(model, "card", None)
 
     def preprocess(self, image: Image) -> torch.Tensor:
         return self.model.preprocess_eval(image)
@@ -100,5 +118,12 @@ class ModelDifferential:
                                f"expected {(len(cases), len(self.classes))}")
         return probs
 
+    def fields(self) -> dict[str, Any]:
+        """A plug-in model is handed the whole history: the form shows every field but free-form answers."""
+        return standard_fields()
 
-Differential = ZeroShotDifferential | ModelDifferential
+    def check(self, history: History) -> list[str]:
+        return []
+
+
+Differential = ZeroShotDifferential | ModelDifferential | DdxDifferential

@@ -19,6 +19,7 @@ from dermkit.core.precision import resolve_precision
 from dermkit.evaluate.features import encode_texts, l2_normalize, mean_direction, weights_fingerprint
 from dermkit.ontology import Ontology, default_ontology
 from dermkit.serve.config import ServeConfig, condition_ids
+from dermkit.serve.ddx import DdxDifferential, is_ddx_dir, ranked_entry
 from dermkit.serve.differential import CaseInput, Differential, ModelDifferential, ZeroShotDifferential
 from dermkit.serve.errors import ApiError
 from dermkit.serve.history import History
@@ -81,9 +82,9 @@ class Engine:
         self.device = next(vlm.model.parameters()).device
         self.bf16 = use_bf16(config.precision, self.device)
         self.models = [self._describe("vision-language", vlm.name, vlm.model, vlm.card)]
-        if isinstance(differential, ModelDifferential):
-            model = differential.model
-            self.models.append(self._describe("differential", model.name, model, getattr(model, "card", None)))
+        if isinstance(differential, ModelDifferential | DdxDifferential):
+            self.models.append(self._describe("differential", differential.name, differential.weights,
+                                              differential.card))
 
     @classmethod
     def load(cls, config: ServeConfig, ontology: Ontology | None = None, readiness: Readiness | None = None) -> Engine:
@@ -112,6 +113,7 @@ class Engine:
         readiness.loading("differential")
         differential: Differential = (
             ZeroShotDifferential(bank, vlm.name) if config.ddx_model is None
+            else DdxDifferential.load(config.ddx_model, ontology) if is_ddx_dir(config.ddx_model)
             else ModelDifferential(load_model(config.ddx_model), ontology)
         )
         readiness.ready("differential", source=differential.source)
@@ -203,9 +205,7 @@ class Engine:
 
     def _ranked_conditions(self, probs: np.ndarray) -> list[dict[str, Any]]:
         order = np.argsort(-probs, kind="stable")[: self.config.top_conditions]
-        conditions = self.ontology.conditions
-        return [{"condition": conditions.get(self.differential.classes[i]).name,
-                 "ontology_id": self.differential.classes[i], "probability": float(probs[i])} for i in order]
+        return [ranked_entry(self.differential.classes[i], float(probs[i]), self.ontology) for i in order]
 
     def _ranked_concepts(self, scores: np.ndarray) -> list[dict[str, Any]]:
         order = np.argsort(-scores, kind="stable")[: self.config.top_concepts]

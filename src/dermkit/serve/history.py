@@ -6,7 +6,7 @@ returned as ids; an unknown one is refused with the closest names, so the web pa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,9 +24,12 @@ class History:
     site: str | None = None
     symptoms: tuple[str, ...] = field(default_factory=tuple)
     duration: str | None = None
+    answers: dict[str, bool] = field(default_factory=dict)  # yes/no history answers, keyed by symptom id if known
+    measurements: dict[str, float] = field(default_factory=dict)  # numeric findings, e.g. diameter_1_mm
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "symptoms": list(self.symptoms)}
+        values = asdict(self)
+        return {**values, "symptoms": list(self.symptoms), "history": values.pop("answers")}
 
 
 def resolve_term(vocabulary: Hierarchy, term: str, field_name: str) -> str:
@@ -48,6 +51,8 @@ def resolve_history(
     site: str | None = None,
     symptoms: Sequence[str] = (),
     duration: str | None = None,
+    answers: Mapping[str, bool] | None = None,
+    measurements: Mapping[str, float] | None = None,
     ontology: Ontology | None = None,
 ) -> History:
     """Validate the vocabulary fields (types and ranges are checked by the request schema)."""
@@ -57,5 +62,8 @@ def resolve_history(
         resolve_term(ontology.symptoms, term, f"symptoms[{position}]")
         for position, term in enumerate(symptoms) if term.strip()
     ))
+    # Answers keyed as the model's encoder keys them: the symptom id where the ontology knows the name.
+    resolved = {(node.id if (node := ontology.symptoms.find(key)) is not None else key): value
+                for key, value in (answers or {}).items()}
     return History(age=age, sex=sex, fitzpatrick=fitzpatrick, site=site_id, symptoms=symptom_ids,
-                   duration=(duration or "").strip() or None)
+                   duration=(duration or "").strip() or None, answers=resolved, measurements=dict(measurements or {}))

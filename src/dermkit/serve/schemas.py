@@ -42,10 +42,16 @@ class ModelRef(BaseModel):
     version: str = Field(description="fingerprint of the weights")
 
 
+class Term(BaseModel):
+    id: str
+    name: str
+
+
 class ConditionScore(BaseModel):
     condition: str
     ontology_id: str
     probability: float = Field(ge=0, le=1)
+    path: list[Term] = Field(default_factory=list, description="ontology path, root first ('other': empty)")
 
 
 class ConceptScore(BaseModel):
@@ -71,6 +77,8 @@ class ResolvedHistory(BaseModel):
     site: str | None = Field(None, description="body-site ontology id")
     symptoms: list[str] = Field(default_factory=list, description="symptom ontology ids")
     duration: str | None = None
+    history: dict[str, bool] = Field(default_factory=dict, description="yes/no answers, by symptom id where known")
+    measurements: dict[str, float] = Field(default_factory=dict)
 
 
 class PredictResponse(BaseModel):
@@ -95,6 +103,8 @@ class PredictResponse(BaseModel):
     images: int
     model: ModelRef = Field(description="the vision-language model (embeddings, concepts, similar cases)")
     differential_model: ModelRef = Field(description="the model that ranked the differential")
+    ignored: list[str] = Field(default_factory=list, description="history fields given that the differential "
+                                                                  "model does not read")
     disclaimer: str
 
 
@@ -113,11 +123,6 @@ class SearchResponse(BaseModel):
     results: list[SimilarCase]
 
 
-class Term(BaseModel):
-    id: str
-    name: str
-
-
 class ModelInfo(BaseModel):
     role: Literal["vision-language", "differential"]
     id: str
@@ -131,8 +136,17 @@ class IndexInfo(BaseModel):
     model: str | None
 
 
+class HistoryFields(BaseModel):
+    fields: list[str] = Field(description="the history fields the differential reads (the form shows these)")
+    flags: list[Term] = Field(description="yes/no questions it was trained on: send history=ID=yes|no")
+    measurements: list[str] = Field(description="numeric findings it reads: send measurements=NAME=VALUE")
+    age_range: list[float] | None = Field(None, description="accepted ages, when the model restricts them")
+
+
 class ModelsResponse(BaseModel):
     models: list[ModelInfo]
+    history_fields: HistoryFields
+    test_time_views: int | None = Field(None, description="views averaged per image (the model's stored count)")
     classes: list[Term] = Field(description="the differential's conditions, in order")
     concepts: int = Field(description="how many concepts are scored")
     index: IndexInfo | None

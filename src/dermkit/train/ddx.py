@@ -125,8 +125,9 @@ class DdxTrainConfig:
     cache_dir: str | None = None
     export: bool = True
     time_budget_s: float | None = None  # no epoch after the first started that would overrun it (caching included)
+    tta: str = "1"  # test-time views stored with the model: 1, 2, 4, 8, or auto (chosen on validation)
 
-    RUN_CONTROL = ("resume", "workers", "cache_dir", "export", "time_budget_s")
+    RUN_CONTROL = ("resume", "workers", "cache_dir", "export", "time_budget_s", "tta")
 
     def recipe(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_CONTROL}
@@ -264,8 +265,7 @@ class DdxTrainer:
         if not paths:
             return {}
         _, evaluate = self.backbone.transforms()
-        directory = Path(self.config.cache_dir) if self.config.cache_dir else self.out / "feature-cache"
-        cache = image_feature_cache(self.backbone, paths, directory)
+        cache = image_feature_cache(self.backbone, paths, self._cache_directory())
         hit = distributed.broadcast_object(cache.path.exists())
         record: dict[str, Any] = {"event": "feature_cache", "hit": hit, "items": len(paths), "file": str(cache.path)}
         if not hit:
@@ -511,8 +511,26 @@ class DdxTrainer:
                      "training_cases": case_composition(c for c in self.train.cases if not c.synthetic)},
             **precision_record(self.precision),
         )
-        save_ddx(DdxModel(self.net.cpu(), self.labels, self.metadata_spec, config, card), self.out / "model")
+        model = DdxModel(self.net.cpu(), self.labels, self.metadata_spec, config, card)
+        if self.config.tta != "1":
+            config["tta"] = summary["tta"] = self._test_time_views(model)
+        save_ddx(model, self.out / "model")
         summary["model"] = str(self.out / "model")
+
+    def _cache_directory(self) -> Path:
+        return Path(self.config.cache_dir) if self.config.cache_dir else self.out / "feature-cache"
+
+    def _test_time_views(self, model: DdxModel) -> dict[str, Any]:
+        """``--tta N`` as given, or ``auto``: the count of best validation balanced accuracy
+        (:func:`dermkit.predict.choose_tta` on the validation split of every ``--data`` table)."""
+        from dermkit.models.transforms import check_tta
+        from dermkit.predict import choose_tta
+
+        if self.config.tta != "auto":
+            return {"views": check_tta(int(self.config.tta)), "chosen": "given"}
+        if not model.uses_images:
+            return {"views": 1, "chosen": "no images"}
+        return {**choose_tta(model, self.config.data, cache_dir=self._cache_directory()), "chosen": "validation"}
 
 
 def image_feature_cache(backbone: Backbone, paths: list[str], directory: Path, view: int = 0) -> FeatureCache:

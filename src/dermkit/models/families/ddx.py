@@ -71,20 +71,43 @@ class DdxModel:
 
         return eval_transform(self.config["preprocess"])
 
-    def predict_proba(self, images: Sequence[Sequence[Image]], cases: Sequence[Any], tta: int = 1) -> np.ndarray:
+    @property
+    def name(self) -> str:
+        return self.card.model_id if self.card and self.card.model_id else "ddx"
+
+    @property
+    def tta(self) -> int:
+        """The number of test-time views validated for this model (``tta`` in its config; 1 when none stored)."""
+        return int((self.config.get("tta") or {}).get("views", 1))
+
+    def preprocess_eval(self, image: Image) -> torch.Tensor:
+        """One image as the network sees it (C×H×W): the model's own evaluation transform."""
+        return self.eval_transform(image)
+
+    def predict_proba(self, images: Sequence[Sequence[Image]], cases: Sequence[Any], tta: int | None = None
+                      ) -> np.ndarray:
         """Class probabilities (N×C) for N cases, each with its images and its fields (any attributes
         named as in the case table; missing ones are unknown); with ``tta`` > 1, the mean over that
-        many flipped and turned views of every image (``models.transforms.DIHEDRAL_VIEWS``)."""
+        many flipped and turned views of every image (``models.transforms.DIHEDRAL_VIEWS``); None:
+        the model's stored count (:attr:`tta`)."""
+        tensors = [[self.preprocess_eval(i) for i in imgs] if self.uses_images else [] for imgs in images]
+        return self.predict_tensors(tensors, cases, tta)
+
+    def predict_tensors(self, images: Sequence[Sequence[torch.Tensor]], cases: Sequence[Any],
+                        tta: int | None = None) -> np.ndarray:
+        """:meth:`predict_proba` on images already through :meth:`preprocess_eval`: the one path from a
+        case's images and history to probabilities, shared by ``dermkit predict`` and the service.
+        ``images`` is not read by a model without an image trunk."""
         import torch
 
         from dermkit.models.ddx import collate_metadata
         from dermkit.models.transforms import check_tta, dihedral_view
 
-        views = check_tta(tta)
+        views = check_tta(self.tta if tta is None else tta)
         self.net.eval()
         inputs: dict[str, Any] = {}
         if self.uses_images:
-            inputs["images"], inputs["mask"] = pad_images([[self.eval_transform(i) for i in imgs] for imgs in images])
+            inputs["images"], inputs["mask"] = pad_images(images)
         if self.metadata is not None:
             inputs["metadata"] = collate_metadata([self.metadata.encode(case) for case in cases])
         with torch.no_grad():
@@ -156,6 +179,19 @@ def save_ddx(model: DdxModel, out: str | Path) -> Path:
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
         (tmp / CARD_FILE).write_text(card.to_markdown())
     return Path(out)
+
+
+def store_tta(path: str | Path, choice: dict[str, Any]) -> None:
+    """Record a validated test-time view count (``{"views", "split", ...}`` from ``predict.choose_tta``)
+    in the model's ``ddx_config.json``, beside ``logit_adjustment``; written atomically."""
+    from dermkit.core.atomic import atomic_write_text
+
+    config_file = Path(path) / CONFIG_FILE
+    if not config_file.exists():
+        raise InputError(f"not a dermkit ddx model directory (no {CONFIG_FILE})", file=path)
+    config = json.loads(config_file.read_text())
+    config["tta"] = dict(choice)
+    atomic_write_text(config_file, json.dumps(config, indent=2) + "\n")
 
 
 def load_ddx(path: str | Path, device: str = "cpu") -> DdxModel:

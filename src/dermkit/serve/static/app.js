@@ -65,7 +65,7 @@ async function loadVocabulary() {
   }));
 }
 
-function bars(listId, rows, label, value) {
+function bars(listId, rows, label, value, detail = () => "") {
   document.getElementById(listId).replaceChildren(...rows.map((row) => {
     const percent = Math.round(value(row) * 100);
     const fill = el("span");
@@ -75,7 +75,8 @@ function bars(listId, rows, label, value) {
     bar.setAttribute("aria-label", `${label(row)}: ${percent}%`);
     const text = el("div", { className: "bar-label" }, [el("span", { textContent: label(row) }),
       el("span", { textContent: `${percent}%` })]);
-    return el("li", {}, [text, bar]);
+    const more = detail(row);
+    return el("li", {}, more ? [text, el("div", { className: "path meta", textContent: more }), bar] : [text, bar]);
   }));
 }
 
@@ -91,7 +92,11 @@ function similarGrid(cases) {
 
 function render(result) {
   document.getElementById("result-disclaimer").textContent = result.disclaimer;
-  bars("differential", result.differential, (r) => r.condition, (r) => r.probability);
+  bars("differential", result.differential, (r) => r.condition, (r) => r.probability,
+    (r) => (r.path || []).map((node) => node.name).join(" › "));
+  const ignored = document.getElementById("ignored");
+  ignored.hidden = !(result.ignored && result.ignored.length);
+  ignored.textContent = ignored.hidden ? "" : `Not used by this model: ${result.ignored.join(", ")}`;
   bars("concepts", result.concepts, (r) => r.concept, (r) => r.score);
   similarGrid(result.similar_cases);
   const model = result.differential_model;
@@ -115,6 +120,12 @@ form.addEventListener("submit", async (event) => {
     if (value) data.append(name, value);
   }
   for (const box of form.querySelectorAll('input[name="symptoms"]:checked')) data.append("symptoms", box.value);
+  for (const select of form.querySelectorAll("select[data-flag]")) {
+    if (select.value) data.append("history", `${select.dataset.flag}=${select.value}`);
+  }
+  for (const number of form.querySelectorAll("input[data-measurement]")) {
+    if (number.value.trim()) data.append("measurements", `${number.dataset.measurement}=${number.value.trim()}`);
+  }
   submit.disabled = true;
   statusLine.textContent = "Analysing…";
   try {
@@ -136,4 +147,27 @@ form.addEventListener("submit", async (event) => {
   }
 });
 
+// The served model's history fields: shown once it is loaded (/v1/models answers 503 until then).
+async function loadFields() {
+  const response = await fetch("/v1/models");
+  if (response.status === 503) { setTimeout(loadFields, 1000); return; }
+  if (!response.ok) return;
+  const fields = (await response.json()).history_fields;
+  for (const node of form.querySelectorAll("[data-field]")) node.hidden = !fields.fields.includes(node.dataset.field);
+  document.getElementById("flags").replaceChildren(...fields.flags.map((flag) => {
+    const select = el("select", { name: `history:${flag.id}` }, [el("option", { value: "", textContent: "unknown" }),
+      el("option", { value: "yes", textContent: "yes" }), el("option", { value: "no", textContent: "no" })]);
+    select.dataset.flag = flag.id;
+    return el("label", {}, [`${flag.name} `, select]);
+  }));
+  document.getElementById("measurements").replaceChildren(...fields.measurements.map((name) => {
+    const number = el("input", { type: "number", step: "any", name: `measurement:${name}` });
+    number.dataset.measurement = name;
+    return el("label", {}, [`${name} `, number]);
+  }));
+  if (fields.age_range) form.elements.age.max = String(fields.age_range[1]);
+  form.dataset.fields = fields.fields.join(" ");
+}
+
 loadVocabulary();
+loadFields();
