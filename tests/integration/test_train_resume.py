@@ -84,7 +84,8 @@ def test_resume_after_stop_mid_epoch_equals_uninterrupted_run(table: Path, tmp_p
 def test_resume_after_sigkill_equals_uninterrupted_run(table: Path, tmp_path: Path) -> None:
     run = tmp_path / "killed"
     args = ["train", "clip", "--model", "tiny-clip", "--data", str(table), "--out", str(run), "--epochs", "3",
-            "--batch-size", "4", "--lr", "1e-3", "--warmup", "2", "--save-every", "1", "--no-export"]
+            "--batch-size", "4", "--lr", "1e-3", "--warmup", "2", "--save-every", "1", "--no-export",
+            "--precision", "fp32"]  # as config(): the exact comparison needs one precision
     child = subprocess.Popen([sys.executable, "-m", "dermkit.cli", *args],
                              env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.DEVNULL)
     try:
