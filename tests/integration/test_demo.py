@@ -17,7 +17,9 @@ from dermkit.models.families.ddx import load_ddx
 from dermkit.predict import parse_fields, predict_case
 
 
-def test_demo_without_real_data_imports_splits_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_without_real_data_imports_splits_and_plots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "demo"
     args = ["demo", "--data-root", str(tmp_path / "absent"), "--out", str(out), "--model", "tiny-clip", "--json"]
     assert main(args) == 0
@@ -63,7 +65,7 @@ def test_demo_without_real_data_imports_splits_and_plots(tmp_path: Path, capsys:
     for name in ("balanced_accuracy", "top1_accuracy", "top3_accuracy"):
         figure = ddx["metrics"][name]
         assert figure["low"] <= figure["estimate"] <= figure["high"]
-    assert "fitzpatrick" in ddx["strata"]
+    assert {"sex", "age"} <= set(ddx["strata"])  # HAM10000 records no skin type
     assert {"train ddx", "evaluate ddx"} <= set(summary["timings"])
     assert "image + history differential model on synthetic-ham10000" in plan
     model = load_ddx(ddx["model"])
@@ -74,4 +76,9 @@ def test_demo_without_real_data_imports_splits_and_plots(tmp_path: Path, capsys:
     assert ranked == sorted(ranked, reverse=True) and sum(ranked) == pytest.approx(1.0, abs=1e-4)
     card = ModelCard.load(ddx["card"])
     assert card.data.to_dict()["dermkit_evaluation"]["n"] == ddx["n_test"]
-    assert "### Per-group results" in card.text and "| Fitzpatrick | balanced_accuracy |" in card.text
+    assert "### Per-group results" in card.text and "| Sex | balanced_accuracy |" in card.text
+    # Without --json the demo prints the differential model's line (the same summary, not run again).
+    monkeypatch.setattr("dermkit.demo.run_demo", lambda *args, **kwargs: summary)
+    assert main(args[:-1]) == 0
+    printed_line = next(line for line in capsys.readouterr().out.splitlines() if "image + history differential" in line)
+    assert ddx["card"] in printed_line and f"{ddx['metrics']['balanced_accuracy']['estimate']:.3f}" in printed_line
