@@ -596,6 +596,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             figures = {name: shot["metrics"][name]["estimate"] for name in ("balanced_accuracy", "top1_accuracy")}
             print(f"{label:>9}: text-prompt balanced accuracy {figures['balanced_accuracy']:.3f} "
                   f"(top-1 {figures['top1_accuracy']:.3f}, n {shot['n']}), image->text R@10 {recall['R@10']:.3f}")
+    if "ddx" in summary:
+        ddx = summary["ddx"]
+        figures = {name: ddx["metrics"][name] for name in ("balanced_accuracy", "top3_accuracy")}
+        print(f"\n== image + history differential ({ddx['model']}): test balanced accuracy "
+              f"{figures['balanced_accuracy']['estimate']:.3f} [{figures['balanced_accuracy']['low']:.3f}, "
+              f"{figures['balanced_accuracy']['high']:.3f}], top-3 {figures['top3_accuracy']['estimate']:.3f} "
+              f"(n {ddx['n_test']}); card {ddx['card']}")
     if "report" in summary:
         print(f"\nreport: {summary['report']['html']} (Markdown: {summary['report']['markdown']})")
     if args.serve:
@@ -605,7 +612,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
         index = args.out / "index"
         build_index(summary["served_model"], [t["table"] for t in summary["tables"].values()], index)
-        serve(ServeConfig(model=summary["served_model"], index=index, port=args.port))
+        serve(ServeConfig(model=summary["served_model"], index=index, port=args.port,
+                          ddx_model=summary.get("served_ddx_model")))
     return 0
 
 
@@ -617,10 +625,12 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
     demo.add_argument("--serve", action="store_true",
-                      help="end by serving the model and a similar-case index of the demo tables")
+                      help="end by serving the model, the trained differential-diagnosis model and a "
+                           "similar-case index of the demo tables")
     demo.add_argument("--model", default="dermlip-lite",
                       help="vision-language model the demo fine-tunes, evaluates and (with --serve) serves")
-    demo.add_argument("--no-train", action="store_true", help="skip fine-tuning and held-out evaluation")
+    demo.add_argument("--no-train", action="store_true",
+                      help="skip fine-tuning, the differential-diagnosis model and held-out evaluation")
     demo.add_argument("--ham-cases", type=int,  # default from dermkit.demo, imported only when run
                       help="train and evaluate on a class-stratified sample of this many HAM10000 cases "
                            "(default: dermkit.demo.DEMO_HAM_CASES, 800; the whole set is still imported, checked "

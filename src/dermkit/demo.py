@@ -148,6 +148,44 @@ def held_out_report(model: str, table_dir: str, out: Path) -> dict[str, Any]:
     }
 
 
+# Image + history heads on a frozen, cached trunk: recipe C of docs/ddx.md (PAD-UFES-20), under a
+# minute on two cores, most of it the one trunk pass that fills the cache.
+DEMO_DDX = {"inputs": "images+metadata", "other": False, "class_weights": "inverse", "hidden": 64, "dropout": 0.5,
+            "lr": 3e-4, "wd": 0.01, "epochs": 200, "patience": 25, "precision": "auto"}
+DDX_LABELS = {"pad-ufes-20": "pad-ufes-20", "synthetic-ham10000": "ham10000"}  # table name -> label set
+
+
+def train_and_evaluate_ddx(name: str, table_dir: str, out: Path, seed: int,
+                           timer: StepTimer | None = None) -> dict[str, Any]:
+    """Train the image + history DDx model on the training split, score the test split, write its card.
+
+    Scoring is ``eval classifier``'s: ``predict_table`` then the metric collection (intervals and the
+    per-group block), and the card writer ``eval classifier --card`` calls.
+    """
+    from dermkit.evaluate.card import table_data, write_evaluation_card
+    from dermkit.evaluate.metrics.collection import score_predictions
+    from dermkit.models.families.ddx import load_ddx
+    from dermkit.predict import predict_table
+    from dermkit.train.ddx import DdxTrainConfig, train_ddx
+
+    timer = timer or StepTimer()
+    cache = out / "ddx-feature-cache"
+    with timer.step("train ddx"):
+        config = DdxTrainConfig(data=[table_dir], out=str(out / "ddx-run"), labels=DDX_LABELS[name], seed=seed,
+                                cache_dir=str(cache), **DEMO_DDX)
+        run = train_ddx(config)
+        assert run is not None  # a single-process run is always the main process
+    with timer.step("evaluate ddx"):
+        model_dir = run["model"]
+        predictions = predict_table(load_ddx(model_dir), table_dir, ["test"], cache_dir=cache)
+        result = score_predictions(predictions, n_boot=DEMO_BOOTSTRAP)
+        card = write_evaluation_card(model_dir, result, data=table_data(table_dir, ["test"]))
+    headline = {metric: result["metrics"][metric] for metric in ("balanced_accuracy", "top1_accuracy", "top3_accuracy")}
+    return {"model": model_dir, "table": table_dir, "labels": DDX_LABELS[name], "n_test": result["n"],
+            "metrics": headline, "strata": sorted(result.get("strata") or {}), "card": str(card),
+            "best_epoch": run["best_epoch"], "epochs_run": run["epochs_run"]}
+
+
 def evaluation_suite(tables: dict[str, str], models: list[str], real: bool, cache_dir: Path) -> dict[str, Any]:
     """The demo's evaluation suite (see docs/evaluation-suites.md) over ``tables`` (name → table directory).
 
@@ -193,11 +231,15 @@ def demo_plan(sources: list[DemoSource], ham_cases: int, train: bool, model: str
     images = {source.name: _count_rows(source.path / "metadata.csv") for source in sources}
     used = {name: min(n, ham_cases) if name == "ham10000" else n for name, n in images.items()}
     precision = resolve_precision("auto")
-    minutes = estimate_minutes(sum(images.values()), sum(used.values()) if train else 0, precision)
+    ddx = next((name for name in images if name in DDX_LABELS), None)
+    minutes = estimate_minutes(sum(images.values()), sum(used.values()) if train else 0, precision,
+                               ddx=images[ddx] if train and ddx else 0)
     sizes = ", ".join(f"{name} {n:,} images" for name, n in images.items())
     sample = f" (HAM10000: a class-stratified sample of {used['ham10000']:,})" if used != images else ""
     work = (f"fine-tune {model} on {sum(used.values()):,} cases{sample}, held-out reports, "
             f"an evaluation suite over {3 if real else 2} models" if train else "no training")
+    if train and ddx:
+        work += f", an image + history differential model on {ddx} ({images[ddx]:,} cases) with its card"
     return (f"dermkit demo: import, split, leak-check and describe {sizes}; {work}. "
             f"About {minutes:.0f} min here when the cores are free (CPU {cpu_capability()}, {precision}, "
             f"{os.cpu_count()} cores; longer while other work shares them).")
@@ -208,12 +250,15 @@ def demo_plan(sources: list[DemoSource], ham_cases: int, train: bool, model: str
 IMPORT_S_PER_IMAGE = 0.006
 TRUNK_S_PER_IMAGE = {"fp32": 0.045, "bf16": 0.04}
 FIXED_S = 210  # model loading, caption encoding, training epochs, probes, bootstrap, report
+DDX_FIXED_S = 15  # the differential model's trunk loading, head epochs, bootstrap and card
 
 
-def estimate_minutes(imported: int, trained: int, precision: str) -> float:
-    """Rough wall minutes: imports scale with every image, trunk passes (two) with the cases used."""
+def estimate_minutes(imported: int, trained: int, precision: str, ddx: int = 0) -> float:
+    """Rough wall minutes: imports scale with every image, trunk passes (two) with the cases used,
+    and the differential model's one trunk pass with its table's ``ddx`` images."""
     cores = max(1, min(os.cpu_count() or 1, 8))
-    seconds = imported * IMPORT_S_PER_IMAGE + (2 * trained * TRUNK_S_PER_IMAGE[precision] + FIXED_S) * 2 / cores
+    trunk = (2 * trained + ddx) * TRUNK_S_PER_IMAGE[precision]
+    seconds = imported * IMPORT_S_PER_IMAGE + (trunk + FIXED_S + (DDX_FIXED_S if ddx else 0)) * 2 / cores
     return seconds / 60
 
 
@@ -230,7 +275,9 @@ def run_demo(
 
     With ``train``, ``model`` is fine-tuned on the training splits and both it and the untrained
     model are evaluated on the held-out split of the first table (PAD-UFES-20 on the real sample).
-    HAM10000 is trained and evaluated on a class-stratified sample of ``ham_cases`` cases.
+    HAM10000 is trained and evaluated on a class-stratified sample of ``ham_cases`` cases. The image +
+    history differential model is trained on PAD-UFES-20 (the synthetic table without the real sample),
+    scored on its test split and carded; ``--serve`` serves it beside the fine-tuned model.
     """
     from dermkit.core.precision import precision_record, resolve_precision
 
@@ -264,6 +311,9 @@ def run_demo(
             }
         with timer.step("evaluation suite and report"):
             summary["report"] = evaluate_and_report(used, [trained, model], out, real)
+        ddx_table = next(name for name in used if name in DDX_LABELS)
+        summary["ddx"] = train_and_evaluate_ddx(ddx_table, used[ddx_table], out, seed, timer)
+        summary["served_ddx_model"] = summary["ddx"]["model"]
     summary["timings"] = {**timer.seconds, "total": round(time.perf_counter() - started, 1)}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     return summary

@@ -23,6 +23,7 @@ import copy
 import dataclasses
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -286,6 +287,19 @@ class DdxTrainer:
     def _finetuning(self) -> bool:
         return self.config.unfreeze_epoch is not None and self.epoch >= self.config.unfreeze_epoch
 
+    @contextlib.contextmanager
+    def _epoch_threads(self) -> Iterator[None]:
+        """Heads on cached features run on one intra-op thread: their matrices are too small to share
+        between threads, and on a busy CPU the threads' waiting made an epoch ten times slower (0.88 s vs
+        0.07 s on PAD-UFES-20's 290 cases). The trunk's passes keep every thread."""
+        threads = torch.get_num_threads()
+        if self.device.type == "cpu" and not self._finetuning():
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+
     def _optimizer(self) -> torch.optim.Optimizer:
         """Heads at ``lr``; once unfrozen, the opened trunk groups at ``finetune_lr``."""
         trunk_ids = {id(p) for p in self.backbone.module.parameters()} if self.backbone else set()
@@ -327,8 +341,9 @@ class DdxTrainer:
         while (self.epoch < self.planned_epochs and self.epoch - self.best_epoch <= self.config.patience
                and not self._out_of_time()):
             started = time.perf_counter()
-            train_loss = self._train_epoch()
-            validation = self._validate()
+            with self._epoch_threads():
+                train_loss = self._train_epoch()
+                validation = self._validate()
             record = {"event": "epoch", "epoch": self.epoch, "train_loss": train_loss, **validation,
                       "seconds": round(time.perf_counter() - started, 3)}
             score = -validation["val_loss"] if self.config.select_on == "loss" else validation["val_balanced_accuracy"]
