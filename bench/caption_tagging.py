@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from dermkit.core.atomic import atomic_write_text
+from dermkit.core.precision import cpu_capability
 from dermkit.curate.caption_gen import CaptionGenerator
 from dermkit.curate.tag_scoring import labelled_from_generated, read_labelled, score_tags
 from dermkit.curate.tagging import CaptionTagger, CaptionTags, tag_captions
@@ -92,6 +93,7 @@ def main() -> None:
     agree = sum(_same(tagger.tag(t), r) for t, r in zip(texts[:2_000], reference))
     rate = len(texts) / seconds
     result = {
+        "cpu_capability": cpu_capability(),  # no model runs: the tagger is pure Python
         "captions": len(texts),
         "seconds": round(seconds, 2),
         "captions_per_s": round(rate),

@@ -31,6 +31,7 @@ from PIL import Image
 
 from _real_sample import SHARED_DATA
 from dermkit.core.atomic import atomic_write_text
+from dermkit.core.precision import cpu_capability
 from dermkit.curate.dedup import DEFAULT_MAX_DISTANCE, cluster_cases
 from dermkit.data.image_hash import duplicate_clusters, hash_images
 
@@ -154,6 +155,7 @@ def main() -> None:
         md5_s = time.perf_counter() - start
 
     result = {
+        "cpu_capability": cpu_capability(),  # no model runs: hashing is numpy and Pillow
         "images": len(images),
         "planted": int((images["kind"] != "original").sum()),
         "seconds": round(ours_s, 2),

@@ -72,9 +72,10 @@ def main() -> int:
         "data": summary["data"],
         "cases": {name: table["cases"] for name, table in summary["tables"].items()},
         "ham10000_sample": ham.get("sample", {}).get("cases"),
-        "held_out": {label: {"text_prompt_balanced_accuracy": report["zero_shot"]["balanced_accuracy"],
+        "held_out": {label: {"text_prompt_balanced_accuracy": report["zero_shot"]["metrics"]["balanced_accuracy"],
                              "image_to_text_R@10": report["retrieval"]["image_to_text"]["R@10"]}
                      for label, report in summary.get("held_out", {}).items() if label != "table"},
+        "ddx": {key: summary["ddx"][key] for key in ("labels", "n_test", "metrics")} if "ddx" in summary else None,
         "cold": "fresh --out and DERMKIT_CACHE_DIR folders; install excluded",
         "cpu_count": os.cpu_count(),
         "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},

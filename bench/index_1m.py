@@ -35,6 +35,7 @@ import pandas as pd
 
 from _real_sample import ham_table
 from dermkit.core.atomic import atomic_write_text
+from dermkit.core.precision import precision_record, resolve_precision
 from dermkit.evaluate.features import extract_image_features
 from dermkit.serve.index import build, recall_at_k
 
@@ -128,6 +129,7 @@ def main() -> None:
                       "ms_per_query": round(latency_ms(lambda q: index.search_arrays(q, 10), queries), 3)})
     chosen = next((s for s in sweep if s["recall_at_10"] >= TARGET_RECALL), sweep[-1])
     result = {
+        **precision_record(resolve_precision("auto")),  # the embedding pass ran at --precision auto
         "vectors": len(vectors),
         "dim": int(vectors.shape[1]),
         "kind": "faiss IVF-Flat (inner product)",

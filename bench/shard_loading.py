@@ -32,6 +32,7 @@ from torchvision import transforms
 
 from _real_sample import ham_table
 from dermkit.core.atomic import atomic_write_text
+from dermkit.core.precision import cpu_capability
 from dermkit.data.shard_loader import ShardDataset
 from dermkit.data.shards import write_shards
 
@@ -105,6 +106,7 @@ def main() -> None:
         cold_shard = images_per_s(shards, args.passes, cold=tars)
         tar_bytes = sum(p.stat().st_size for p in tars)
     result = {
+        "cpu_capability": cpu_capability(),  # no model runs: decoding and transforms only
         "images": len(paths),
         "shards": len(manifest["shards"]),
         "shard_images_per_s": round(shard_rate, 1),
