@@ -69,3 +69,21 @@ def test_complete_history_means_every_question_the_table_asks_is_answered(tmp_pa
     with pytest.raises(InputError, match="not in the table"):
         complete_history_mask(Predictions(pd.DataFrame({"case_id": ["zz"], "label": [0], "probs": [np.eye(3)[0]]}),
                                           "m", CLASSES), tmp_path / "table")
+
+
+def test_compare_reports_the_paired_difference_within_each_skin_type_group(tables):
+    good, _ = tables
+    fitzpatrick = np.array([1, 2, 5] * 20)[:60]  # I-II (40 cases) and V-VI (20 cases)
+    frame = good.frame.assign(fitzpatrick=fitzpatrick)
+    a = Predictions(frame, "a", CLASSES)
+    # b equals a on I-II and is uniform noise on V-VI: the difference is zero there and large on V-VI.
+    rng = np.random.default_rng(1)
+    b_probs = [p if f < 5 else rng.random(3) for p, f in zip(a.probs(), fitzpatrick)]
+    b = Predictions(frame.assign(probs=b_probs), "b", CLASSES)
+    result = compare(a, b, n_boot=300)
+    groups = {row["stratum"]: row for row in result["strata"]["fitzpatrick"]}
+    assert groups["I-II"]["n"] == 40 and groups["I-II"]["difference"] == 0
+    assert groups["V-VI"]["n"] == 20 and groups["V-VI"]["difference"] > 0.3 and groups["V-VI"]["ci95"][0] > 0
+    small = compare(a, b, n_boot=100, min_stratum=25)
+    assert {row["stratum"]: row.get("scored", True) for row in small["strata"]["fitzpatrick"]} == {
+        "I-II": True, "V-VI": False}

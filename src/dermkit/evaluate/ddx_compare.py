@@ -16,12 +16,15 @@ from dermkit.core.errors import InputError
 from dermkit.data.table import read_table
 from dermkit.evaluate.bootstrap import paired_bootstrap
 from dermkit.evaluate.metrics import balanced_accuracy
+from dermkit.evaluate.metrics.collection import DEFAULT_MIN_STRATUM, DEFAULT_STRATA, fields_present
 from dermkit.evaluate.predictions import Predictions, resampling_units
+from dermkit.evaluate.strata import stratum_of
 
 
 def compare(a: Predictions, b: Predictions, mask: np.ndarray | None = None, n_boot: int = 2000,
-            seed: int = 0) -> dict[str, Any]:
-    """Paired bootstrap of balanced accuracy, ``a − b``, on the cases both tables hold (``mask`` on ``a``'s rows)."""
+            seed: int = 0, min_stratum: int = DEFAULT_MIN_STRATUM) -> dict[str, Any]:
+    """Paired bootstrap of balanced accuracy, ``a − b``, on the cases both tables hold (``mask`` on ``a``'s rows),
+    overall and within each skin-type, sex and age group (``strata``; groups under ``min_stratum`` cases get their size only)."""
     if a.classes != b.classes:
         raise InputError("the two predictions tables score different class lists")
     a = a.labelled() if mask is None else a.where(mask).labelled()
@@ -30,11 +33,22 @@ def compare(a: Predictions, b: Predictions, mask: np.ndarray | None = None, n_bo
     if missing:
         raise InputError(f"{len(missing)} cases of the first table are not in the second, e.g. {min(missing)}")
     b_probs = np.stack(b_frame.loc[a.frame["case_id"], "probs"].to_numpy())
-    result = paired_bootstrap(balanced_accuracy, a.probs(), b_probs, a.labels(), resampling_units(a.frame),
-                              n_boot=n_boot, seed=seed)
-    return {"cases": len(a), "balanced_accuracy_a": result.estimate_a, "balanced_accuracy_b": result.estimate_b,
-            "difference": result.estimate, "ci95": [result.low, result.high], "p_value": result.p_value,
-            "n_boot": result.n_boot, "n_skipped": result.n_skipped}
+    a_probs, labels, units = a.probs(), a.labels(), np.asarray(resampling_units(a.frame))
+
+    def paired(rows: np.ndarray) -> dict[str, Any]:
+        result = paired_bootstrap(balanced_accuracy, a_probs[rows], b_probs[rows], labels[rows], units[rows],
+                                  n_boot=n_boot, seed=seed)
+        return {"balanced_accuracy_a": result.estimate_a, "balanced_accuracy_b": result.estimate_b,
+                "difference": result.estimate, "ci95": [result.low, result.high], "p_value": result.p_value,
+                "n_boot": result.n_boot, "n_skipped": result.n_skipped}
+
+    strata: dict[str, list[dict[str, Any]]] = {}
+    for field in fields_present(a.frame, DEFAULT_STRATA):
+        names = stratum_of(a.frame, field).to_numpy()
+        strata[field] = [{"stratum": name, "n": int((names == name).sum()),
+                          **(paired(names == name) if (names == name).sum() >= min_stratum else {"scored": False})}
+                         for name in sorted(set(names))]
+    return {"cases": len(a), **paired(np.ones(len(a), dtype=bool)), "strata": strata}
 
 
 def complete_history_mask(predictions: Predictions, table: str | Path) -> np.ndarray:

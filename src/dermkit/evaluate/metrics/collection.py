@@ -176,7 +176,7 @@ def _nan_to_none(value: Any) -> Any:
     return None if isinstance(value, float) and not np.isfinite(value) else value
 
 
-def _fields_present(frame: pd.DataFrame, strata: Sequence[str]) -> list[str]:
+def fields_present(frame: pd.DataFrame, strata: Sequence[str]) -> list[str]:
     """The grouping fields some row of ``frame`` has a value for."""
     for field in strata:
         if field not in STRATIFIABLE:
@@ -207,7 +207,7 @@ def score_rows(
     metrics = {name: _interval(fn, preds, truth, units, n_boot, level, seed) for name, fn in fns.items()}
     grouped = [m for m in strata_metrics if m in fns] or list(fns)[:1]
     per_group: dict[str, Any] = {}
-    for field in _fields_present(frame, strata):
+    for field in fields_present(frame, strata):
         per_group[field] = {}
         for name in grouped:
             result = stratify_rows(fns[name], preds, truth, frame, field, min_stratum, n_boot, level, seed,
