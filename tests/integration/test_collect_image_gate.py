@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import html
 import io
-import struct
 import threading
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from PIL import Image
 from sqlalchemy import select
 from test_collect_fixtures import Platform, make_platform, photo, token
 
+from conftest import png_claiming  # tests/ is on sys.path under pytest
 from dermkit.collect.grading import GradesNeeded
 from dermkit.collect.models import CaseImage
 
@@ -36,14 +35,6 @@ def encoded(image: Image.Image, fmt: str) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt)
     return buffer.getvalue()
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
 
 
 def refused(response: Any, *named: str) -> None:

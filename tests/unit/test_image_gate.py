@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import EpsImagePlugin, Image, ImageFile
 
+from conftest import png_claiming  # tests/ is on sys.path under pytest
 from dermkit.core.errors import InputError
 from dermkit.data.images import (
     UPLOAD_FORMATS,
@@ -41,15 +40,6 @@ def smooth(width: int, height: int) -> Image.Image:
     x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
     y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
     return Image.fromarray(np.stack([x + 0 * y, y + 0 * x, (x + y) / 2], axis=-1).astype(np.uint8))
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A few hundred bytes of PNG whose header claims ``width``×``height`` pixels."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
 
 
 @pytest.mark.parametrize("fmt", ["TIFF", "EPS", "GIF", "BMP"])

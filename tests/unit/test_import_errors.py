@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from conftest import png_claiming  # tests/ is on sys.path under pytest
 from dermkit.cli import main
 from dermkit.core.errors import InputError
 from dermkit.data.importers import run_import
@@ -109,15 +108,6 @@ def test_duplicated_case_id(pad: Callable[..., Path], tmp_path: Path) -> None:
 
 
 # -- images -------------------------------------------------------------------------------------
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A valid PNG header announcing ``width`` x ``height`` pixels, followed by almost no data."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\0" * 64)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 def truncated(image: Path) -> bytes:

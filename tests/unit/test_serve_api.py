@@ -7,10 +7,8 @@ module; each test builds its app around it with the limits it needs.
 from __future__ import annotations
 
 import io
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -27,6 +25,7 @@ pytest.importorskip("open_clip")
 
 from fastapi.testclient import TestClient
 
+from conftest import png_claiming  # tests/ is on sys.path under pytest
 from dermkit.data.images import open_image
 from dermkit.serve.app import create_app
 from dermkit.serve.config import ServeConfig
@@ -55,15 +54,6 @@ def jpeg_with_gps(seed: int = 0) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG", exif=exif)
     return buffer.getvalue()
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims ``width``×``height`` pixels: a decompression bomb's shape."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
 
 
 def files(*payloads: bytes, name: str = "images") -> list[tuple[str, tuple[str, bytes, str]]]:
