@@ -17,18 +17,21 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from dermkit.core.distributed import (  # noqa: F401  (callers move to core.distributed)
+    all_gather_objects,
+    barrier,
+    broadcast_object,
+    is_main,
+    mean_over_ranks,
+    rank,
+    world_size,
+)
 
-def world_size() -> int:
-    return dist.get_world_size() if dist.is_initialized() else 1
 
 
-def rank() -> int:
-    return dist.get_rank() if dist.is_initialized() else 0
 
 
-def is_main() -> bool:
-    """Only the main process writes checkpoints, logs, caches and exports."""
-    return rank() == 0
+
 
 
 def setup() -> torch.device:
@@ -71,9 +74,6 @@ def process_group() -> Iterator[torch.device]:
             teardown()
 
 
-def barrier() -> None:
-    if dist.is_initialized():
-        dist.barrier()
 
 
 def seed_everything(seed: int) -> None:
@@ -92,31 +92,10 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(dist_nn.all_gather(tensor), dim=0)
 
 
-def broadcast_object(value: Any) -> Any:
-    """Rank 0's ``value`` on every rank, so all ranks take the same branch."""
-    if not dist.is_initialized():
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
-def all_gather_objects(value: Any) -> list[Any]:
-    """Every rank's ``value``, in rank order, on every rank."""
-    if not dist.is_initialized():
-        return [value]
-    values: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(values, value)
-    return values
 
 
-def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
-    """The mean of a (detached) tensor over all ranks; the tensor itself in one process."""
-    if not dist.is_initialized() or dist.get_world_size() == 1:
-        return value
-    total = value.detach().clone()
-    dist.all_reduce(total)
-    return total / dist.get_world_size()
 
 
 def broadcast_parameters(parameters: Iterable[torch.Tensor]) -> None:
