@@ -116,13 +116,13 @@ def test_cli_refuses_a_bad_suite_before_running_anything(tmp_path: Path, capsys:
 def test_a_task_type_registered_in_one_file_is_picked_up_by_suites(tmp_path: Path) -> None:
     """A new task type is one registered class: the suite accepts its fields and runs its check."""
     from collections.abc import Mapping
-    from typing import Any
+    from typing import Any, ClassVar
 
     from dermkit.evaluate.tasks import TASKS, EvalTask, register_task
 
     @register_task("throwaway")
     class ThrowawayTask(EvalTask):
-        fields = {"depth": int}
+        fields: ClassVar[Mapping[str, Any]] = {"depth": int}
         runs_models = True
 
         def check(self, check: Any, values: Mapping[str, Any], lines: Mapping[str, int], at: int,
