@@ -250,7 +250,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     clip.add_argument("--save-every", type=int, default=0, metavar="STEPS",
                       help="also checkpoint every STEPS optimiser steps (default: each epoch's end)")
     clip.add_argument("--max-steps", type=int, help="stop with a checkpoint after this many steps in total")
-    clip.add_argument("--cache-dir", type=Path, help="feature cache of frozen trunks (default OUT/feature-cache)")
+    clip.add_argument("--cache-dir", type=Path, help="feature cache of frozen trunks (default $DERMKIT_CACHE_DIR/features)")
     clip.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard")
     clip.add_argument("--no-export", action="store_true", help="skip exporting the final model to OUT/model")
     clip.add_argument("--json", action="store_true", help="print the run summary as JSON")
@@ -388,7 +388,7 @@ def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
     ddx.add_argument("--seed", type=int, default=0)
     ddx.add_argument("--resume", action="store_true")
     ddx.add_argument("--workers", type=int, default=0)
-    ddx.add_argument("--cache-dir", type=Path, help="frozen-trunk feature cache (default OUT/feature-cache)")
+    ddx.add_argument("--cache-dir", type=Path, help="frozen-trunk feature cache (default $DERMKIT_CACHE_DIR/features)")
     ddx.add_argument("--tta", choices=["auto", *map(str, TTA_VIEW_COUNTS)], default="1",
                      help="test-time views stored with the model (predict, eval and serve use them); "
                           "auto: the count of best validation balanced accuracy")

@@ -27,13 +27,14 @@ def table(tmp_path_factory: pytest.TempPathFactory, synthetic_ham_table) -> Path
     return synthetic_ham_table(tmp_path_factory.mktemp("ddx"), val=0.25, test=0.2)
 
 
-def test_heads_train_on_cached_features_and_the_export_predicts(table, tmp_path):
+def test_heads_train_on_cached_features_and_the_export_predicts(table, tmp_path, user_cache_dir):
     summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=3, aux_level=2,
                                        **{**TINY, "precision": "auto"}))
     assert summary is not None and summary["epochs_run"] == 3 and 0 <= summary["best_epoch"] < 3
-    assert list((tmp_path / "run" / "feature-cache").glob("image-*.pt"))
+    assert list((user_cache_dir / "features").glob("image-*.pt"))  # no --cache-dir: the user cache dir
+    assert not (table / ".ddx-cache").exists() and not (tmp_path / "run" / "feature-cache").exists()
     model = load_model("ddx", path=summary["model"])
-    predictions = predict_table(model, table, ["test"], cache_dir=tmp_path / "run" / "feature-cache")
+    predictions = predict_table(model, table, ["test"])
     assert len(predictions) > 0 and np.allclose(predictions.probs().sum(axis=1), 1, atol=1e-5)
     assert predictions.classes[0] == "melanoma" and set(predictions.frame["split"]) == {"test"}
     card = ModelCard.read(Path(summary["model"]) / "README.md")  # HAM10000 is CC BY-NC: so are its weights
@@ -255,3 +256,25 @@ def test_cli_trains_a_history_only_model_that_predicts(table, tmp_path, make_ima
     assert summary["epochs_run"] == 2 and summary["selection"]["criterion"] == "balanced-accuracy"
     assert main(["predict", summary["model"], str(make_image()), "--age", "60", "--site", "back", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["differential"]) == 7
+
+
+def test_training_eval_classifier_and_predict_share_feature_cache_entries(table, tmp_path, monkeypatch):
+    """One cache: ``train ddx --tta auto`` encodes the validation images under every view; scoring
+    that split with ``eval classifier`` and ``predict`` afterwards reads those entries, encodes nothing."""
+    from dermkit.cli import main
+
+    cache = tmp_path / "cache"
+    summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=1, tta="auto",
+                                       cache_dir=str(cache), **TINY))
+    assert summary is not None
+    entries = sorted(cache.glob("image-*.pt"))
+    assert len(entries) == 1 + 8  # train + val under the plain view; val under each of the 8 views
+
+    def no_recompute(*args: object, **kwargs: object) -> None:
+        raise AssertionError("features were recomputed although training cached them")
+
+    monkeypatch.setattr("dermkit.models.feature_cache.compute_features", no_recompute)
+    assert main(["eval", "classifier", summary["model"], str(table), "--split", "val", "--tta", "8",
+                 "--cache-dir", str(cache), "--n-boot", "10"]) == 0
+    predictions = predict_table(load_model("ddx", path=summary["model"]), table, ["val"], cache_dir=cache, tta=8)
+    assert len(predictions) > 0 and sorted(cache.glob("image-*.pt")) == entries

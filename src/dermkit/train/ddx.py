@@ -47,6 +47,7 @@ from dermkit.models.card import (
 )
 from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec, collate_metadata
 from dermkit.models.families.ddx import DdxModel, pad_images, save_ddx
+from dermkit.models.feature_cache import cache_directory, get_or_compute, trunk_cache
 from dermkit.train import distributed
 from dermkit.train.checkpoint import (
     all_rng_states,
@@ -56,12 +57,6 @@ from dermkit.train.checkpoint import (
 )
 from dermkit.train.data import read_splits
 from dermkit.train.decision import fit_logit_adjustment, training_prior
-from dermkit.train.features import (
-    FeatureCache,
-    fill_cache,
-    image_identity,
-    weights_digest,
-)
 from dermkit.train.imbalance import choose_synthetic, epoch_indices, synthetic_quota
 from dermkit.train.losses_supervised import (
     class_balanced_weights,
@@ -266,20 +261,17 @@ class DdxTrainer:
         if not paths:
             return {}
         _, evaluate = self.backbone.transforms()
-        cache = image_feature_cache(self.backbone, paths, self._cache_directory())
-        hit = distributed.broadcast_object(cache.path.exists())
+        cache = trunk_cache(self.backbone, paths, self.config.cache_dir)
+        started = time.perf_counter()
+        self.backbone.module.eval()
+        # compute_features forks the RNG, so a cache miss does not shift later random draws.
+        loaded, hit = get_or_compute(cache, paths, lambda p: evaluate(open_image(p)), self.backbone.module,
+                                     batch_size=64, device=self.device, workers=self.config.workers,
+                                     description="caching image features")
         record: dict[str, Any] = {"event": "feature_cache", "hit": hit, "items": len(paths), "file": str(cache.path)}
         if not hit:
-            started = time.perf_counter()
-            self.backbone.module.eval()
-            # compute_features forks the RNG, so a cache miss does not shift later random draws.
-            fill_cache(cache, paths, lambda p: evaluate(open_image(p)), self.backbone.module, batch_size=64,
-                       device=self.device, workers=self.config.workers, description="caching image features")
             record["seconds"] = round(time.perf_counter() - started, 3)
         self.log.write(record)
-        distributed.barrier()
-        loaded = cache.load()
-        assert loaded is not None
         return loaded
 
     # -- the loop -----------------------------------------------------------------------------
@@ -532,9 +524,6 @@ class DdxTrainer:
         save_ddx(model, self.out / "model")
         summary["model"] = str(self.out / "model")
 
-    def _cache_directory(self) -> Path:
-        return Path(self.config.cache_dir) if self.config.cache_dir else self.out / "feature-cache"
-
     def _test_time_views(self, model: DdxModel) -> dict[str, Any]:
         """``--tta N`` as given, or ``auto``: the count of best validation balanced accuracy
         (:func:`dermkit.predict.choose_tta` on the validation split of every ``--data`` table)."""
@@ -545,16 +534,7 @@ class DdxTrainer:
             return {"views": check_tta(int(self.config.tta)), "chosen": "given"}
         if not model.uses_images:
             return {"views": 1, "chosen": "no images"}
-        return {**choose_tta(model, self.config.data, cache_dir=self._cache_directory()), "chosen": "validation"}
-
-
-def image_feature_cache(backbone: Backbone, paths: list[str], directory: Path, view: int = 0) -> FeatureCache:
-    """The cache entry of a frozen trunk's features for ``paths``: keyed by weights, preprocessing and files,
-    so training and later prediction with the same trunk share it; ``view`` > 0 is a test-time view
-    (``models.transforms.dihedral_view``), an entry of its own."""
-    key = {"model": backbone.name, "weights": weights_digest(list(backbone.module.parameters())),
-           "preprocessing": json.dumps(backbone.preprocess, sort_keys=True), "items": [image_identity(p) for p in paths]}
-    return FeatureCache(directory, "image", {**key, "view": view} if view else key)
+        return {**choose_tta(model, self.config.data, cache_dir=cache_directory(self.config.cache_dir)), "chosen": "validation"}
 
 
 def _to(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
