@@ -255,3 +255,30 @@ def test_cli_trains_a_history_only_model_that_predicts(table, tmp_path, make_ima
     assert summary["epochs_run"] == 2 and summary["selection"]["criterion"] == "balanced-accuracy"
     assert main(["predict", summary["model"], str(make_image()), "--age", "60", "--site", "back", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["differential"]) == 7
+
+
+def test_shades_of_gray_is_stored_with_the_model_and_applied_when_it_predicts(table, tmp_path):
+    from dermkit.data.images import open_image
+    from dermkit.data.table import frame_to_cases, read_table
+    from dermkit.models.colour import ShadesOfGray
+    from dermkit.models.families.ddx import load_ddx
+
+    with pytest.raises(InputError, match="shades-of-gray"):
+        DdxTrainer(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "bad"), shades_of_gray=0, **TINY),
+                   torch.device("cpu"))
+    summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=1, unfreeze_epoch=0,
+                                       unfreeze_groups=-1, inputs="images", shades_of_gray=6.0, **TINY))
+    assert summary is not None
+    model = load_ddx(summary["model"])
+    assert model.config["preprocess"]["shades_of_gray"] == 6.0
+    cases = [c for c in frame_to_cases(read_table(table)) if c.split == "test"][:4]
+    image = open_image(cases[0].image_paths[0])
+    expected = model.eval_transform(image)
+    plain_preprocess = {k: v for k, v in model.config["preprocess"].items() if k != "shades_of_gray"}
+    from dermkit.models.transforms import eval_transform
+
+    assert np.allclose(expected.numpy(), eval_transform(plain_preprocess)(ShadesOfGray(6.0)(image)).numpy())
+    via_table = predict_table(model, table, ["test"], cache_dir=tmp_path / "cache").probs()
+    images = [[open_image(p) for p in c.image_paths] for c in frame_to_cases(read_table(table)) if c.split == "test"]
+    test_cases = [c for c in frame_to_cases(read_table(table)) if c.split == "test"]
+    assert np.abs(via_table - model.predict_proba(images, test_cases)).max() < 1e-5

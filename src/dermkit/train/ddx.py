@@ -39,6 +39,7 @@ from dermkit.data.images import open_image
 from dermkit.data.table import Case, frame_to_cases, read_table
 from dermkit.evaluate.metrics import balanced_accuracy
 from dermkit.models.backbones import DEFAULT_BACKBONE, Backbone, build_backbone
+from dermkit.models.colour import PREPROCESS_KEY as COLOUR_KEY
 from dermkit.models.card import (
     ModelCard,
     case_composition,
@@ -126,6 +127,10 @@ class DdxTrainConfig:
     cache_dir: str | None = None
     export: bool = True
     time_budget_s: float | None = None  # no epoch after the first started that would overrun it (caching included)
+    shades_of_gray: float | None = field(default=None, metadata={"help": (
+        "Shades of Gray colour constancy of norm p (6 in the ISIC literature) before every image "
+        "transform, at training and, stored in the model's preprocessing, at eval/predict/serve time "
+        "(models.colour)")})
     tta: str = "1"  # test-time views stored with the model: 1, 2, 4, 8, or auto (chosen on validation)
 
     RUN_CONTROL = ("resume", "workers", "cache_dir", "export", "time_budget_s", "tta")
@@ -212,6 +217,8 @@ class DdxTrainer:
         distributed.broadcast_parameters(self.net.state_dict().values())
         if self.backbone is not None:
             self.backbone.set_trainable(0)
+            if config.shades_of_gray is not None:  # part of the preprocessing: cached, exported, applied at eval
+                self.backbone.preprocess[COLOUR_KEY] = config.shades_of_gray
         features = None
         if self.uses_images:  # one cache entry per source, so mixing in synthetic cases reuses the real ones'
             features = {**self._cached_features(train + val), **self._cached_features(synthetic)}
@@ -576,5 +583,7 @@ def _check(config: DdxTrainConfig) -> None:
     for name in ("epochs", "batch_size"):
         if getattr(config, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1", field=name)
+    if config.shades_of_gray is not None and config.shades_of_gray <= 0:
+        raise InputError(f"--shades-of-gray needs a norm p > 0, got {config.shades_of_gray}", field="shades_of_gray")
     if config.unfreeze_epoch is not None and "images" not in config.inputs:
         raise InputError("--unfreeze-epoch needs image inputs", field="unfreeze_epoch")
