@@ -279,6 +279,7 @@ def _cmd_train_ddx(args: argparse.Namespace) -> int:
         patience=args.patience, select_on=args.select_on, precision=args.precision, seed=args.seed,
         resume=args.resume, workers=args.workers,
         cache_dir=None if args.cache_dir is None else str(args.cache_dir), tta=args.tta,
+        shades_of_gray=args.shades_of_gray, weight_average=args.weight_average, ema_decay=args.ema_decay,
     ))
     if summary is None:  # not the main process of a torchrun launch: rank 0 reports
         return 0
@@ -375,6 +376,13 @@ def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
     ddx.add_argument("--augment", choices=AUGMENTATIONS, default="light",
                      help="fine-tuning augmentation: light (crops, flips, quarter turns, mild brightness/contrast; "
                           "colour kept) or strong (DermLIP's colour jitter and grayscale, 45-degree rotation)")
+    ddx.add_argument("--shades-of-gray", type=float, metavar="P",
+                     help="Shades of Gray colour constancy of norm P (6 in the ISIC literature), at training and, "
+                          "stored with the model, at eval/predict/serve time")
+    ddx.add_argument("--weight-average", choices=["none", "ema"], default="none",
+                     help="ema: a moving average of the fine-tuned weights, validated beside the plain ones each "
+                          "epoch; the better on --select-on is kept")
+    ddx.add_argument("--ema-decay", type=float, default=0.998, help="per-step decay of --weight-average ema")
     ddx.add_argument("--decision", choices=["argmax", "balanced"], default="argmax",
                      help="balanced: correct the logits for the training class mix (tau chosen on validation), "
                           "for balanced accuracy on imbalanced data")
