@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from dermkit.core.errors import InputError
-from dermkit.models.names import BareTimmNameWarning, ModelName, parse_model_name, recorded_backbone
+from dermkit.models.names import (
+    BareTimmNameWarning,
+    ModelName,
+    parse_model_name,
+    recorded_backbone,
+)
 
 
 @pytest.mark.parametrize(("name", "source", "reference"), [

@@ -40,7 +40,11 @@ from dermkit.evaluate.features import (
 )
 from dermkit.evaluate.hierarchy import at_level
 from dermkit.evaluate.metrics import UndefinedMetricError, choose_threshold
-from dermkit.evaluate.metrics.collection import metric_fns, score_predictions, score_rows
+from dermkit.evaluate.metrics.collection import (
+    metric_fns,
+    score_predictions,
+    score_rows,
+)
 from dermkit.evaluate.predictions import (
     GROUPING_FIELDS,
     UNLABELLED,

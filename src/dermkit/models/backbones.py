@@ -99,7 +99,12 @@ def _timm_trunk(name: str, pretrained: bool) -> Backbone:
         hint = f"; close timm names: {', '.join(close)}" if close else ""
         raise InputError(f"unknown backbone {name!r}{hint} (or use clip:MODEL or ddx:DIR)", field="backbone")
     if name == "efficientnet_lite0":
-        from dermkit.models.families.dermlip_lite import IMAGE_MEAN, IMAGE_SIZE, IMAGE_STD, load_image_tower
+        from dermkit.models.families.dermlip_lite import (
+            IMAGE_MEAN,
+            IMAGE_SIZE,
+            IMAGE_STD,
+            load_image_tower,
+        )
 
         module = timm.create_model(name, pretrained=False, num_classes=0)
         if pretrained:
