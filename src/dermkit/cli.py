@@ -345,8 +345,8 @@ def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
     ddx.add_argument("--no-other", action="store_true", help="no 'other' class: drop cases outside the labels")
     ddx.add_argument("--aux-level", type=int, help="auxiliary head at this ontology level")
     ddx.add_argument("--inputs", choices=["images", "metadata", "images+metadata"], default="images+metadata")
-    ddx.add_argument("--backbone", default="efficientnet_lite0",
-                     help="timm name, clip:MODEL, or ddx:DIR (the trunk of a trained ddx model)")
+    ddx.add_argument("--backbone", default="timm:efficientnet_lite0",
+                     help="timm:ARCH, clip:MODEL, or ddx:DIR (the trunk of a trained ddx model)")
     ddx.add_argument("--no-pretrained", action="store_true", help="random backbone weights (tests, ablations)")
     ddx.add_argument("--image-size", type=int, help="input side (default: the backbone's)")
     ddx.add_argument("--pooling", choices=["mean", "attention"], default="mean")

@@ -128,14 +128,16 @@ def load_for_suite(name: str, suite: Suite) -> LoadedModel | None:
     """The model behind a suite's model name (None for precomputed embeddings)."""
     from dermkit.evaluate import backbones
     from dermkit.models import load_model
-    from dermkit.models.registry import LOCAL_DIR_PREFIX
+    from dermkit.models.names import model_name, parse_model_name
 
-    if name.startswith(backbones.EMBEDDINGS_PREFIX):
+    parsed = parse_model_name(name)
+    if parsed.source == "embeddings":
         return None
-    if name.startswith(backbones.TIMM_PREFIX):
-        return backbones.load_timm_backbone(name, suite.options.device)
+    if parsed.source == "timm":
+        return backbones.load_timm_backbone(parsed, suite.options.device)
     if is_path_like(name):
-        return load_model(LOCAL_DIR_PREFIX + str(model_path(name, suite.path.parent)), device=suite.options.device)
+        folder = model_name("local-dir", str(model_path(name, suite.path.parent)))
+        return load_model(folder.text, device=suite.options.device)
     return load_model(name, device=suite.options.device)
 
 

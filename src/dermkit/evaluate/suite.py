@@ -366,50 +366,44 @@ def _models(check: _Checker, raw: Any, line: int) -> tuple[str, ...]:
 def check_model_name(name: str, base: Path) -> None:
     """Refuse a model name that :func:`resolve_model` could not load, without loading anything."""
     from dermkit.evaluate import backbones
-    from dermkit.models import list_models
-    from dermkit.models.registry import (
-        HF_HUB_PREFIX,
-        OPEN_CLIP_PREFIX,
-        _unknown_message,
-    )
+    from dermkit.models.names import parse_model_name
 
-    if name in list_models() or name.startswith((OPEN_CLIP_PREFIX, HF_HUB_PREFIX)):
-        return
-    if name.startswith(backbones.TIMM_PREFIX):
-        backbones.check_timm_name(name)
-    elif name.startswith(backbones.EMBEDDINGS_PREFIX):
+    parsed = parse_model_name(name)
+    if parsed.source == "timm":
+        backbones.check_timm_name(parsed.reference)
+    elif parsed.source == "embeddings":
         backbones.check_embeddings_path(model_path(name, base))
-    elif is_path_like(name):
+    elif parsed.source == "local-dir":
         if not model_path(name, base).is_dir():
             raise InputError(f"model directory {model_path(name, base)} does not exist")
-    else:
-        raise InputError(_unknown_message(name) + f", {backbones.TIMM_PREFIX}ARCH or {backbones.EMBEDDINGS_PREFIX}PATH.npy")
+    elif parsed.source in ("clip", "ddx"):
+        raise InputError(f"{name!r} names a classifier backbone; a suite takes a vision-language model, "
+                         "timm:ARCH or embeddings:PATH.npy")
 
 
 def is_path_like(name: str) -> bool:
     """A model named by its folder: ``local-dir:PATH`` or a name that is unmistakably a path."""
-    from dermkit.models.registry import LOCAL_DIR_PREFIX
+    from dermkit.models.names import parse_model_name
 
-    return name.startswith((LOCAL_DIR_PREFIX, ".")) or "/" in name
+    return parse_model_name(name).source == "local-dir"
 
 
 def model_path(name: str, base: Path) -> Path:
     """The file or folder a path-like model name points at, relative names against ``base``."""
-    from dermkit.evaluate.backbones import EMBEDDINGS_PREFIX
-    from dermkit.models.registry import LOCAL_DIR_PREFIX
+    from dermkit.models.names import parse_model_name
 
-    text = name
-    for prefix in (EMBEDDINGS_PREFIX, LOCAL_DIR_PREFIX):
-        text = text.removeprefix(prefix)
-    return resolve_path(text, base)
+    return resolve_path(parse_model_name(name).reference, base)
 
 
 def _tasks(
     check: _Checker, raw: Any, line: int, datasets: Mapping[str, Dataset], models: Sequence[str]
 ) -> dict[str, Task]:
     """Each task checked by its registered type (:mod:`dermkit.evaluate.tasks`)."""
-    from dermkit.evaluate.backbones import is_image_only
     from dermkit.evaluate.tasks import TASKS
+    from dermkit.models.names import parse_model_name
+
+    def is_image_only(model: str) -> bool:
+        return parse_model_name(model).image_only
 
     if not isinstance(raw, dict) or not raw:
         raise check.fail("tasks must be a non-empty mapping of name -> settings", line)
