@@ -39,8 +39,11 @@ from dermkit.evaluate.features import (
     split_embeddings,
 )
 from dermkit.evaluate.hierarchy import at_level
-from dermkit.evaluate.metrics import UndefinedMetricError, choose_threshold
-from dermkit.evaluate.metrics.collection import metric_fns, score_predictions, score_rows
+from dermkit.evaluate.metrics.collection import (
+    metric_fns,
+    score_predictions,
+    score_rows,
+)
 from dermkit.evaluate.predictions import (
     GROUPING_FIELDS,
     UNLABELLED,
@@ -58,6 +61,7 @@ from dermkit.evaluate.suite import (
     model_path,
     resolve_path,
 )
+from dermkit.metrics import UndefinedMetricError, choose_threshold
 
 if TYPE_CHECKING:
     from dermkit.models.loaded import LoadedModel

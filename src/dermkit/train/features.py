@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dermkit.core import distributed as ranks
 from dermkit.core.atomic import atomic_path
 from dermkit.core.errors import DermkitError
-from dermkit.train import distributed
 
 # Where open_clip keeps each tower's projection: timm image towers (``head``), vision and HF text
 # transformers (``proj``), open_clip's built-in text transformer (``text_projection``).
@@ -154,11 +154,11 @@ def fill_cache(
     description: str = "features",
 ) -> None:
     """Encode ``keys`` across ranks (each takes every world_size-th) and let the main rank save them all."""
-    size, rank = distributed.world_size(), distributed.rank()
+    size, rank = ranks.world_size(), ranks.rank()
     shard = compute_features(keys[rank::size], load, encode, batch_size=batch_size, device=device,
                              workers=workers, description=description)
-    shards = distributed.all_gather_objects(shard)
-    if distributed.is_main():
+    shards = ranks.all_gather_objects(shard)
+    if ranks.is_main():
         features = torch.empty(len(keys), shard.shape[1])
         for index, part in enumerate(shards):
             features[index::size] = part
