@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +31,9 @@ from dermkit.evaluate.metrics.collection import (
 )
 from dermkit.evaluate.strata import STRATIFIABLE
 
-TASK_TYPES = ("zero-shot", "concepts", "linear-probe", "retrieval", "classification", "binary")
-TEXT_TASKS = ("zero-shot", "concepts", "retrieval")
-MODEL_TASKS = ("zero-shot", "concepts", "linear-probe", "retrieval")
-SCORE_SOURCES = ("zero-shot", "linear-probe")
 # Metric names a task may list; names of metrics of another positive class are checked when scoring.
 TASK_METRICS = (*CLASSIFICATION_METRICS, *DIFFERENTIAL_METRICS,
                 *(f"{DEFAULT_POSITIVE}_{name}" for name in POSITIVE_METRICS))
-_REGIME = re.compile(r"^(full|fraction:(0?\.\d+|1(\.0*)?)|shot:[1-9]\d*)$")
 
 
 @dataclass
@@ -165,14 +159,6 @@ _DATASET = {"table": str, "import": dict, "split": dict, "classes": (str, list),
 _IMPORT = {"source": str, "path": str, "on_error": str, "options": dict}
 _SPLIT = {"by": str, "val": float, "test": float, "seed": int, "temporal": bool, "all": str}
 _TASK_COMMON = {"type": str, "models": list, "datasets": list, "metrics": list}
-_TASK = {
-    "zero-shot": {"split": str, "val_split": str},
-    "concepts": {"split": str, "annotations": str},
-    "linear-probe": {"regimes": list, "seeds": list, "cs": list},
-    "retrieval": {"split": str, "captions_per_case": int, "seed": int, "ks": list},
-    "classification": {"predictions": (str, list), "card": str},
-    "binary": {"from": str, "positive": list, "threshold": str, "target_sensitivity": float},
-}
 
 
 class _Checker:
@@ -421,7 +407,9 @@ def model_path(name: str, base: Path) -> Path:
 def _tasks(
     check: _Checker, raw: Any, line: int, datasets: Mapping[str, Dataset], models: Sequence[str]
 ) -> dict[str, Task]:
+    """Each task checked by its registered type (:mod:`dermkit.evaluate.tasks`)."""
     from dermkit.evaluate.backbones import is_image_only
+    from dermkit.evaluate.tasks import TASKS
 
     if not isinstance(raw, dict) or not raw:
         raise check.fail("tasks must be a non-empty mapping of name -> settings", line)
@@ -429,34 +417,27 @@ def _tasks(
     for name, settings in raw.items():
         at = raw.lines.get(name, line) if isinstance(raw, Located) else line
         if not isinstance(settings, dict) or "type" not in settings:
-            raise check.fail(f"task {name!r} needs a 'type' ({', '.join(TASK_TYPES)})", at)
+            raise check.fail(f"task {name!r} needs a 'type' ({', '.join(TASKS)})", at)
         lines = settings.lines if isinstance(settings, Located) else {}
-        kind = check.choice(settings["type"], TASK_TYPES, lines.get("type", at), "type", "task type")
-        values = check.mapping(settings, {**_TASK_COMMON, **_TASK[kind]}, f"task {name!r}", at)
+        kind = check.choice(settings["type"], list(TASKS), lines.get("type", at), "type", "task type")
+        spec = TASKS[kind]
+        values = check.mapping(settings, {**_TASK_COMMON, **spec.fields}, f"task {name!r}", at)
         chosen_models = _references(check, values, "models", models, lines, at, "model")
-        if kind in TEXT_TASKS:
+        if spec.needs_text:
             if "models" in values:
                 for model, model_line in zip(values["models"], _item_lines(values["models"], at)):
                     if is_image_only(model):
                         raise check.fail(f"{kind} needs a text tower, which {model!r} lacks", model_line, "models")
             chosen_models = tuple(m for m in chosen_models if not is_image_only(m))
-        if kind in ("classification", "binary") and "models" in values:
+        if not spec.takes_models and "models" in values:
             raise check.fail(f"a {kind} task takes its models from its predictions, not 'models'", lines["models"])
         chosen_datasets = _references(check, values, "datasets", list(datasets), lines, at, "dataset")
-        if kind in MODEL_TASKS and not (chosen_models and chosen_datasets):
+        if spec.runs_models and not (chosen_models and chosen_datasets):
             raise check.fail(f"task {name!r} has no {'model' if not chosen_models else 'dataset'} to run on", at)
-        _task_settings(check, kind, values, lines, at, out)
-        if kind == "classification":
-            chosen_models, chosen_datasets = (), ()
-        if kind == "binary":
-            source = out[values["from"]]
-            chosen_models = source.models
-            for dataset in chosen_datasets:
-                if dataset not in source.datasets:
-                    raise check.fail(f"dataset {dataset!r} is not scored by task {source.name!r}",
-                                     lines.get("datasets", at), "datasets")
-            if "datasets" not in values:
-                chosen_datasets = source.datasets
+        for metric, metric_line in zip(values.get("metrics", []), _item_lines(values.get("metrics", []), at)):
+            check.choice(metric, spec.metrics(), metric_line, "metrics", f"{kind} metric")
+        spec.check(check, values, lines, at, out)
+        chosen_models, chosen_datasets = spec.select(check, values, lines, at, chosen_models, chosen_datasets, out)
         out[str(name)] = Task(str(name), kind, chosen_models, chosen_datasets, dict(values), at)
     return out
 
@@ -472,51 +453,3 @@ def _references(
     for item, item_line in zip(items, _item_lines(items, lines.get(key, at))):
         check.choice(item, list(known), item_line, key, what)
     return tuple(items)
-
-
-def _task_settings(
-    check: _Checker, kind: str, values: Mapping[str, Any], lines: Mapping[str, int], at: int,
-    earlier: Mapping[str, Task],
-) -> None:
-    """Per-type checks: regimes, seeds, metrics, score sources, positive classes, files."""
-    from dermkit.ontology import default_ontology
-
-    allowed = BINARY_METRICS if kind == "binary" else TASK_METRICS
-    for metric, metric_line in zip(values.get("metrics", []), _item_lines(values.get("metrics", []), at)):
-        check.choice(metric, allowed, metric_line, "metrics", f"{kind} metric")
-    for regime, regime_line in zip(values.get("regimes", []), _item_lines(values.get("regimes", []), at)):
-        if not isinstance(regime, str) or not _REGIME.match(regime):
-            raise check.fail(f"unknown regime {regime!r}; use full, fraction:F or shot:K", regime_line, "regimes")
-    for key in ("seeds", "ks"):
-        for item, item_line in zip(values.get(key, []), _item_lines(values.get(key, []), at)):
-            check.typed(item, int, item_line, key)
-    for item, item_line in zip(values.get("cs", []), _item_lines(values.get("cs", []), at)):
-        check.typed(item, float, item_line, "cs")
-    if "card" in values and not check.path_of(values["card"]).is_dir():
-        raise check.fail("card must name an existing model directory", lines["card"], "card")
-    if "annotations" in values and not check.path_of(values["annotations"]).is_file():
-        raise check.fail("annotations file does not exist", lines["annotations"], "annotations")
-    if kind == "classification":
-        if "predictions" not in values:
-            raise check.fail("a classification task needs 'predictions' (Parquet files)", at)
-        files = values["predictions"] if isinstance(values["predictions"], list) else [values["predictions"]]
-        for item, item_line in zip(files, _item_lines(files, lines["predictions"])):
-            if not check.path_of(str(item)).is_file():
-                raise check.fail(f"predictions file {check.path_of(str(item))} does not exist", item_line,
-                                 "predictions")
-    if kind == "binary":
-        for key in ("from", "positive"):
-            if key not in values:
-                raise check.fail(f"a binary task needs {key!r}", at)
-        source = earlier.get(values["from"])
-        if source is None or source.type not in SCORE_SOURCES:
-            candidates = [name for name, task in earlier.items() if task.type in SCORE_SOURCES]
-            raise check.fail(f"'from' must name an earlier zero-shot or linear-probe task ({', '.join(candidates) or 'none'})",
-                             lines["from"], "from")
-        conditions = default_ontology().conditions
-        for item, item_line in zip(values["positive"], _item_lines(values["positive"], lines["positive"])):
-            if conditions.find(str(item)) is None:
-                raise check.fail(f"unknown condition {item!r}", item_line, "positive")
-        if "threshold" in values:
-            check.choice(values["threshold"], ("youden", "sensitivity"), lines["threshold"], "threshold",
-                         "threshold rule")

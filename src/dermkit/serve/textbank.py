@@ -26,11 +26,8 @@ from scipy.special import expit, softmax
 from dermkit.core.atomic import atomic_path
 from dermkit.core.errors import DermkitError, InputError
 from dermkit.core.optional import require
-from dermkit.evaluate.features import (
-    default_cache_dir,
-    encode_prompt_sets,
-    weights_fingerprint,
-)
+from dermkit.evaluate.features import encode_prompt_sets, weights_fingerprint
+from dermkit.models.feature_cache import user_cache_root
 from dermkit.models.loaded import logit_scale
 from dermkit.models.prompts import (
     TEMPLATES,
@@ -130,7 +127,7 @@ class TextBank:
     @staticmethod
     def cached_path(key: dict[str, Any], cache_dir: str | Path | None = None) -> Path:
         """Where :meth:`cached` keeps the bank of ``key``."""
-        return Path(cache_dir or default_cache_dir().parent / "textbank") / f"{key_digest(key)}.npz"
+        return Path(cache_dir or user_cache_root() / "textbank") / f"{key_digest(key)}.npz"
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"concept_margins": self.concept_margins, "scale": np.asarray(self.scale),

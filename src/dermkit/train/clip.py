@@ -29,6 +29,13 @@ from dermkit.core.errors import InputError
 from dermkit.core.precision import PRECISIONS, precision_record, resolve_precision
 from dermkit.data.images import open_image
 from dermkit.data.table import Case
+from dermkit.models.feature_cache import (
+    FeatureCache,
+    cache_directory,
+    get_or_compute,
+    image_identity,
+    weights_digest,
+)
 from dermkit.models.text_padding import text_padding_id, trim_padding
 from dermkit.train import distributed
 from dermkit.train.checkpoint import (
@@ -44,16 +51,10 @@ from dermkit.train.data import (
     caption_candidates,
     read_splits,
 )
-from dermkit.train.features import (
-    FeatureCache,
-    Tower,
-    fill_cache,
-    image_identity,
-    weights_digest,
-)
 from dermkit.train.losses import LOSSES
 from dermkit.train.metrics import MetricsLog, retrieval_recall
 from dermkit.train.schedule import warmup_cosine
+from dermkit.train.towers import Tower
 
 SIGLIP_INIT_BIAS = -10.0
 MAX_LOGIT_SCALE = math.log(100)  # CLIP's clamp: a temperature below 0.01 destabilises training
@@ -207,27 +208,25 @@ class ClipTrainer:
                 return self.loaded.tokenizer([key])[0]
 
         cache = FeatureCache(
-            Path(self.config.cache_dir) if self.config.cache_dir else self.out / "feature-cache",
+            cache_directory(self.config.cache_dir),
             side,
             {"model": self.loaded.name, "weights": weights_digest(tower.trunk_parameters()),
              "preprocessing": preprocessing, "items": items, "precision": self.precision},
         )
-        hit = ranks.broadcast_object(cache.path.exists())
+        # Each rank encodes every world_size-th key on a miss; the main rank writes them all.
+        started = time.perf_counter()
+        self.model.eval()
+        with self._autocast():  # bf16 runs cache bf16 trunk features (about 3x faster on CPU)
+            pad = text_padding_id(tower.holder) if side == "text" else None
+            encode = tower.encode_trunk if pad is None else trim_padding(tower.encode_trunk, pad)
+            features, hit = get_or_compute(cache, keys, load, encode, batch_size=min(self.config.batch_size, 256),
+                                           device=self.device, workers=self.config.workers,
+                                           description=f"caching {side} features")
         record: dict[str, Any] = {"event": "feature_cache", "side": side, "hit": hit, "items": len(keys),
                                   "file": str(cache.path)}
-        if not hit:  # each rank encodes every world_size-th key; the main rank writes them all
-            started = time.perf_counter()
-            self.model.eval()
-            with self._autocast():  # bf16 runs cache bf16 trunk features (about 3x faster on CPU)
-                pad = text_padding_id(tower.holder) if side == "text" else None
-                encode = tower.encode_trunk if pad is None else trim_padding(tower.encode_trunk, pad)
-                fill_cache(cache, keys, load, encode, batch_size=min(self.config.batch_size, 256),
-                           device=self.device, workers=self.config.workers, description=f"caching {side} features")
+        if not hit:
             record["seconds"] = round(time.perf_counter() - started, 3)
         self.log.write(record)
-        ranks.barrier()
-        features = cache.load()
-        assert features is not None
         return features  # stays on the CPU: loader workers cannot share accelerator tensors
 
     # -- the loop -----------------------------------------------------------------------------

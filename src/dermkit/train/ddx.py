@@ -46,8 +46,10 @@ from dermkit.models.card import (
     license_of_trained_weights,
     training_data_entries,
 )
+from dermkit.models.colour import PREPROCESS_KEY as COLOUR_KEY
 from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec, collate_metadata
 from dermkit.models.families.ddx import DdxModel, pad_images, save_ddx
+from dermkit.models.feature_cache import cache_directory, get_or_compute, trunk_cache
 from dermkit.train import distributed
 from dermkit.train.checkpoint import (
     all_rng_states,
@@ -57,12 +59,6 @@ from dermkit.train.checkpoint import (
 )
 from dermkit.train.data import read_splits
 from dermkit.train.decision import fit_logit_adjustment, training_prior
-from dermkit.train.features import (
-    FeatureCache,
-    fill_cache,
-    image_identity,
-    weights_digest,
-)
 from dermkit.train.imbalance import choose_synthetic, epoch_indices, synthetic_quota
 from dermkit.train.losses_supervised import (
     class_balanced_weights,
@@ -78,6 +74,7 @@ LOSS_NAMES = ("soft-ce", "focal")
 DECISIONS = ("argmax", "balanced")
 SCHEDULES = ("constant", "cosine")
 SELECTION_CRITERIA = ("loss", "balanced-accuracy")
+WEIGHT_AVERAGES = ("none", "ema")
 
 
 @dataclass
@@ -127,6 +124,14 @@ class DdxTrainConfig:
     cache_dir: str | None = None
     export: bool = True
     time_budget_s: float | None = None  # no epoch after the first started that would overrun it (caching included)
+    shades_of_gray: float | None = field(default=None, metadata={"help": (
+        "Shades of Gray colour constancy of norm p (6 in the ISIC literature) before every image "
+        "transform, at training and, stored in the model's preprocessing, at eval/predict/serve time "
+        "(models.colour)")})
+    weight_average: str = field(default="none", metadata={"help": (
+        "ema: an exponential moving average of the fine-tuned weights, validated beside the plain "
+        "weights every epoch; the better of the two on the selection criterion is the epoch's candidate")})
+    ema_decay: float = field(default=0.998, metadata={"help": "per-step decay of --weight-average ema"})
     tta: str = "1"  # test-time views stored with the model: 1, 2, 4, 8, or auto (chosen on validation)
 
     RUN_CONTROL = ("resume", "workers", "cache_dir", "export", "time_budget_s", "tta")
@@ -213,6 +218,8 @@ class DdxTrainer:
         distributed.broadcast_parameters(self.net.state_dict().values())
         if self.backbone is not None:
             self.backbone.set_trainable(0)
+            if config.shades_of_gray is not None:  # part of the preprocessing: cached, exported, applied at eval
+                self.backbone.preprocess[COLOUR_KEY] = config.shades_of_gray
         features = None
         if self.uses_images:  # one cache entry per source, so mixing in synthetic cases reuses the real ones'
             features = {**self._cached_features(train + val), **self._cached_features(synthetic)}
@@ -227,6 +234,7 @@ class DdxTrainer:
         self.planned_epochs = config.epochs  # fitted to the time budget after the first fine-tuning epoch
         self.optimizer = self._optimizer()
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.ema: dict[str, torch.Tensor] | None = None  # --weight-average ema, from the first fine-tuning step
         self.history: list[dict[str, Any]] = []
 
     # -- data ---------------------------------------------------------------------------------
@@ -267,20 +275,17 @@ class DdxTrainer:
         if not paths:
             return {}
         _, evaluate = self.backbone.transforms()
-        cache = image_feature_cache(self.backbone, paths, self._cache_directory())
-        hit = ranks.broadcast_object(cache.path.exists())
+        cache = trunk_cache(self.backbone, paths, self.config.cache_dir)
+        started = time.perf_counter()
+        self.backbone.module.eval()
+        # compute_features forks the RNG, so a cache miss does not shift later random draws.
+        loaded, hit = get_or_compute(cache, paths, lambda p: evaluate(open_image(p)), self.backbone.module,
+                                     batch_size=64, device=self.device, workers=self.config.workers,
+                                     description="caching image features")
         record: dict[str, Any] = {"event": "feature_cache", "hit": hit, "items": len(paths), "file": str(cache.path)}
         if not hit:
-            started = time.perf_counter()
-            self.backbone.module.eval()
-            # compute_features forks the RNG, so a cache miss does not shift later random draws.
-            fill_cache(cache, paths, lambda p: evaluate(open_image(p)), self.backbone.module, batch_size=64,
-                       device=self.device, workers=self.config.workers, description="caching image features")
             record["seconds"] = round(time.perf_counter() - started, 3)
         self.log.write(record)
-        ranks.barrier()
-        loaded = cache.load()
-        assert loaded is not None
         return loaded
 
     # -- the loop -----------------------------------------------------------------------------
@@ -347,10 +352,15 @@ class DdxTrainer:
                 validation = self._validate()
             record = {"event": "epoch", "epoch": self.epoch, "train_loss": train_loss, **validation,
                       "seconds": round(time.perf_counter() - started, 3)}
-            score = -validation["val_loss"] if self.config.select_on == "loss" else validation["val_balanced_accuracy"]
+            score, state = self._score(validation), self.net.state_dict()
+            if self.ema is not None:
+                averaged = self._validate_weights(self.ema)
+                record["ema"] = averaged
+                if self._score(averaged) > score:
+                    score, state, record["weights"] = self._score(averaged), self.ema, "ema"
             if score > self.best_score:
                 self.best_score, self.best_epoch = score, self.epoch
-                self.best_state = copy.deepcopy(self.net.state_dict())
+                self.best_state = copy.deepcopy(state)
             self.history.append(record)
             self.log.write(record)
             self.epoch += 1
@@ -372,6 +382,31 @@ class DdxTrainer:
             return None
         atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _score(self, validation: dict[str, float]) -> float:
+        return -validation["val_loss"] if self.config.select_on == "loss" else validation["val_balanced_accuracy"]
+
+    def _validate_weights(self, state: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Validation figures of ``state``; the live weights are restored afterwards."""
+        live = copy.deepcopy(self.net.state_dict())
+        self.net.load_state_dict(state)
+        try:
+            return self._validate()
+        finally:
+            self.net.load_state_dict(live)
+
+    def _update_ema(self) -> None:
+        """One step of the moving average (integer buffers, e.g. batch-norm counts, are copied)."""
+        state = self.net.state_dict()
+        if self.ema is None:
+            self.ema = {k: v.detach().clone() for k, v in state.items()}
+            return
+        with torch.no_grad():
+            for key, value in state.items():
+                if value.is_floating_point():
+                    self.ema[key].lerp_(value, 1 - self.config.ema_decay)
+                else:
+                    self.ema[key].copy_(value)
 
     def _out_of_time(self) -> bool:
         """Whether another epoch as long as the last would overrun the budget; never before the first
@@ -433,6 +468,8 @@ class DdxTrainer:
             distributed.average_gradients([p for p in self.net.parameters() if p.requires_grad])
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
+            if config.weight_average == "ema" and self._finetuning():
+                self._update_ema()
             losses.append(float(loss.detach()))
         # Every rank's mean of its share: their average is the one-process loss of the global batches.
         return float(ranks.mean_over_ranks(torch.tensor(np.mean(losses) if losses else float("nan"))))
@@ -480,7 +517,7 @@ class DdxTrainer:
             save_checkpoint(self.out, {
                 "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
                 "best_epoch": self.best_epoch, "best_score": self.best_score, "best_state": self.best_state,
-                "planned_epochs": self.planned_epochs,
+                "ema": self.ema, "planned_epochs": self.planned_epochs,
                 "history": self.history, "config": self.config.recipe(), "rng": rng})
         ranks.barrier()
 
@@ -495,6 +532,7 @@ class DdxTrainer:
         self.best_epoch, self.best_score, self.best_state = state["best_epoch"], state["best_score"], state["best_state"]
         self.history = state["history"]
         self.planned_epochs = state["planned_epochs"]
+        self.ema = state.get("ema")
         restore_rng(state["rng"], self.device)
         self.log.write({"event": "resume", "epoch": self.epoch})
 
@@ -533,9 +571,6 @@ class DdxTrainer:
         save_ddx(model, self.out / "model")
         summary["model"] = str(self.out / "model")
 
-    def _cache_directory(self) -> Path:
-        return Path(self.config.cache_dir) if self.config.cache_dir else self.out / "feature-cache"
-
     def _test_time_views(self, model: DdxModel) -> dict[str, Any]:
         """``--tta N`` as given, or ``auto``: the count of best validation balanced accuracy
         (:func:`dermkit.predict.choose_tta` on the validation split of every ``--data`` table)."""
@@ -546,16 +581,7 @@ class DdxTrainer:
             return {"views": check_tta(int(self.config.tta)), "chosen": "given"}
         if not model.uses_images:
             return {"views": 1, "chosen": "no images"}
-        return {**choose_tta(model, self.config.data, cache_dir=self._cache_directory()), "chosen": "validation"}
-
-
-def image_feature_cache(backbone: Backbone, paths: list[str], directory: Path, view: int = 0) -> FeatureCache:
-    """The cache entry of a frozen trunk's features for ``paths``: keyed by weights, preprocessing and files,
-    so training and later prediction with the same trunk share it; ``view`` > 0 is a test-time view
-    (``models.transforms.dihedral_view``), an entry of its own."""
-    key = {"model": backbone.name, "weights": weights_digest(list(backbone.module.parameters())),
-           "preprocessing": json.dumps(backbone.preprocess, sort_keys=True), "items": [image_identity(p) for p in paths]}
-    return FeatureCache(directory, "image", {**key, "view": view} if view else key)
+        return {**choose_tta(model, self.config.data, cache_dir=cache_directory(self.config.cache_dir)), "chosen": "validation"}
 
 
 def _to(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -570,6 +596,7 @@ def _check(config: DdxTrainConfig) -> None:
                "sampling": (config.sampling, SAMPLINGS), "schedule": (config.schedule, SCHEDULES),
                "decision": (config.decision, DECISIONS), "augment": (config.augment, AUGMENTATIONS),
                "select_on": (config.select_on, SELECTION_CRITERIA),
+               "weight_average": (config.weight_average, WEIGHT_AVERAGES),
                "precision": (config.precision, PRECISIONS)}
     for name, (value, allowed) in choices.items():
         if value not in allowed:
@@ -577,5 +604,7 @@ def _check(config: DdxTrainConfig) -> None:
     for name in ("epochs", "batch_size"):
         if getattr(config, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1", field=name)
+    if config.shades_of_gray is not None and config.shades_of_gray <= 0:
+        raise InputError(f"--shades-of-gray needs a norm p > 0, got {config.shades_of_gray}", field="shades_of_gray")
     if config.unfreeze_epoch is not None and "images" not in config.inputs:
         raise InputError("--unfreeze-epoch needs image inputs", field="unfreeze_epoch")
