@@ -160,7 +160,7 @@ def choose_tta(model: DdxModel, table: str | Path | Sequence[str | Path], cache_
     table or of several pooled), the fewest views on a tie: a choice made on validation, never on
     the test split it is used for. Every view is predicted once; each count scores the mean of the
     first that many."""
-    from dermkit.evaluate.metrics import balanced_accuracy
+    from dermkit.metrics import balanced_accuracy
     from dermkit.models.transforms import TTA_VIEW_COUNTS
 
     tables = [table] if isinstance(table, str | Path) else list(table)

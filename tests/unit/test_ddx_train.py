@@ -12,7 +12,7 @@ import torch
 
 from dermkit.core.errors import InputError
 from dermkit.core.precision import precision_record, resolve_precision
-from dermkit.evaluate.metrics import balanced_accuracy
+from dermkit.metrics import balanced_accuracy
 from dermkit.models import ModelCard, load_model
 from dermkit.predict import choose_tta, predict_table
 from dermkit.train.checkpoint import load_checkpoint

@@ -1,6 +1,6 @@
 """Prompt embeddings computed once at start, and the per-request scoring that uses them.
 
-The prompts come from :mod:`dermkit.evaluate.prompts` and are ensembled by
+The prompts come from :mod:`dermkit.models.prompts` and are ensembled by
 :func:`dermkit.evaluate.features.encode_prompt_sets`, exactly as the offline zero-shot and concept
 tasks build them. Those tasks encode the text on every call, which costs hundreds of text-encoder
 passes; a service answering in milliseconds cannot, so the text side is encoded here once and the
@@ -28,8 +28,13 @@ from dermkit.core.errors import DermkitError, InputError
 from dermkit.core.optional import require
 from dermkit.evaluate.features import encode_prompt_sets, weights_fingerprint
 from dermkit.models.feature_cache import user_cache_root
-from dermkit.evaluate.prompts import TEMPLATES, class_prompts, concept_prompts, templates_for
-from dermkit.evaluate.zeroshot import logit_scale
+from dermkit.models.loaded import logit_scale
+from dermkit.models.prompts import (
+    TEMPLATES,
+    class_prompts,
+    concept_prompts,
+    templates_for,
+)
 from dermkit.ontology import Ontology, default_ontology
 
 if TYPE_CHECKING:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from dermkit.core import distributed as ranks
 from dermkit.core.atomic import atomic_write_text
 from dermkit.core.errors import InputError
 from dermkit.core.precision import PRECISIONS, precision_record, resolve_precision
@@ -113,7 +114,7 @@ class ClipTrainer:
 
         self.config, self.device, self.out = config, device, Path(config.out)
         self.precision = resolve_precision(config.precision, device)
-        distributed.seed_everything(config.seed + distributed.rank())
+        distributed.seed_everything(config.seed + ranks.rank())
         self.loaded = load_model(config.model)
         self.model = self.loaded.model.to(device)
         distributed.broadcast_parameters(self.model.state_dict().values())
@@ -122,7 +123,7 @@ class ClipTrainer:
         self.towers = {side: Tower.of(self.model, side) for side in ("image", "text")}
         self.cached = self._lock_towers()
         self.logit_bias = self._logit_bias()
-        self.log = MetricsLog(self.out, tensorboard=config.tensorboard, enabled=distributed.is_main())
+        self.log = MetricsLog(self.out, tensorboard=config.tensorboard, enabled=ranks.is_main())
 
         train, val, self.manifests = read_splits(config.data)
         self.has_val = bool(val)
@@ -246,7 +247,7 @@ class ClipTrainer:
         if summary["finished"] and self.config.export:
             self._export()
         self.log.close()
-        if not distributed.is_main():
+        if not ranks.is_main():
             return None
         atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
@@ -326,8 +327,8 @@ class ClipTrainer:
         A retrieved item counts as a hit when its caption equals the query's: structured captions
         repeat across cases, so demanding the very same case would punish correct retrievals.
         """
-        if not self.has_val or not distributed.is_main():
-            distributed.barrier()
+        if not self.has_val or not ranks.is_main():
+            ranks.barrier()
             return {}
         self.model.eval()
         loader = DataLoader(self.val_set, batch_size=min(self.config.batch_size, 256), num_workers=self.config.workers)
@@ -345,7 +346,7 @@ class ClipTrainer:
         captions = [self.val_set.pick(i)[1] for i in range(len(self.val_set))]
         results = {"val_loss": float(torch.stack(chunk_losses).mean()), "val_cases": len(captions)}
         results.update(retrieval_recall(image_features, text_features, captions, RECALL_AT))
-        distributed.barrier()
+        ranks.barrier()
         return results
 
     # -- checkpoints and export -----------------------------------------------------------------
@@ -365,15 +366,15 @@ class ClipTrainer:
 
     def _save(self) -> None:
         rng = all_rng_states(self.device)  # collective: every rank takes part
-        if distributed.is_main():
+        if ranks.is_main():
             path = save_checkpoint(self.out, {**self._state(), "rng": rng})
             self.log.write({"event": "checkpoint", "epoch": self.epoch, "step": self.step, "file": str(path)})
-        distributed.barrier()
+        ranks.barrier()
 
     def _resume(self) -> None:
         state = load_checkpoint(self.out, recipe=self.config.recipe())
         if state is None:
-            if distributed.is_main():
+            if ranks.is_main():
                 self.log.write({"event": "resume", "found": False})
             return
         self.model.load_state_dict(state["model"])
@@ -388,7 +389,7 @@ class ClipTrainer:
         self.log.write({"event": "resume", "found": True, "epoch": self.epoch, "step": self.step})
 
     def _export(self) -> None:
-        if distributed.is_main():
+        if ranks.is_main():
             from dermkit.models import ModelCard, export_model
             from dermkit.models.card import (
                 license_of_trained_weights,
@@ -409,7 +410,7 @@ class ClipTrainer:
                 **precision_record(self.precision),
             )
             export_model(self.loaded, self.out / "model", card)
-        distributed.barrier()
+        ranks.barrier()
 
 
 def _check(config: ClipTrainConfig) -> None:
@@ -420,9 +421,9 @@ def _check(config: ClipTrainConfig) -> None:
     for name in ("epochs", "batch_size", "accum"):
         if getattr(config, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
-    if config.batch_size % distributed.world_size():
+    if config.batch_size % ranks.world_size():
         raise InputError(f"--batch-size {config.batch_size} must be divisible by the "
-                         f"{distributed.world_size()} processes")
+                         f"{ranks.world_size()} processes")
 
 
 def _adamw(parameters: list[nn.Parameter], *, lr: float, wd: float) -> torch.optim.AdamW:
@@ -435,4 +436,4 @@ def _adamw(parameters: list[nn.Parameter], *, lr: float, wd: float) -> torch.opt
 def _progress(total: int, description: str) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=description, disable=not distributed.is_main(), leave=False)
+    return tqdm(total=total, desc=description, disable=not ranks.is_main(), leave=False)

@@ -32,20 +32,21 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from dermkit.core import distributed as ranks
 from dermkit.core.atomic import atomic_write_text
 from dermkit.core.errors import InputError
 from dermkit.core.precision import PRECISIONS, precision_record, resolve_precision
 from dermkit.data.images import open_image
 from dermkit.data.table import Case, frame_to_cases, read_table
-from dermkit.evaluate.metrics import balanced_accuracy
+from dermkit.metrics import balanced_accuracy
 from dermkit.models.backbones import DEFAULT_BACKBONE, Backbone, build_backbone
-from dermkit.models.colour import PREPROCESS_KEY as COLOUR_KEY
 from dermkit.models.card import (
     ModelCard,
     case_composition,
     license_of_trained_weights,
     training_data_entries,
 )
+from dermkit.models.colour import PREPROCESS_KEY as COLOUR_KEY
 from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec, collate_metadata
 from dermkit.models.families.ddx import DdxModel, pad_images, save_ddx
 from dermkit.models.feature_cache import cache_directory, get_or_compute, trunk_cache
@@ -195,8 +196,8 @@ class DdxTrainer:
         self.started = time.perf_counter()
         self.config, self.device, self.out = config, device, Path(config.out)
         self.precision = resolve_precision(config.precision, device)
-        distributed.seed_everything(config.seed + distributed.rank())
-        self.log = MetricsLog(self.out, enabled=distributed.is_main())
+        distributed.seed_everything(config.seed + ranks.rank())
+        self.log = MetricsLog(self.out, enabled=ranks.is_main())
         self.labels = LabelSpace.build(config.labels, config.other, config.aux_level)
         train, val, self.manifests = read_splits(config.data)
         # Synthetic cases never validate: a generated image would score its own source's label.
@@ -337,7 +338,7 @@ class DdxTrainer:
             return
         left = budget - (time.perf_counter() - self.started)
         planned = min(self.config.epochs, self.epoch + max(0, int(left // max(epoch_seconds, 1e-6))))
-        self.planned_epochs = int(distributed.broadcast_object(planned))
+        self.planned_epochs = int(ranks.broadcast_object(planned))
         self.log.write({"event": "plan", "epochs": self.planned_epochs, "epoch_seconds": round(epoch_seconds, 1)})
 
     def run(self) -> dict[str, Any] | None:
@@ -374,10 +375,10 @@ class DdxTrainer:
                    "train_cases": len(self.train.cases), "val_cases": len(self.val.cases),
                    "synthetic_train_cases": sum(c.synthetic for c in self.train.cases),
                    **precision_record(self.precision)}
-        if self.config.export and distributed.is_main():
+        if self.config.export and ranks.is_main():
             self._export(summary)
         self.log.close()
-        if not distributed.is_main():
+        if not ranks.is_main():
             return None
         atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
@@ -413,7 +414,7 @@ class DdxTrainer:
         budget = self.config.time_budget_s
         over = bool(self.history) and budget is not None and (
             time.perf_counter() - self.started + self.history[-1]["seconds"] > budget)
-        return bool(distributed.broadcast_object(over))
+        return bool(ranks.broadcast_object(over))
 
     def _selection(self) -> dict[str, Any]:
         """The criterion and the chosen epoch's validation figures (its log record)."""
@@ -430,8 +431,8 @@ class DdxTrainer:
         else:
             weight = None if config.class_weights == "none" else self.class_weight
             normaliser = None  # one process: the batch's own total weight
-            if weight is not None and distributed.world_size() > 1:
-                normaliser = distributed.mean_over_ranks((smooth(target, config.label_smoothing) * weight).sum())
+            if weight is not None and ranks.world_size() > 1:
+                normaliser = ranks.mean_over_ranks((smooth(target, config.label_smoothing) * weight).sum())
             loss = soft_cross_entropy(out["logits"], target, weight, config.label_smoothing, normaliser)
         if self.aux_matrix is not None:
             loss = loss + config.aux_weight * soft_cross_entropy(out["aux_logits"], target @ self.aux_matrix)
@@ -444,7 +445,7 @@ class DdxTrainer:
             for group in self.backbone.trainable_groups():
                 group.train(any(p.requires_grad for p in group.parameters()))
         draw = torch.from_numpy(epoch_indices(self.train.labels(), config.sampling, config.seed, self.epoch))
-        global_batch = min(config.batch_size, len(draw) // distributed.world_size() * distributed.world_size())
+        global_batch = min(config.batch_size, len(draw) // ranks.world_size() * ranks.world_size())
         sampler = distributed.ShardedBatches(len(draw), global_batch, seed=config.seed, epoch=self.epoch)
         losses = []
         steps = len(sampler)
@@ -471,7 +472,7 @@ class DdxTrainer:
                 self._update_ema()
             losses.append(float(loss.detach()))
         # Every rank's mean of its share: their average is the one-process loss of the global batches.
-        return float(distributed.mean_over_ranks(torch.tensor(np.mean(losses) if losses else float("nan"))))
+        return float(ranks.mean_over_ranks(torch.tensor(np.mean(losses) if losses else float("nan"))))
 
     @torch.no_grad()
     def predict(self, split: Split) -> torch.Tensor:
@@ -496,12 +497,12 @@ class DdxTrainer:
     def _validate(self) -> dict[str, float]:
         """Class-balanced validation loss and balanced accuracy (rank 0 computes, every rank receives)."""
         values = None
-        if distributed.is_main():
+        if ranks.is_main():
             probs = self.predict(self.val)
             weighted = self.val.target * self.val_weight
             values = {"val_loss": float(-(weighted * probs.clamp_min(1e-12).log()).sum() / weighted.sum()),
                       "val_balanced_accuracy": balanced_accuracy(probs.numpy(), self.val.labels())}
-        return distributed.broadcast_object(values)
+        return ranks.broadcast_object(values)
 
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
         if self.precision == "bf16":
@@ -512,13 +513,13 @@ class DdxTrainer:
 
     def _save(self) -> None:
         rng = all_rng_states(self.device)
-        if distributed.is_main():
+        if ranks.is_main():
             save_checkpoint(self.out, {
                 "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
                 "best_epoch": self.best_epoch, "best_score": self.best_score, "best_state": self.best_state,
                 "ema": self.ema, "planned_epochs": self.planned_epochs,
                 "history": self.history, "config": self.config.recipe(), "rng": rng})
-        distributed.barrier()
+        ranks.barrier()
 
     def _resume(self) -> None:
         state = load_checkpoint(self.out, recipe=self.config.recipe())

@@ -59,13 +59,13 @@ class BinaryTask(EvalTask):
 
     def run(self, job: Job) -> dict[str, Any]:
         """Positive-vs-rest with an operating threshold chosen on validation rows, scored on test rows."""
-        from dermkit.evaluate.metrics import UndefinedMetricError, choose_threshold
         from dermkit.evaluate.predictions import write_predictions
         from dermkit.evaluate.runner import (
             evaluate_predictions,
             predictions_path,
             task_split,
         )
+        from dermkit.metrics import UndefinedMetricError, choose_threshold
 
         task = job.task
         predictions, name = binary_view(job.scored[(task.settings["from"], job.model, job.dataset.name)],

@@ -28,17 +28,17 @@ class RetrievalTask(EvalTask):
         from dermkit.evaluate.features import encode_texts, split_embeddings
         from dermkit.evaluate.metrics.collection import score_rows
         from dermkit.evaluate.predictions import GROUPING_FIELDS
-        from dermkit.evaluate.retrieval import (
-            DEFAULT_KS,
-            case_captions,
-            first_hit_ranks,
-            recall_metric_fns,
-            retrieval_metrics,
-        )
+        from dermkit.evaluate.retrieval import case_captions
         from dermkit.evaluate.runner import (
             predictions_path,
             scoring_options,
             task_split,
+        )
+        from dermkit.metrics.retrieval import (
+            DEFAULT_KS,
+            first_hit_ranks,
+            recall_metric_fns,
+            retrieval_metrics,
         )
 
         task, loaded = job.task, job.loaded
