@@ -9,10 +9,39 @@ from __future__ import annotations
 
 import difflib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dermkit.core.errors import InputError
+
+ModelBuilder = Callable[..., Any]  # a LoadedModel, or e.g. a DdxModel for ``ddx``
+
+FAMILIES: dict[str, ModelBuilder] = {}
+
+
+def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Register a model family builder under ``name`` (timm style), so ``load_model(name)`` finds it.
+
+    A builder takes ``device`` plus family-specific keyword arguments and returns its model
+    (a vision-language family a :class:`LoadedModel`, ``ddx`` a ``DdxModel``); the module
+    defining it only has to be imported by ``families``.
+    """
+
+    def decorate(builder: ModelBuilder) -> ModelBuilder:
+        if name in FAMILIES:
+            raise ValueError(f"model family {name!r} is registered twice")
+        FAMILIES[name] = builder
+        return builder
+
+    return decorate
+
+
+def list_models() -> list[str]:
+    """The registered family names, sorted."""
+    return sorted(FAMILIES)
+
 
 # prefix -> what its reference names
 PREFIXES = {
@@ -49,7 +78,6 @@ class ModelName:
 
 def accepted_forms() -> str:
     """Every accepted form, for error messages and help."""
-    from dermkit.models.registry import list_models
 
     prefixed = ", ".join(f"{prefix}:{what}" for prefix, what in PREFIXES.items())
     return f"a family ({', '.join(list_models())}), {prefixed} or a directory path"
@@ -57,7 +85,6 @@ def accepted_forms() -> str:
 
 def parse_model_name(name: str) -> ModelName:
     """Parse ``name``; an unknown prefix or a name that is none of the accepted forms is an InputError."""
-    from dermkit.models.registry import list_models
 
     if not isinstance(name, str) or not name.strip():
         raise InputError(f"a model name must be a non-empty string, got {name!r}; use {accepted_forms()}")
@@ -98,7 +125,6 @@ def recorded_backbone(text: str) -> ModelName:
 
 def unknown_message(name: str) -> str:
     """Why ``name`` names no model, with the close names it may have meant."""
-    from dermkit.models.registry import list_models
 
     close = difflib.get_close_matches(name, list_models(), n=3, cutoff=0.5)
     if name in _open_clip_architectures():

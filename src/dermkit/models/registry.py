@@ -13,37 +13,13 @@ Accepted names:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dermkit.core.errors import InputError
+from dermkit.models.names import FAMILIES, list_models, register_model
 
-ModelBuilder = Callable[..., Any]  # a LoadedModel, or e.g. a DdxModel for ``ddx``
-
-_FAMILIES: dict[str, ModelBuilder] = {}
-
-
-def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
-    """Register a model family builder under ``name`` (timm style), so ``load_model(name)`` finds it.
-
-    A builder takes ``device`` plus family-specific keyword arguments and returns its model
-    (a vision-language family a :class:`LoadedModel`, ``ddx`` a ``DdxModel``); the module defining it only has to be imported by ``families``.
-    """
-
-    def decorate(builder: ModelBuilder) -> ModelBuilder:
-        if name in _FAMILIES:
-            raise ValueError(f"model family {name!r} is registered twice")
-        _FAMILIES[name] = builder
-        return builder
-
-    return decorate
-
-
-def list_models() -> list[str]:
-    """The registered family names, sorted."""
-    return sorted(_FAMILIES)
-
+__all__ = ["list_models", "load_model", "register_model"]
 
 def load_model(name: str, device: str = "cpu", **kwargs: Any) -> Any:
     """Resolve a family, ``open_clip:``, ``hf-hub:``, ``local-dir:`` or path name (parsed by
@@ -57,7 +33,7 @@ def load_model(name: str, device: str = "cpu", **kwargs: Any) -> Any:
 
     parsed = parse_model_name(name)
     if parsed.source == "family":
-        return _FAMILIES[name](device=device, **kwargs)
+        return FAMILIES[name](device=device, **kwargs)
     if kwargs:
         raise InputError(f"options {sorted(kwargs)} only apply to registered families, not {name!r}")
     if parsed.source == "open_clip":
