@@ -46,7 +46,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _real_sample import ham_table
-
 from dermkit.core.atomic import atomic_write_text
 from dermkit.core.precision import precision_record, resolve_precision
 from dermkit.data.images import open_image

@@ -281,7 +281,7 @@ def test_live_server_ignores_forwarded_for_from_an_untrusted_peer_and_keeps_the_
     for path in (f"/grade/{HUGE_ID}", f"/media/{HUGE_ID}"):
         status, headers, _ = server.request("GET", path)
         assert status == 404 and headers.get("connection") != "close", (path, status)
-    status, _, page = server.request("GET", "/grade")
+    status, _, _page = server.request("GET", "/grade")
     assert status == 200 and server.connection.sock is socket_before  # the same keep-alive connection
     # 127.0.0.1 is no trusted proxy unless listed: a new X-Forwarded-For does not buy new attempts.
     codes = [server.sign_in("derm", "wrong guess", f"203.0.113.{n}") for n in range(5)]

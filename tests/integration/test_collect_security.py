@@ -16,7 +16,6 @@ from test_collect_fixtures import (
     grade_dermatologist,
     make_platform,
     photo,
-    sign_in,
     take_next,
     token,
 )

@@ -13,8 +13,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
-from dermkit.cli import main  # noqa: E402
-from dermkit.train.checkpoint import load_checkpoint  # noqa: E402
+from dermkit.cli import main
+from dermkit.train.checkpoint import load_checkpoint
 
 
 def train_args(table: Path, out: Path) -> list[str]:

@@ -15,9 +15,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
-from dermkit.cli import main  # noqa: E402
-from dermkit.curate.embed import read_embeddings, share  # noqa: E402
-from dermkit.data.table import Case, write_table  # noqa: E402
+from dermkit.cli import main
+from dermkit.curate.embed import read_embeddings, share
+from dermkit.data.table import Case, write_table
 
 
 def embed_args(table: Path, out: Path) -> list[str]:

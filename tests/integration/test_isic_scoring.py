@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dermkit.evaluate.isic import to_isic_csv
+from dermkit.evaluate.predictions import Predictions
 from dermkit.metrics import (
     auroc_per_class,
     average_precision_per_class,
@@ -32,8 +34,6 @@ from dermkit.metrics import (
     rates_at_threshold,
 )
 from dermkit.metrics.binary import partial_auc_above_tpr
-from dermkit.evaluate.isic import to_isic_csv
-from dermkit.evaluate.predictions import Predictions
 
 isic = pytest.importorskip("isic_challenge_scoring")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")

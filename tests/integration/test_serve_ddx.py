@@ -20,9 +20,9 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 pytest.importorskip("open_clip")
 
-from conftest import serve_in_thread  # tests/ is on sys.path under pytest
 from fastapi.testclient import TestClient
 
+from conftest import serve_in_thread  # tests/ is on sys.path under pytest
 from dermkit.data.table import frame_to_cases, read_table
 from dermkit.models.families.ddx import load_ddx
 from dermkit.models.transforms import TTA_VIEW_COUNTS

@@ -23,7 +23,6 @@ pytest.importorskip("uvicorn")
 pytest.importorskip("open_clip")
 
 from conftest import SHARED_DATA, serve_in_thread  # tests/ is on sys.path under pytest
-
 from dermkit.data.images import open_image
 from dermkit.ontology import default_ontology
 from dermkit.serve.app import create_app

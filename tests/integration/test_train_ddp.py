@@ -14,10 +14,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
-from test_train_resume import events, weights, write_pair_table  # noqa: E402  (same folder)
+from test_train_resume import events, weights, write_pair_table
 
-from dermkit.cli import main  # noqa: E402
-from dermkit.models import load_model  # noqa: E402
+from dermkit.cli import main
+from dermkit.models import load_model
 
 
 def train_args(table: Path, out: Path, options: list[str]) -> list[str]:

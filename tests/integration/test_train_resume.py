@@ -16,11 +16,14 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
-from dermkit.core.errors import InputError  # noqa: E402
-from dermkit.data.table import Case, write_table  # noqa: E402
-from dermkit.train import ClipTrainConfig, train_clip  # noqa: E402
-from dermkit.train import checkpoint  # noqa: E402
-from dermkit.train.checkpoint import CHECKPOINT, load_checkpoint  # noqa: E402
+from dermkit.core.errors import InputError
+from dermkit.data.table import Case, write_table
+from dermkit.train import (
+    ClipTrainConfig,
+    checkpoint,
+    train_clip,
+)
+from dermkit.train.checkpoint import CHECKPOINT, load_checkpoint
 
 CAPTIONS = ["a melanoma on the back", "a benign nevus on the arm", "a basal cell carcinoma on the face",
             "seborrhoeic keratosis on the chest"]
@@ -38,8 +41,8 @@ def write_pair_table(out: Path, make_image: Callable[..., Path], n_train: int = 
 
 
 def config(table: Path, out: Path, **overrides: object) -> ClipTrainConfig:
-    settings: dict[str, object] = dict(model="tiny-clip", data=[str(table)], out=str(out), epochs=2, batch_size=4,
-                                       lr=1e-3, warmup=2, export=False, precision="fp32")
+    settings: dict[str, object] = {"model": "tiny-clip", "data": [str(table)], "out": str(out), "epochs": 2, "batch_size": 4,
+                                       "lr": 1e-3, "warmup": 2, "export": False, "precision": "fp32"}
     settings.update(overrides)
     return ClipTrainConfig(**settings)  # type: ignore[arg-type]
 
@@ -116,7 +119,7 @@ def test_frozen_trunk_features_are_cached_reused_and_invalidated(
     table: Path, tmp_path: Path, make_image: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = tmp_path / "cache"
-    frozen = dict(lock_image=True, lock_text=True, cache_dir=str(cache), epochs=1)
+    frozen = {"lock_image": True, "lock_text": True, "cache_dir": str(cache), "epochs": 1}
     first = train_clip(config(table, tmp_path / "a", **frozen))
     assert [e["hit"] for e in events(tmp_path / "a", "feature_cache")] == [False, False]
     assert len(list(cache.glob("*.pt"))) == 2

@@ -22,10 +22,9 @@ def test_atomic_dir_keeps_old_content_when_build_fails(tmp_path: Path) -> None:
     target = tmp_path / "table"
     with atomic_dir(target) as tmp:
         (tmp / "a.txt").write_text("good")
-    with pytest.raises(RuntimeError):
-        with atomic_dir(target) as tmp:
-            (tmp / "a.txt").write_text("half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("half")
+        raise RuntimeError("killed")
     assert (target / "a.txt").read_text() == "good"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table"]
 
@@ -33,9 +32,8 @@ def test_atomic_dir_keeps_old_content_when_build_fails(tmp_path: Path) -> None:
 def test_atomic_dir_refuses_overwrite_when_asked(tmp_path: Path) -> None:
     target = tmp_path / "t"
     target.mkdir()
-    with pytest.raises(FileExistsError):
-        with atomic_dir(target, overwrite=False):
-            pass
+    with pytest.raises(FileExistsError), atomic_dir(target, overwrite=False):
+        pass
 
 
 def test_input_error_names_file_row_and_field() -> None:

@@ -9,12 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from huggingface_hub import ModelCard as HubCard  # noqa: E402
+from huggingface_hub import ModelCard as HubCard
 
-from dermkit.cli import main  # noqa: E402
-from dermkit.evaluate.card import END, START, limitations  # noqa: E402
-from dermkit.models import ModelCard  # noqa: E402
-from dermkit.train.ddx import DdxTrainConfig, train_ddx  # noqa: E402
+from dermkit.cli import main
+from dermkit.evaluate.card import END, START, limitations
+from dermkit.models import ModelCard
+from dermkit.train.ddx import DdxTrainConfig, train_ddx
 
 TINY = {"labels": "ham10000", "other": False, "backbone": "test_efficientnet", "pretrained": False,
         "image_size": 32, "batch_size": 8, "hidden": 16}

@@ -12,11 +12,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
-from dermkit.cli import main  # noqa: E402
-from dermkit.data.table import Case, write_table  # noqa: E402
-from dermkit.evaluate.predictions import read_predictions  # noqa: E402
-from dermkit.evaluate.retrieval import retrieval_report  # noqa: E402
-from dermkit.evaluate.zeroshot import zero_shot_report  # noqa: E402
+from dermkit.cli import main
+from dermkit.data.table import Case, write_table
+from dermkit.evaluate.predictions import read_predictions
+from dermkit.evaluate.retrieval import retrieval_report
+from dermkit.evaluate.zeroshot import zero_shot_report
 
 torch.set_num_threads(1)
 CLASSES = ["melanoma", "melanocytic_nevus", "seborrheic_keratosis"]

@@ -11,11 +11,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
-from dermkit.core.errors import InputError  # noqa: E402
-from dermkit.core.precision import native_bf16  # noqa: E402
-from dermkit.data.table import Case, read_table, update_table, write_table  # noqa: E402
-from dermkit.evaluate import features as F  # noqa: E402
-from dermkit.models import load_model  # noqa: E402
+from dermkit.core.errors import InputError
+from dermkit.core.precision import native_bf16
+from dermkit.data.table import Case, read_table, update_table, write_table
+from dermkit.evaluate import features as F
+from dermkit.models import load_model
 
 torch.set_num_threads(1)
 

@@ -9,10 +9,10 @@ import pytest
 from dermkit.core.errors import InputError
 from dermkit.data.captions import captions_for_case
 from dermkit.data.table import Case
-from dermkit.models import prompts
 from dermkit.evaluate.hierarchy import at_level, merge_matrix
-from dermkit.metrics import accuracy, confusion_matrix
 from dermkit.evaluate.predictions import Predictions
+from dermkit.metrics import accuracy, confusion_matrix
+from dermkit.models import prompts
 from dermkit.ontology import default_ontology
 
 # melanoma and nevus are melanocytic; BCC and AK keratinocytic (level 2 of the shipped ontology).

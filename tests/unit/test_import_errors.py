@@ -21,8 +21,8 @@ PAD_HEADER = (
     "grew,hurt,changed,bleed,elevation,img_id,biopsed"
 )
 PAD_ROWS = [
-    "PAT_1,11,False,True,ITALY,ITALY,61,False,MALE,True,False,True,True,2.0,BACK,8.0,7.0,BCC,True,False,False,False,"
-    "True,True,PAT_1_11_1.png,True",
+    ("PAT_1,11,False,True,ITALY,ITALY,61,False,MALE,True,False,True,True,2.0,BACK,8.0,7.0,BCC,True,False,False,False,"
+    "True,True,PAT_1_11_1.png,True"),
     "PAT_2,22,,,,,40,,,,,,,,CHEST,,,NEV,False,False,False,False,False,False,PAT_2_22_2.png,False",
 ]
 PAD_IMAGES = ("PAT_1_11_1.png", "PAT_2_22_2.png")
@@ -156,8 +156,8 @@ ISIC_HEADER = "image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK\n"
     ("isic", "gt.csv", ISIC_HEADER + "ISIC_1,0.5,0.5,0,0,0,0,0,0,0\n", 1, "MEL", "0 or 1"),
     ("isic", "gt.csv", "image,MELL,NV\nISIC_1,1,0\n", None, "MELL", "did you mean 'MEL'"),
     ("fitzpatrick17k", "fitzpatrick17k.csv",
-     "md5hash,fitzpatrick_scale,fitzpatrick_centaur,label,nine_partition_label,three_partition_label,qc,url,"
-     "url_alphanum\nabc,7,2,melanoma,x,y,,u,v\n", 1, "fitzpatrick_scale", "outside"),
+     ("md5hash,fitzpatrick_scale,fitzpatrick_centaur,label,nine_partition_label,three_partition_label,qc,url,"
+     "url_alphanum\nabc,7,2,melanoma,x,y,,u,v\n"), 1, "fitzpatrick_scale", "outside"),
     ("ddi", "ddi_metadata.csv", "DDI_ID,DDI_file,skin_tone,malignant,disease\n1,000001.png,45,True,melanoma\n", 1,
      "skin_tone", "'45'"),
     ("ddi", "ddi_metadata.csv", "DDI_ID,DDI_file,skin_tone,malignant,disease\n1,000001.png,12,perhaps,melanoma\n", 1,

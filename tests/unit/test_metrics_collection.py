@@ -11,12 +11,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_eval_tasks import GREEN, RED, FakeLoaded, make_table  # noqa: E402
+from test_eval_tasks import GREEN, RED, FakeLoaded, make_table
 
-from dermkit.evaluate import concepts, linear_probe, retrieval, zeroshot  # noqa: E402
-from dermkit.metrics import top_k_accuracy  # noqa: E402
-from dermkit.evaluate.metrics.collection import metric_fns, score_predictions  # noqa: E402
-from dermkit.evaluate.predictions import Predictions  # noqa: E402
+from dermkit.evaluate import concepts, linear_probe, retrieval, zeroshot
+from dermkit.evaluate.metrics.collection import metric_fns, score_predictions
+from dermkit.evaluate.predictions import Predictions
+from dermkit.metrics import top_k_accuracy
 
 CLASSES = ("melanoma", "melanocytic_nevus", "seborrheic_keratosis", "basal_cell_carcinoma")
 FAST = {"n_boot": 40, "min_stratum": 4}
@@ -102,8 +102,8 @@ def _rows(colours: dict[str, tuple[int, int, int]], split: str = "test", n: int 
     swapped = dict(zip(colours, reversed(list(colours.values()))))
     rows = []
     for i in range(n):
-        for dx in colours:
-            rows.append({"colour": colours[dx], "diagnosis_id": dx, "split": split, "fitzpatrick": 1 + i % 2,
+        for dx, colour in colours.items():
+            rows.append({"colour": colour, "diagnosis_id": dx, "split": split, "fitzpatrick": 1 + i % 2,
                          "patient_id": f"{split}-a{i}-{dx}"})
             rows.append({"colour": swapped[dx], "diagnosis_id": dx, "split": split, "fitzpatrick": 5 + i % 2,
                          "patient_id": f"{split}-b{i}-{dx}"})

@@ -26,7 +26,7 @@ torch.set_num_threads(1)
 
 TEXTS = ["melanoma on the back", "eczema"]
 # Only open_clip (and what reads and writes the arrays): no dermkit, so nothing of it helps.
-STOCK_SCRIPT = """
+STOCK_SCRIPT = f"""
 import sys
 import numpy as np, open_clip, torch
 from PIL import Image
@@ -37,8 +37,8 @@ assert not any(name.startswith("dermkit") for name in sys.modules)
 model.eval()
 with torch.no_grad():
     np.save(out + "-image.npy", model.encode_image(preprocess(Image.open(image))[None]).numpy())
-    np.save(out + "-text.npy", model.encode_text(tokenizer(%r)).numpy())
-""" % TEXTS
+    np.save(out + "-text.npy", model.encode_text(tokenizer({TEXTS!r})).numpy())
+"""
 
 
 @pytest.fixture

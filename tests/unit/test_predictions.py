@@ -103,7 +103,7 @@ def test_isic_columns_follow_the_label_space():
     ham = ["melanoma", "melanocytic_nevus", "basal_cell_carcinoma", "actinic_keratosis", "benign_keratosis",
            "dermatofibroma", "vascular_neoplasm"]
     assert isic_columns(ham)[:2] == (2018, ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"])
-    edition, columns, codes = isic_columns([*ham, "squamous_cell_carcinoma", "other"])
+    edition, columns, _codes = isic_columns([*ham, "squamous_cell_carcinoma", "other"])
     assert (edition, columns) == (2019, ["MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK"])
     # a finer class goes to its nearest ISIC ancestor: seborrheic keratosis is a benign keratosis
     assert isic_columns(["melanoma", "seborrheic_keratosis"])[2] == ["MEL", "BKL"]

@@ -18,8 +18,8 @@ pytest.importorskip("open_clip")
 
 from fastapi.testclient import TestClient
 from test_serve_api import base_engine, client, error_of, make_client, png_bytes  # noqa: F401
-from conftest import png_claiming  # tests/ is on sys.path under pytest
 
+from conftest import png_claiming  # tests/ is on sys.path under pytest
 from dermkit.serve.config import ServeConfig
 from dermkit.serve.uploads import decode_upload
 

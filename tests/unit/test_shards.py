@@ -79,7 +79,7 @@ def test_shuffle_is_deterministic_per_epoch(table: Path, tmp_path: Path) -> None
 def test_transform_and_collate(table: Path, tmp_path: Path) -> None:
     write_shards(table, tmp_path / "shards", samples_per_shard=10, progress=False)
 
-    def to_tensor(image):  # noqa: ANN001, ANN202 - a PIL image in, a fixed-size tensor out
+    def to_tensor(image):
         return torch.from_numpy(np.asarray(image.resize((8, 8)), dtype=np.float32))
 
     loader = torch.utils.data.DataLoader(ShardDataset(tmp_path / "shards", to_tensor), batch_size=4)

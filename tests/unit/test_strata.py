@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from dermkit.core import InputError
-from dermkit.metrics import accuracy, expected_calibration_error, macro_auroc
 from dermkit.evaluate.predictions import Predictions
 from dermkit.evaluate.strata import UNKNOWN, stratify, stratum_of
+from dermkit.metrics import accuracy, expected_calibration_error, macro_auroc
 
 
 def make_predictions() -> Predictions:
@@ -65,7 +65,7 @@ def test_fitzpatrick_strata_counts_estimates_and_gap() -> None:
 
 def test_small_strata_are_left_out_of_the_gap() -> None:
     strata = stratify(make_predictions(), accuracy, "fitzpatrick", min_n=17, n_boot=50)
-    assert strata.table.set_index("stratum").loc["V-VI", "eligible"] == False  # noqa: E712
+    assert strata.table.set_index("stratum").loc["V-VI", "eligible"] == False
     assert strata.gap == 0.0  # I-II and III-IV are both perfect
     assert np.isnan(stratify(make_predictions(), accuracy, "fitzpatrick", min_n=100, n_boot=10).gap)
 

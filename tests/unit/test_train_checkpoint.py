@@ -10,8 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dermkit.core.errors import InputError  # noqa: E402
-from dermkit.train.checkpoint import CHECKPOINT, all_rng_states, load_checkpoint, restore_rng, save_checkpoint  # noqa: E402
+from dermkit.core.errors import InputError
+from dermkit.train.checkpoint import CHECKPOINT, all_rng_states, load_checkpoint, restore_rng, save_checkpoint
 
 CPU = torch.device("cpu")
 

@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from dermkit.train import distributed  # noqa: E402
-from dermkit.train.distributed import ShardedBatches, epoch_order  # noqa: E402
+from dermkit.train import distributed
+from dermkit.train.distributed import ShardedBatches, epoch_order
 
 
 def test_epoch_order_depends_only_on_seed_and_epoch() -> None:

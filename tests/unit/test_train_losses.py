@@ -11,8 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dermkit.train import distributed  # noqa: E402
-from dermkit.train.losses import clip_loss, siglip_loss  # noqa: E402
+from dermkit.train import distributed
+from dermkit.train.losses import clip_loss, siglip_loss
 
 
 def features() -> tuple[torch.Tensor, torch.Tensor]:

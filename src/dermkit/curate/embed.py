@@ -81,9 +81,8 @@ def embed_table(
             metadata = pd.DataFrame(columns=["case_id", "image_index", "image_path", "caption"])
             precision_used = None
         rows = len(embeddings)
-        with atomic_path(out / EMB_DIR / f"img_emb_{rank:04d}.npy") as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, embeddings.astype(np.float32))
+        with atomic_path(out / EMB_DIR / f"img_emb_{rank:04d}.npy") as tmp, open(tmp, "wb") as handle:
+            np.save(handle, embeddings.astype(np.float32))
         with atomic_path(out / META_DIR / f"metadata_{rank:04d}.parquet") as tmp:
             metadata.to_parquet(tmp, index=False)
         counts = [int(count) for count in ranks.all_gather_objects(rows)]

@@ -17,6 +17,8 @@ from dermkit.core.errors import InputError
 from dermkit.data.aggregate import aggregate_differential
 from dermkit.data.importers.dermatology_rankings import (
     SOURCE as RANKINGS,
+)
+from dermkit.data.importers.dermatology_rankings import (
     map_conditions,
     read_conditions,
     read_release,
@@ -107,20 +109,20 @@ def label_coverage(path: str | Path, source: str | None = None, ontology: Ontolo
 def format_coverage(coverage: Coverage) -> list[str]:
     """The lines ``dermkit ontology coverage`` prints."""
     table = f"code table {coverage.source!r}, then names" if coverage.source else "names and synonyms only"
-    lines = [f"{len(coverage.mapped)}/{coverage.names} condition names map to the ontology "
-             f"({len(coverage.mapped) / max(coverage.names, 1):.1%}; {table})"]
+    lines = [(f"{len(coverage.mapped)}/{coverage.names} condition names map to the ontology "
+             f"({len(coverage.mapped) / max(coverage.names, 1):.1%}; {table})")]
     mass = coverage.mass
     if mass is not None:
         labelled = max(mass.labelled_cases, 1)
         lines += [
             f"{mass.cases} cases ({mass.labelled_cases} labelled), {mass.mentions} reader mentions",
             f"differential mass on mapped names: {mass.mapped_mass:.1%} (mean over labelled cases)",
-            f"reader mentions mapped: {mass.mapped_mentions}/{mass.mentions} "
-            f"({mass.mapped_mentions / max(mass.mentions, 1):.1%})",
-            f"cases whose top condition maps: {mass.top_mapped}/{mass.labelled_cases} "
-            f"({mass.top_mapped / labelled:.1%})",
-            f"cases with every condition mapped: {mass.fully_mapped}/{mass.labelled_cases} "
-            f"({mass.fully_mapped / labelled:.1%})",
+            (f"reader mentions mapped: {mass.mapped_mentions}/{mass.mentions} "
+            f"({mass.mapped_mentions / max(mass.mentions, 1):.1%})"),
+            (f"cases whose top condition maps: {mass.top_mapped}/{mass.labelled_cases} "
+            f"({mass.top_mapped / labelled:.1%})"),
+            (f"cases with every condition mapped: {mass.fully_mapped}/{mass.labelled_cases} "
+            f"({mass.fully_mapped / labelled:.1%})"),
         ]
     order = "by differential mass summed over cases" if mass is not None else "as listed"
     lines.append(f"unmapped ({len(coverage.unmapped)}, {order}):")

@@ -85,7 +85,7 @@ def write_shards(
                     if writer is not None:
                         writer.close()
                     shards.append({"name": SHARD_NAME.format(len(shards)), "samples": 0})
-                    writer = tarfile.open(tmp / shards[-1]["name"], "w", format=tarfile.USTAR_FORMAT)
+                    writer = tarfile.open(tmp / shards[-1]["name"], "w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
                 key = f"{number:09d}_{image_index}"
                 sample = json.dumps({**record, "image_index": image_index}, default=str).encode()
                 offset = _add(writer, f"{key}.{extension if extension in IMAGE_EXTENSIONS else 'img'}", data)

@@ -129,8 +129,8 @@ def evaluation_section(result: Mapping[str, Any], data: Mapping[str, Any],
              + f", licence: {data.get('license', 'unknown')}; {result['n']} cases, 95 % intervals from "
                f"{result['n_boot']} bootstrap resamples of {result['resampled_by']}s.", ""]
     if result.get("reference") == "differential":
-        lines += ["Top-k accuracy is against the aggregated reference differential: correct at k when the "
-                  "reference's top condition is in the model's top k.", ""]
+        lines += [("Top-k accuracy is against the aggregated reference differential: correct at k when the "
+                  "reference's top condition is in the model's top k."), ""]
     lines += ["### Test results", "", *_metrics_table(result["metrics"]), ""]
     if result.get("strata"):
         lines += ["### Per-group results", "", *_group_table(result["strata"]), ""]

@@ -11,13 +11,13 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
+from typing_extensions import Self
 
 from dermkit.ontology.normalize import normalize_term
 
-_H = TypeVar("_H", bound="Hierarchy")
 _WORD = re.compile(r"[^\W\d_]+")
 
 
@@ -101,7 +101,7 @@ class Hierarchy:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_nested(cls: type[_H], roots: list[Mapping[str, Any]]) -> _H:
+    def from_nested(cls, roots: list[Mapping[str, Any]]) -> Self:
         """Build from nested mappings ``{id, name, synonyms?, children?, ...attributes}``."""
         nodes: list[Node] = []
 
@@ -125,14 +125,14 @@ class Hierarchy:
         return cls(nodes)
 
     @classmethod
-    def from_yaml(cls: type[_H], path: str | Path, key: str) -> _H:
+    def from_yaml(cls, path: str | Path, key: str) -> Self:
         """Build from the nested list under ``key`` of a YAML file (the shipped data's layout)."""
         with open(path, encoding="utf-8") as handle:
             document = yaml.safe_load(handle)
         return cls.from_nested(document[key])
 
     @classmethod
-    def from_derm1m_json(cls: type[_H], path: str | Path) -> _H:
+    def from_derm1m_json(cls, path: str | Path) -> Self:
         """Read Derm1M's ``ontology.json``: a mapping of node name → list of child names.
 
         Names become ids by normalisation; nodes that are nobody's child are roots.

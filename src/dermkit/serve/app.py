@@ -56,8 +56,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
                                 (413, "an image, the request body or the request's pixel budget is over its limit"),
                                 (415, "an image in a format other than JPEG, PNG or WebP"),
                                 (422, "a field is missing, of the wrong type, or not a usable image or term"),
-                                (503, "too many requests in progress, or the model or prompt bank is still loading: "
-                                      "retry after the Retry-After seconds"))
+                                (503, ("too many requests in progress, or the model or prompt bank is still loading: "
+                                      "retry after the Retry-After seconds")))
 }
 Sex = Literal[SEXES]  # type: ignore[valid-type]
 Acquisition = Literal["clinical", "dermoscopic"]
@@ -112,7 +112,7 @@ class Service:
         def work() -> None:
             try:
                 engine = loader(self.readiness)
-            except Exception as error:  # noqa: BLE001  (reported by /readyz and by dermkit serve's exit)
+            except Exception as error:
                 log.error("loading failed: %s", error, exc_info=not isinstance(error, DermkitError))
                 self.readiness.failed(error)
                 if on_failure is not None:

@@ -23,8 +23,8 @@ from dermkit.serve.ddx import DdxDifferential, is_ddx_dir, ranked_entry
 from dermkit.serve.differential import CaseInput, Differential, ModelDifferential, ZeroShotDifferential
 from dermkit.serve.errors import ApiError
 from dermkit.serve.history import History
-from dermkit.serve.similar import SimilarCases
 from dermkit.serve.readiness import Readiness
+from dermkit.serve.similar import SimilarCases
 from dermkit.serve.textbank import TextBank, bank_key, concept_leaves, prompt_count
 
 if TYPE_CHECKING:

@@ -131,8 +131,8 @@ class ClipTrainer:
         val_captions = [caption_candidates(c)[:1] for c in val]
         caches = {side: self._cached_features(side, train + val, train_captions + val_captions)
                   for side in ("image", "text") if self.cached[side]}
-        make = dict(tokenize=self.loaded.tokenizer, seed=config.seed,
-                    image_features=caches.get("image"), text_features=caches.get("text"))
+        make = {"tokenize": self.loaded.tokenizer, "seed": config.seed,
+                    "image_features": caches.get("image"), "text_features": caches.get("text")}
         self.train_set = CaptionedImages(train, train_captions, image_transform=self.loaded.preprocess_train, **make)
         self.val_set = CaptionedImages(val, val_captions, image_transform=self.loaded.preprocess_eval, **make)
 

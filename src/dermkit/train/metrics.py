@@ -28,7 +28,7 @@ class MetricsLog:
             summary = require("torch.utils.tensorboard", "tensorboard", "TensorBoard logging")
             self.writer = summary.SummaryWriter(str(run_dir / "tensorboard"))
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.handle = open(run_dir / METRICS_FILE, "a", encoding="utf-8")
+        self.handle = open(run_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115  (closed by close())
 
     def write(self, record: Mapping[str, Any]) -> None:
         if not self.enabled:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
@@ -39,7 +40,7 @@ class DDIImporter(Importer):
     licence = "Stanford DDI research use agreement"
     acquisition = "clinical"
     description = "DDI biopsy-proven clinical photos across Fitzpatrick I-VI (78 conditions)"
-    csv_columns = {"ddi_metadata.csv": CsvColumns(required=("DDI_ID", "DDI_file", "skin_tone", "malignant", "disease"))}
+    csv_columns: ClassVar[dict[str, CsvColumns]] = {"ddi_metadata.csv": CsvColumns(required=("DDI_ID", "DDI_file", "skin_tone", "malignant", "disease"))}
 
     def read(self, path: Path, context: ImportContext) -> Iterator[Case]:
         csv_path = find_csv(path, ("ddi_metadata.csv",))

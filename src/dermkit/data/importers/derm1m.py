@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
@@ -75,7 +75,7 @@ class Derm1MImporter(Importer):
     name = "derm1m"
     licence = "CC BY-NC 4.0"
     description = "Derm1M image–caption pairs"
-    csv_columns = {"Derm1M_v2_pretrain.csv": COLUMNS}
+    csv_columns: ClassVar[dict[str, CsvColumns]] = {"Derm1M_v2_pretrain.csv": COLUMNS}
 
     def read(self, path: Path, context: ImportContext) -> Iterator[Case]:
         csv_path = find_csv(path, CSV_NAMES)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
@@ -39,7 +40,7 @@ class Fitzpatrick17kImporter(Importer):
     licence = "CC BY-NC-SA 3.0"
     acquisition = "clinical"
     description = "Fitzpatrick 17k clinical atlas photos (114 conditions, Fitzpatrick skin type)"
-    csv_columns = {"fitzpatrick17k.csv": CsvColumns(required=("md5hash", "fitzpatrick_scale", "fitzpatrick_centaur",
+    csv_columns: ClassVar[dict[str, CsvColumns]] = {"fitzpatrick17k.csv": CsvColumns(required=("md5hash", "fitzpatrick_scale", "fitzpatrick_centaur",
                                                              "label", *KEPT_IN_EXTRA))}
 
     def read(self, path: Path, context: ImportContext) -> Iterator[Case]:

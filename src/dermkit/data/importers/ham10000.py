@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
@@ -33,7 +34,7 @@ class HAM10000Importer(Importer):
     licence = "CC BY-NC 4.0"
     acquisition = "dermoscopic"
     description = "HAM10000 dermoscopy (ISIC 2018 task 3 classes)"
-    csv_columns = {"metadata.csv": CsvColumns(required=("lesion_id", "image_id", "dx", "dx_type", "age", "sex",
+    csv_columns: ClassVar[dict[str, CsvColumns]] = {"metadata.csv": CsvColumns(required=("lesion_id", "image_id", "dx", "dx_type", "age", "sex",
                                                        "localization"))}
 
     def read(self, path: Path, context: ImportContext) -> Iterator[Case]:

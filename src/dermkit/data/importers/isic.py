@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import ClassVar
 
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
@@ -45,7 +46,7 @@ class ISICImporter(Importer):
     licence = "CC BY-NC 4.0"
     acquisition = "dermoscopic"
     description = "ISIC challenge dermoscopy (2018 task 3 / 2019 ground-truth CSV, optional metadata)"
-    csv_columns = {"ground_truth.csv": GROUND_TRUTH_COLUMNS, "metadata.csv": METADATA_COLUMNS}
+    csv_columns: ClassVar[dict[str, CsvColumns]] = {"ground_truth.csv": GROUND_TRUTH_COLUMNS, "metadata.csv": METADATA_COLUMNS}
 
     def read(self, path: Path, context: ImportContext) -> Iterator[Case]:
         csv_path = _ground_truth(path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
@@ -30,6 +31,7 @@ from dermkit.data.importers.base import (
 from dermkit.data.table import Case
 from dermkit.ontology import UnknownTermError
 
+
 @register_importer
 class ISICArchiveImporter(Importer):
     """PATH is the folder holding ``metadata.csv`` (or the CSV); ``file`` is relative to it or to ``-o images=DIR``."""
@@ -38,7 +40,7 @@ class ISICArchiveImporter(Importer):
     licence = "CC BY-NC 4.0"
     acquisition = "dermoscopic"
     description = "ISIC Archive 9-class folders as one metadata.csv (image_id, file, label, ham10000_lesion_id)"
-    csv_columns = {"metadata.csv": CsvColumns(required=("image_id", "file", "label"),
+    csv_columns: ClassVar[dict[str, CsvColumns]] = {"metadata.csv": CsvColumns(required=("image_id", "file", "label"),
                                               optional=("ham10000_lesion_id",))}
 
     def read(self, path: Path, context: ImportContext) -> Iterator[Case]:

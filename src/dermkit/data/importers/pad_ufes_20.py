@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import ClassVar
 
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
@@ -52,7 +53,7 @@ class PadUfes20Importer(Importer):
     licence = "CC BY 4.0"
     acquisition = "clinical"
     description = "PAD-UFES-20 smartphone clinical photos with patient history (6 lesion classes)"
-    csv_columns = {"metadata.csv": CsvColumns(required=(
+    csv_columns: ClassVar[dict[str, CsvColumns]] = {"metadata.csv": CsvColumns(required=(
         "patient_id", "lesion_id", "age", "gender", "fitspatrick", "region", "diagnostic", "img_id",
         *HISTORY_COLUMNS, *MEASUREMENT_COLUMNS, *EXTRA_COLUMNS, BIOPSY_COLUMN,
     ))}

@@ -11,7 +11,7 @@ import re
 import statistics
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import Grade, aggregate_differential, top_condition
@@ -154,7 +154,7 @@ class SCINImporter(Importer):
     licence = "SCIN Data Use License"
     acquisition = "clinical"
     description = "SCIN crowdsourced clinical photos with dermatologist differentials"
-    csv_columns = {CASES_FILE: CASE_COLUMNS, LABELS_FILE: LABEL_COLUMNS}
+    csv_columns: ClassVar[dict[str, CsvColumns]] = {CASES_FILE: CASE_COLUMNS, LABELS_FILE: LABEL_COLUMNS}
 
     def read(self, path: Path, context: ImportContext) -> Iterator[Case]:
         folder = path if path.is_dir() else path.parent
