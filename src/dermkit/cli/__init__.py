@@ -12,7 +12,18 @@ import sys
 from collections.abc import Sequence
 
 from dermkit import __version__
-from dermkit.cli import collect, curate, data, demo, evaluate, models, ontology, predict, serve, train
+from dermkit.cli import (
+    collect,
+    curate,
+    data,
+    demo,
+    evaluate,
+    models,
+    ontology,
+    predict,
+    serve,
+    train,
+)
 from dermkit.cli.output import add_global_json, emit, print_json
 from dermkit.core.errors import DermkitError
 

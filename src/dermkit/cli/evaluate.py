@@ -74,7 +74,12 @@ def _cmd_classifier(args: argparse.Namespace) -> int:
     from dermkit.evaluate.metrics.collection import score_predictions
     from dermkit.evaluate.predictions import write_predictions
     from dermkit.models.families.ddx import load_ddx, store_tta
-    from dermkit.predict import choose_tta, describe_coverage, label_space_coverage, predict_table
+    from dermkit.predict import (
+        choose_tta,
+        describe_coverage,
+        label_space_coverage,
+        predict_table,
+    )
 
     model, splits = load_ddx(args.model), args.split or ["test"]
     coverage = label_space_coverage(model, args.table, splits)  # fails first, naming the splits present

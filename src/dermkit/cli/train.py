@@ -9,7 +9,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dermkit.cli.config_args import DeferredParser, add_config_arguments, config_from_args
+from dermkit.cli.config_args import (
+    DeferredParser,
+    add_config_arguments,
+    config_from_args,
+)
 from dermkit.cli.output import add_json, emit
 
 
