@@ -138,7 +138,8 @@ def test_serve_flags_reach_the_config_and_their_help_states_its_defaults() -> No
     import re
     from dataclasses import fields
 
-    from dermkit.cli import _serve_image_limits, build_parser
+    from dermkit.cli import build_parser
+    from dermkit.cli.serve import _serve_image_limits
     from dermkit.serve.config import ServeConfig
 
     parser = build_parser()

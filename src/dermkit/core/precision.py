@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 Precision = Literal["auto", "bf16", "fp32"]
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
+PRECISION_HELP = ("auto (default): bf16 only where this device runs it natively, else fp32; "
+                  "bf16 on a CPU that emulates it warns (many times slower)")
 # Measured with bench/extract_throughput.py under ATEN_CPU_CAPABILITY=avx2 (docs/results.md).
 EMULATED_BF16_SLOWDOWN = "about 13-18x slower than fp32 for EfficientNet-Lite0"
 # PyTorch CPU capabilities whose kernels use AVX512-BF16/AMX instructions.

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,12 @@ from torch.utils.data import DataLoader
 from dermkit.core import distributed as ranks
 from dermkit.core.atomic import atomic_write_text
 from dermkit.core.errors import InputError
-from dermkit.core.precision import PRECISIONS, precision_record, resolve_precision
+from dermkit.core.precision import (
+    PRECISION_HELP,
+    PRECISIONS,
+    precision_record,
+    resolve_precision,
+)
 from dermkit.data.images import open_image
 from dermkit.data.table import Case
 from dermkit.models.feature_cache import (
@@ -65,31 +70,37 @@ RECALL_AT = (1, 5, 10)
 class ClipTrainConfig:
     """Everything that defines a run; defaults follow the DermLIP recipe (batch and epochs aside)."""
 
-    model: str
-    data: list[str]
-    out: str
-    epochs: int = 30
-    batch_size: int = 2048
-    lr: float = 1e-4
-    wd: float = 0.1
-    warmup: int = 1000
-    accum: int = 1
-    precision: str = "auto"  # dermkit.core.precision: bf16 only where the device runs it natively
-    lock_image: bool = False
-    lock_text: bool = False
-    unlock_image_groups: int = 0  # with lock_image: open_clip's lock_image_tower(unlocked_groups=N)
-    unlock_text_layers: int = 0  # with lock_text: open_clip's lock_text_tower(unlocked_layers=N)
-    loss: str = "clip"
-    seed: int = 0
-    grad_checkpointing: bool = False
+    model: str = field(metadata={"default": "dermlip-lite", "help": "model name for dermkit.models.load_model"})
+    data: list[str] = field(metadata={"path": True, "metavar": "TABLE_DIR", "help": (
+        "case table (repeatable); trains on split 'train', validates on 'val'")})
+    out: str = field(metadata={"path": True, "help": "run directory (checkpoints, metrics, export)"})
+    epochs: int = field(default=30, metadata={"help": "epochs over the training split"})
+    batch_size: int = field(default=2048, metadata={"help": "global batch over all processes"})
+    lr: float = field(default=1e-4, metadata={"help": "AdamW peak rate"})
+    wd: float = field(default=0.1, metadata={"help": "AdamW weight decay (matrices only)"})
+    warmup: int = field(default=1000, metadata={"help": "linear warm-up steps before cosine decay"})
+    accum: int = field(default=1, metadata={"help": "batches per optimiser step"})
+    precision: str = field(default="auto", metadata={"choices": PRECISIONS, "help": PRECISION_HELP})
+    lock_image: bool = field(default=False, metadata={"help": "freeze the image trunk (features cached)"})
+    lock_text: bool = field(default=False, metadata={"help": "freeze the text trunk (features cached)"})
+    unlock_image_groups: int = field(default=0, metadata={"metavar": "N", "help": (
+        "with --lock-image: train the last N layer groups (open_clip's numbering)")})
+    unlock_text_layers: int = field(default=0, metadata={"metavar": "N", "help": (
+        "with --lock-text: train the last N layers (open_clip's numbering)")})
+    loss: str = field(default="clip", metadata={"choices": tuple(LOSSES), "help": "contrastive loss"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    grad_checkpointing: bool = field(default=False, metadata={"help": "trade compute for activation memory"})
     # Run control: these may differ between a run and its resumption.
-    resume: bool = False
-    workers: int = 0
-    save_every: int = 0  # optimiser steps between checkpoints; 0 = at the end of each epoch only
-    max_steps: int | None = None  # stop (with a checkpoint) after this many optimiser steps in total
-    cache_dir: str | None = None
-    tensorboard: bool = False
-    export: bool = True
+    resume: bool = field(default=False, metadata={"help": "continue from OUT/checkpoints/last.pt if present"})
+    workers: int = field(default=0, metadata={"help": "data-loading processes per training process"})
+    save_every: int = field(default=0, metadata={"metavar": "STEPS", "help": (
+        "also checkpoint every STEPS optimiser steps (default: each epoch's end)")})
+    max_steps: int | None = field(default=None, metadata={"help": (
+        "stop with a checkpoint after this many steps in total")})
+    cache_dir: str | None = field(default=None, metadata={"path": True, "help": (
+        "feature cache of frozen trunks (default $DERMKIT_CACHE_DIR/features)")})
+    tensorboard: bool = field(default=False, metadata={"help": "also log to OUT/tensorboard"})
+    export: bool = field(default=True, metadata={"help": "skip exporting the final model to OUT/model"})
 
     RUN_CONTROL = ("resume", "workers", "save_every", "max_steps", "cache_dir", "tensorboard", "export")
 

@@ -35,7 +35,12 @@ from torch.utils.data import DataLoader, Dataset
 from dermkit.core import distributed as ranks
 from dermkit.core.atomic import atomic_write_text
 from dermkit.core.errors import InputError
-from dermkit.core.precision import PRECISIONS, precision_record, resolve_precision
+from dermkit.core.precision import (
+    PRECISION_HELP,
+    PRECISIONS,
+    precision_record,
+    resolve_precision,
+)
 from dermkit.data.images import open_image
 from dermkit.data.table import Case, frame_to_cases, read_table
 from dermkit.metrics import balanced_accuracy
@@ -47,9 +52,16 @@ from dermkit.models.card import (
     training_data_entries,
 )
 from dermkit.models.colour import PREPROCESS_KEY as COLOUR_KEY
-from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec, collate_metadata
+from dermkit.models.ddx import (
+    POOLINGS,
+    DdxNet,
+    LabelSpace,
+    MetadataSpec,
+    collate_metadata,
+)
 from dermkit.models.families.ddx import DdxModel, pad_images, save_ddx
 from dermkit.models.feature_cache import cache_directory, get_or_compute, trunk_cache
+from dermkit.models.transforms import AUGMENTATIONS, TTA_VIEW_COUNTS
 from dermkit.train import distributed
 from dermkit.train.checkpoint import (
     all_rng_states,
@@ -75,64 +87,96 @@ DECISIONS = ("argmax", "balanced")
 SCHEDULES = ("constant", "cosine")
 SELECTION_CRITERIA = ("loss", "balanced-accuracy")
 WEIGHT_AVERAGES = ("none", "ema")
+CLASS_WEIGHTS = ("none", "inverse", "effective")
+SAMPLINGS = ("natural", "balanced")
+
+
+def _label_list(labels: str) -> str | list[str]:
+    """``--labels``: a label-set name, or a comma list of condition ids."""
+    return labels if "," not in labels else [x.strip() for x in labels.split(",")]
+
+
+def _minutes_to_seconds(minutes: float) -> float:
+    return minutes * 60
 
 
 @dataclass
 class DdxTrainConfig:
     """A run's recipe; the defaults are the CPU recipe (frozen EfficientNet-Lite0, cached features)."""
 
-    data: list[str]
-    out: str
-    labels: str | list[str] = "ddx26"
-    other: bool = True
-    aux_level: int | None = None
-    aux_weight: float = 0.3
-    inputs: str = "images+metadata"
-    backbone: str = DEFAULT_BACKBONE
-    pretrained: bool = True
-    image_size: int | None = None
-    pooling: str = "mean"
-    loss: str = "soft-ce"
-    class_weights: str = "effective"
-    beta: float = 0.999
-    focal_gamma: float = 2.0
-    focal_alpha: float | None = None
-    label_smoothing: float = 0.1
-    sampling: str = "natural"
-    field_dropout: float = 0.2
-    synthetic: list[str] = field(default_factory=list)
-    synthetic_ratio: float = 1.0
-    epochs: int = 60
-    batch_size: int = 32
-    lr: float = 1e-3
-    wd: float = 1e-4
-    hidden: int = 256
-    dropout: float = 0.3
-    unfreeze_epoch: int | None = None
-    unfreeze_groups: int = 2
-    finetune_lr: float = 1e-4
-    schedule: str = "constant"  # of the fine-tuning phase; cosine warms up over its first epoch
-    augment: str = "light"  # of the fine-tuning images: light or strong (models.transforms)
-    patience: int = 10
-    select_on: str = "loss"  # the validation criterion of the checkpoint kept and of early stopping
-    decision: str = "argmax"  # balanced: logit adjustment for the training class mix, tau fitted on validation
-    precision: str = "auto"  # dermkit.core.precision: bf16 only where the device runs it natively
-    seed: int = 0
+    data: list[str] = field(metadata={"path": True, "metavar": "TABLE_DIR", "help": (
+        "case table (repeatable); trains on 'train', chooses the checkpoint on 'val'")})
+    out: str = field(metadata={"path": True, "help": "run directory (checkpoints, metrics, model)"})
+    labels: str | list[str] = field(default="ddx26", metadata={"parse": _label_list, "help": (
+        "label-set name (ddx26, ham10000, ...) or comma list")})
+    other: bool = field(default=True, metadata={"help": "no 'other' class: drop cases outside the labels"})
+    aux_level: int | None = field(default=None, metadata={"help": "auxiliary head at this ontology level"})
+    aux_weight: float = field(default=0.3, metadata={"help": "weight of the auxiliary head's loss (default 0.3)"})
+    inputs: str = field(default="images+metadata", metadata={"choices": INPUTS, "help": "what the model reads"})
+    backbone: str = field(default=DEFAULT_BACKBONE, metadata={"help": (
+        "timm:ARCH, clip:MODEL, or ddx:DIR (the trunk of a trained ddx model)")})
+    pretrained: bool = field(default=True, metadata={"help": "random backbone weights (tests, ablations)"})
+    image_size: int | None = field(default=None, metadata={"help": "input side (default: the backbone's)"})
+    pooling: str = field(default="mean", metadata={"choices": POOLINGS, "help": "how a case's images are pooled"})
+    loss: str = field(default="soft-ce", metadata={"choices": LOSS_NAMES, "help": "training loss"})
+    class_weights: str = field(default="effective", metadata={"choices": CLASS_WEIGHTS, "help": (
+        "loss weights per class: none, inverse frequency or effective number")})
+    beta: float = field(default=0.999, metadata={"help": "effective-number beta"})
+    focal_gamma: float = field(default=2.0, metadata={"help": "focal-loss gamma"})
+    focal_alpha: float | None = field(default=None, metadata={"help": (
+        "binary focal alpha (positive class), e.g. 0.25")})
+    label_smoothing: float = field(default=0.1, metadata={"help": "label smoothing of the soft targets"})
+    sampling: str = field(default="natural", metadata={"choices": SAMPLINGS, "help": (
+        "draw cases at their natural rates or class-balanced")})
+    field_dropout: float = field(default=0.2, metadata={"help": "chance to hide each metadata field"})
+    synthetic: list[str] = field(default_factory=list, metadata={"path": True, "metavar": "TABLE_DIR", "help": (
+        "synthetic case table to mix into training (repeatable)")})
+    synthetic_ratio: float = field(default=1.0, metadata={"help": "synthetic per real case of a class"})
+    epochs: int = field(default=60, metadata={"help": "most epochs (early stopping may end sooner)"})
+    batch_size: int = field(default=32, metadata={"help": "global batch over all processes"})
+    lr: float = field(default=1e-3, metadata={"help": "AdamW rate of the heads"})
+    wd: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})
+    hidden: int = field(default=256, metadata={"help": "width of the joint layer"})
+    dropout: float = field(default=0.3, metadata={"help": "dropout before the output layer"})
+    unfreeze_epoch: int | None = field(default=None, metadata={"help": (
+        "open the last trunk groups from this epoch")})
+    unfreeze_groups: int = field(default=2, metadata={"help": (
+        "trunk groups to open, counted from the output (-1: all)")})
+    finetune_lr: float = field(default=1e-4, metadata={"help": "base rate of the opened trunk groups"})
+    schedule: str = field(default="constant", metadata={"choices": SCHEDULES, "help": (
+        "fine-tuning rates: constant, or one warm-up epoch then cosine decay to zero")})
+    augment: str = field(default="light", metadata={"choices": AUGMENTATIONS, "help": (
+        "fine-tuning augmentation: light (crops, flips, quarter turns, mild brightness/contrast; "
+        "colour kept) or strong (DermLIP's colour jitter and grayscale, 45-degree rotation)")})
+    patience: int = field(default=10, metadata={"help": "epochs without validation gain before stopping"})
+    select_on: str = field(default="loss", metadata={"choices": SELECTION_CRITERIA, "help": (
+        "validation criterion of the checkpoint kept and of early stopping: the class-balanced "
+        "loss (steady on small splits) or balanced accuracy (some hundreds of cases or more)")})
+    decision: str = field(default="argmax", metadata={"choices": DECISIONS, "help": (
+        "balanced: correct the logits for the training class mix (tau chosen on validation), "
+        "for balanced accuracy on imbalanced data")})
+    precision: str = field(default="auto", metadata={"choices": PRECISIONS, "help": PRECISION_HELP})
+    seed: int = field(default=0, metadata={"help": "random seed"})
     # Run control: may differ between a run and its resumption.
-    resume: bool = False
-    workers: int = 0
-    cache_dir: str | None = None
-    export: bool = True
-    time_budget_s: float | None = None  # no epoch after the first started that would overrun it (caching included)
-    shades_of_gray: float | None = field(default=None, metadata={"help": (
-        "Shades of Gray colour constancy of norm p (6 in the ISIC literature) before every image "
+    resume: bool = field(default=False, metadata={"help": "continue from OUT/checkpoints/last.pt if present"})
+    workers: int = field(default=0, metadata={"help": "data-loading processes per training process"})
+    cache_dir: str | None = field(default=None, metadata={"path": True, "help": (
+        "frozen-trunk feature cache (default $DERMKIT_CACHE_DIR/features)")})
+    export: bool = field(default=True, metadata={"help": "skip writing the trained model to OUT/model"})
+    time_budget_s: float | None = field(default=None, metadata={
+        "flag": "--time-budget-min", "metavar": "MINUTES", "parse": _minutes_to_seconds, "help": (
+            "wall-time budget (caching included): the fine-tuning epochs are fitted to it")})
+    shades_of_gray: float | None = field(default=None, metadata={"metavar": "P", "help": (
+        "Shades of Gray colour constancy of norm P (6 in the ISIC literature) before every image "
         "transform, at training and, stored in the model's preprocessing, at eval/predict/serve time "
         "(models.colour)")})
-    weight_average: str = field(default="none", metadata={"help": (
+    weight_average: str = field(default="none", metadata={"choices": WEIGHT_AVERAGES, "help": (
         "ema: an exponential moving average of the fine-tuned weights, validated beside the plain "
         "weights every epoch; the better of the two on the selection criterion is the epoch's candidate")})
     ema_decay: float = field(default=0.998, metadata={"help": "per-step decay of --weight-average ema"})
-    tta: str = "1"  # test-time views stored with the model: 1, 2, 4, 8, or auto (chosen on validation)
+    tta: str = field(default="1", metadata={"choices": ("auto", *map(str, TTA_VIEW_COUNTS)), "help": (
+        "test-time views stored with the model (predict, eval and serve use them); "
+        "auto: the count of best validation balanced accuracy")})
 
     RUN_CONTROL = ("resume", "workers", "cache_dir", "export", "time_budget_s", "tta")
 

@@ -1,0 +1,114 @@
+"""``dermkit train clip|ddx|gan`` and ``dermkit synthesize``.
+
+The flags of ``train clip`` and ``train ddx`` are their config dataclasses' fields
+(:mod:`dermkit.cli.config_args`), added only when the command runs or shows its help.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dermkit.cli.config_args import (
+    DeferredParser,
+    add_config_arguments,
+    config_from_args,
+)
+from dermkit.cli.output import add_json, emit
+
+
+def _cmd_clip(args: argparse.Namespace) -> int:
+    from dermkit.train.clip import ClipTrainConfig, train_clip
+
+    summary = train_clip(config_from_args(ClipTrainConfig, args))
+    if summary is None:  # not the main process of a torchrun launch: rank 0 reports
+        return 0
+    state = "finished" if summary["finished"] else "stopped"
+    emit(args, summary, f"{state} at epoch {summary['epoch']}, step {summary['step']}: {summary['out']}")
+    return 0
+
+
+def _clip_flags(parser: argparse.ArgumentParser) -> None:
+    from dermkit.train.clip import ClipTrainConfig
+
+    add_config_arguments(parser, ClipTrainConfig)
+    add_json(parser)
+
+
+def _cmd_ddx(args: argparse.Namespace) -> int:
+    from dermkit.train.ddx import DdxTrainConfig, train_ddx
+
+    summary = train_ddx(config_from_args(DdxTrainConfig, args))
+    if summary is None:  # not the main process of a torchrun launch: rank 0 reports
+        return 0
+    emit(args, summary, f"best epoch {summary['best_epoch']} (chosen on validation): {summary.get('model')}")
+    return 0
+
+
+def _ddx_flags(parser: argparse.ArgumentParser) -> None:
+    from dermkit.train.ddx import DdxTrainConfig
+
+    add_config_arguments(parser, DdxTrainConfig)
+    add_json(parser)
+
+
+def _cmd_gan(args: argparse.Namespace) -> int:
+    from dermkit.train.gan import GanTrainConfig, train_gan
+
+    summary = train_gan(GanTrainConfig(
+        data=str(args.data), out=str(args.out), class_a=args.source, class_b=args.target,
+        image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        cycle_weight=args.cycle_weight, seed=args.seed, sample_every=args.sample_every, max_steps=args.max_steps,
+        resume=args.resume))
+    if summary is None:
+        return 0
+    emit(args, summary, f"trained {summary['step']} steps: {summary['out']}/model")
+    return 0
+
+
+def _cmd_synthesize(args: argparse.Namespace) -> int:
+    from dermkit.train.gan import synthesize
+
+    result = synthesize(args.gan, args.data, args.out, limit=args.limit, seed=args.seed)
+    emit(args, result, f"wrote {result['cases']} synthetic {result['class']} cases to {result['table']}")
+    return 0
+
+
+def _add_gan(train_sub: argparse._SubParsersAction) -> None:
+    gan = train_sub.add_parser("gan", help="CycleGAN between two classes of a case table (training split)")
+    gan.add_argument("--data", type=Path, required=True, metavar="TABLE_DIR")
+    gan.add_argument("--out", type=Path, required=True)
+    gan.add_argument("--source", default="melanocytic_nevus", help="class A (translated from)")
+    gan.add_argument("--target", default="melanoma", help="class B (translated to)")
+    gan.add_argument("--image-size", type=int, default=64)
+    gan.add_argument("--epochs", type=int, default=10)
+    gan.add_argument("--batch-size", type=int, default=4)
+    gan.add_argument("--lr", type=float, default=2e-4)
+    gan.add_argument("--cycle-weight", type=float, default=10.0)
+    gan.add_argument("--seed", type=int, default=0)
+    gan.add_argument("--sample-every", type=int, default=100, help="steps between PNG sample grids")
+    gan.add_argument("--max-steps", type=int)
+    gan.add_argument("--resume", action="store_true")
+    add_json(gan)
+    gan.set_defaults(func=_cmd_gan)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train models (multi-process: torchrun -m dermkit.cli train ...)")
+    train_sub = train.add_subparsers(dest="train_command", required=True, parser_class=DeferredParser)
+    clip = train_sub.add_parser("clip", help="contrastive (CLIP or SigLIP) training on case tables",
+                                populate=_clip_flags)
+    clip.set_defaults(func=_cmd_clip)
+    ddx = train_sub.add_parser("ddx", help="differential diagnosis / lesion classifier from images + history",
+                               populate=_ddx_flags)
+    ddx.set_defaults(func=_cmd_ddx)
+    _add_gan(train_sub)
+
+    synth = sub.add_parser("synthesize", help="translate training cases with a CycleGAN into a synthetic table")
+    synth.add_argument("gan", type=Path, help="the GAN model directory (RUN/model)")
+    synth.add_argument("--data", type=Path, required=True, help="case table whose training cases are translated")
+    synth.add_argument("--out", type=Path, required=True, help="new case table (images beside it, OUT-images)")
+    synth.add_argument("--limit", type=int, help="at most this many cases (a fixed random subset)")
+    synth.add_argument("--seed", type=int, default=0)
+    add_json(synth)
+    synth.set_defaults(func=_cmd_synthesize)
