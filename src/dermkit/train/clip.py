@@ -51,7 +51,7 @@ from dermkit.train.features import (
     weights_digest,
 )
 from dermkit.train.losses import LOSSES
-from dermkit.train.metrics import MetricsLog, retrieval_recall
+from dermkit.train.run_log import MetricsLog, retrieval_recall
 from dermkit.train.schedule import warmup_cosine
 
 SIGLIP_INIT_BIAS = -10.0
