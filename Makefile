@@ -31,6 +31,7 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/dermkit demo
 
 test: $(STAMP) system-deps
+	PYTHONPATH=src $(VENV)/bin/lint-imports
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 clean:

@@ -50,6 +50,13 @@ def isic_archive_dir() -> Path:
     return shared_dataset("isic-archive")
 
 
+@pytest.fixture(autouse=True)
+def user_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own user cache dir, so default-located feature caches never touch ~/.cache."""
+    monkeypatch.setenv("DERMKIT_CACHE_DIR", str(tmp_path / "user-cache"))
+    return tmp_path / "user-cache"
+
+
 @pytest.fixture
 def make_image(tmp_path: Path) -> Callable[..., Path]:
     """Write a small random RGB image and return its path."""

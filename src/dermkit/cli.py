@@ -250,7 +250,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     clip.add_argument("--save-every", type=int, default=0, metavar="STEPS",
                       help="also checkpoint every STEPS optimiser steps (default: each epoch's end)")
     clip.add_argument("--max-steps", type=int, help="stop with a checkpoint after this many steps in total")
-    clip.add_argument("--cache-dir", type=Path, help="feature cache of frozen trunks (default OUT/feature-cache)")
+    clip.add_argument("--cache-dir", type=Path, help="feature cache of frozen trunks (default $DERMKIT_CACHE_DIR/features)")
     clip.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard")
     clip.add_argument("--no-export", action="store_true", help="skip exporting the final model to OUT/model")
     clip.add_argument("--json", action="store_true", help="print the run summary as JSON")
@@ -279,6 +279,7 @@ def _cmd_train_ddx(args: argparse.Namespace) -> int:
         patience=args.patience, select_on=args.select_on, precision=args.precision, seed=args.seed,
         resume=args.resume, workers=args.workers,
         cache_dir=None if args.cache_dir is None else str(args.cache_dir), tta=args.tta,
+        shades_of_gray=args.shades_of_gray, weight_average=args.weight_average, ema_decay=args.ema_decay,
     ))
     if summary is None:  # not the main process of a torchrun launch: rank 0 reports
         return 0
@@ -344,8 +345,8 @@ def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
     ddx.add_argument("--no-other", action="store_true", help="no 'other' class: drop cases outside the labels")
     ddx.add_argument("--aux-level", type=int, help="auxiliary head at this ontology level")
     ddx.add_argument("--inputs", choices=["images", "metadata", "images+metadata"], default="images+metadata")
-    ddx.add_argument("--backbone", default="efficientnet_lite0",
-                     help="timm name, clip:MODEL, or ddx:DIR (the trunk of a trained ddx model)")
+    ddx.add_argument("--backbone", default="timm:efficientnet_lite0",
+                     help="timm:ARCH, clip:MODEL, or ddx:DIR (the trunk of a trained ddx model)")
     ddx.add_argument("--no-pretrained", action="store_true", help="random backbone weights (tests, ablations)")
     ddx.add_argument("--image-size", type=int, help="input side (default: the backbone's)")
     ddx.add_argument("--pooling", choices=["mean", "attention"], default="mean")
@@ -375,6 +376,13 @@ def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
     ddx.add_argument("--augment", choices=AUGMENTATIONS, default="light",
                      help="fine-tuning augmentation: light (crops, flips, quarter turns, mild brightness/contrast; "
                           "colour kept) or strong (DermLIP's colour jitter and grayscale, 45-degree rotation)")
+    ddx.add_argument("--shades-of-gray", type=float, metavar="P",
+                     help="Shades of Gray colour constancy of norm P (6 in the ISIC literature), at training and, "
+                          "stored with the model, at eval/predict/serve time")
+    ddx.add_argument("--weight-average", choices=["none", "ema"], default="none",
+                     help="ema: a moving average of the fine-tuned weights, validated beside the plain ones each "
+                          "epoch; the better on --select-on is kept")
+    ddx.add_argument("--ema-decay", type=float, default=0.998, help="per-step decay of --weight-average ema")
     ddx.add_argument("--decision", choices=["argmax", "balanced"], default="argmax",
                      help="balanced: correct the logits for the training class mix (tau chosen on validation), "
                           "for balanced accuracy on imbalanced data")
@@ -388,7 +396,7 @@ def _add_train_ddx_gan(train_sub: argparse._SubParsersAction) -> None:
     ddx.add_argument("--seed", type=int, default=0)
     ddx.add_argument("--resume", action="store_true")
     ddx.add_argument("--workers", type=int, default=0)
-    ddx.add_argument("--cache-dir", type=Path, help="frozen-trunk feature cache (default OUT/feature-cache)")
+    ddx.add_argument("--cache-dir", type=Path, help="frozen-trunk feature cache (default $DERMKIT_CACHE_DIR/features)")
     ddx.add_argument("--tta", choices=["auto", *map(str, TTA_VIEW_COUNTS)], default="1",
                      help="test-time views stored with the model (predict, eval and serve use them); "
                           "auto: the count of best validation balanced accuracy")

@@ -137,8 +137,9 @@ def predict_table(model: DdxModel, table: str | Path, splits: Sequence[str] = ("
                   cache_dir: str | Path | None = None, tta: int | None = None) -> Any:
     """A predictions table (``dermkit.evaluate.predictions``) for the labelled cases of ``splits``.
 
-    With ``cache_dir`` the trunk's features come from (or go to) the same cache that training used,
-    keyed by the trunk's weights, so a frozen-trunk model's test images are encoded only once. With
+    The trunk's features come from (or go to) the feature cache (:mod:`dermkit.models.feature_cache`:
+    ``cache_dir``, else the user cache dir) that training uses, keyed by the trunk's weights, so a
+    frozen-trunk model's images are encoded only once. With
     ``tta`` > 1 the probabilities are the mean over that many flipped and turned views of every image
     (each view's features cached apart); None: the count stored with the model.
     """
@@ -159,7 +160,7 @@ def choose_tta(model: DdxModel, table: str | Path | Sequence[str | Path], cache_
     table or of several pooled), the fewest views on a tie: a choice made on validation, never on
     the test split it is used for. Every view is predicted once; each count scores the mean of the
     first that many."""
-    from dermkit.evaluate.metrics import balanced_accuracy
+    from dermkit.metrics import balanced_accuracy
     from dermkit.models.transforms import TTA_VIEW_COUNTS
 
     tables = [table] if isinstance(table, str | Path) else list(table)
@@ -227,7 +228,7 @@ def describe_coverage(coverage: Mapping[str, Any]) -> str:
 def _view_probabilities(model: DdxModel, cases: list[Any], table: str | Path, cache_dir: str | Path | None,
                         views: int) -> list[np.ndarray]:
     """The model's probabilities of ``cases`` under each of the first ``views`` test-time views (one
-    entry for a model without images); trunk features cached in ``cache_dir`` (default TABLE/.ddx-cache)."""
+    entry for a model without images); trunk features cached in ``cache_dir`` (None: the user cache dir)."""
     from dermkit.models.ddx import collate_metadata
     from dermkit.models.families.ddx import pad_images
 
@@ -237,28 +238,22 @@ def _view_probabilities(model: DdxModel, cases: list[Any], table: str | Path, ca
         inputs["metadata"] = collate_metadata([model.metadata.encode(c) for c in cases])
     if not model.uses_images:
         return [model.probabilities(model.net(**inputs)["logits"])]
-    directory = Path(cache_dir) if cache_dir else Path(table) / ".ddx-cache"
     backbone, paths, per_view = model.backbone(), list(dict.fromkeys(p for c in cases for p in c.image_paths)), []
     for view in range(views):
-        features = _view_features(model, backbone, paths, directory, view)
+        features = _view_features(model, backbone, paths, cache_dir, view)
         inputs["features"], inputs["mask"] = pad_images([[features[p] for p in c.image_paths] for c in cases])
         per_view.append(model.probabilities(model.net(**inputs)["logits"]))
     return per_view
 
 
-def _view_features(model: DdxModel, backbone: Backbone, paths: list[str], directory: Path,
+def _view_features(model: DdxModel, backbone: Backbone, paths: list[str], cache_dir: str | Path | None,
                    view: int) -> dict[str, torch.Tensor]:
     """The trunk's features of every image under test-time view ``view``, from the cache or computed into it."""
+    from dermkit.models.feature_cache import get_or_compute, trunk_cache
     from dermkit.models.transforms import dihedral_view
-    from dermkit.train.ddx import image_feature_cache
-    from dermkit.train.features import compute_features
 
-    cache = image_feature_cache(backbone, paths, directory, view)
-    features = cache.load()
-    if features is None:
-        matrix = compute_features(paths, lambda p: dihedral_view(model.eval_transform(open_image(p)), view),
-                                  backbone.module, batch_size=64, device=torch.device("cpu"),
-                                  description="image features" if view == 0 else f"image features, view {view}")
-        cache.save(paths, matrix)
-        features = dict(zip(paths, matrix, strict=True))
+    features, _ = get_or_compute(trunk_cache(backbone, paths, cache_dir, view), paths,
+                                 lambda p: dihedral_view(model.eval_transform(open_image(p)), view), backbone.module,
+                                 batch_size=64, device=torch.device("cpu"),
+                                 description="image features" if view == 0 else f"image features, view {view}")
     return features

@@ -5,7 +5,7 @@ package; balanced accuracy, per-class and macro AUC, AP, partial AUC above 80 % 
 the thresholded rates must agree with ours. Conventions found in the scorer's source:
 
 - a row whose top probability is tied is labelled ``undecided`` and counts as wrong in balanced
-  accuracy: ours does the same (:data:`dermkit.evaluate.metrics.UNDECIDED`);
+  accuracy: ours does the same (:data:`dermkit.metrics.UNDECIDED`);
 - ``auc_sens_80`` is the area *under* the ROC curve over the FPR range where TPR ≥ 0.8 (max 1),
   our ``partial_auc_above_tpr(..., baseline="zero")``; our default subtracts the 0.8 floor
   (max 0.2, the ISIC 2024 definition);
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dermkit.evaluate.metrics import (
+from dermkit.metrics import (
     auroc_per_class,
     average_precision_per_class,
     balanced_accuracy,
@@ -31,7 +31,7 @@ from dermkit.evaluate.metrics import (
     partial_auc_per_class,
     rates_at_threshold,
 )
-from dermkit.evaluate.metrics.binary import partial_auc_above_tpr
+from dermkit.metrics.binary import partial_auc_above_tpr
 from dermkit.evaluate.isic import to_isic_csv
 from dermkit.evaluate.predictions import Predictions
 

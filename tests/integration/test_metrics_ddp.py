@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from dermkit.evaluate.metrics import Metric, balanced_accuracy, macro_auroc
+from dermkit.metrics import Metric, balanced_accuracy, macro_auroc
 
 WORKER = r"""
 import json, sys
 import numpy as np
 import torch.distributed as dist
-from dermkit.evaluate.metrics import Metric, balanced_accuracy, macro_auroc, macro_average_precision
+from dermkit.metrics import Metric, balanced_accuracy, macro_auroc, macro_average_precision
 
 dist.init_process_group("gloo")
 rank = dist.get_rank()

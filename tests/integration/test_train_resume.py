@@ -125,7 +125,7 @@ def test_frozen_trunk_features_are_cached_reused_and_invalidated(
         raise AssertionError("features were recomputed although cached")
 
     with monkeypatch.context() as patch:
-        patch.setattr("dermkit.train.features.compute_features", no_recompute)
+        patch.setattr("dermkit.models.feature_cache.compute_features", no_recompute)
         second = train_clip(config(table, tmp_path / "b", **frozen))
     assert [e["hit"] for e in events(tmp_path / "b", "feature_cache")] == [True, True]
     assert second["results"] == first["results"]

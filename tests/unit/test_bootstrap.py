@@ -7,7 +7,7 @@ import pytest
 
 from dermkit.core import InputError
 from dermkit.evaluate.bootstrap import bootstrap_ci, group_codes, paired_bootstrap
-from dermkit.evaluate.metrics import UndefinedMetricError, accuracy, macro_auroc
+from dermkit.metrics import UndefinedMetricError, accuracy, macro_auroc
 
 
 def clustered(n_patients: int, rows_each: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ import pytest
 
 from dermkit.core.errors import InputError
 from dermkit.evaluate.ddx_compare import compare
-from dermkit.evaluate.metrics import auroc, balanced_accuracy
+from dermkit.metrics import auroc, balanced_accuracy
 from dermkit.evaluate.metrics.collection import score_predictions
 from dermkit.evaluate.predictions import Predictions
 

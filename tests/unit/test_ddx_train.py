@@ -12,7 +12,7 @@ import torch
 
 from dermkit.core.errors import InputError
 from dermkit.core.precision import precision_record, resolve_precision
-from dermkit.evaluate.metrics import balanced_accuracy
+from dermkit.metrics import balanced_accuracy
 from dermkit.models import ModelCard, load_model
 from dermkit.predict import choose_tta, predict_table
 from dermkit.train.checkpoint import load_checkpoint
@@ -27,13 +27,14 @@ def table(tmp_path_factory: pytest.TempPathFactory, synthetic_ham_table) -> Path
     return synthetic_ham_table(tmp_path_factory.mktemp("ddx"), val=0.25, test=0.2)
 
 
-def test_heads_train_on_cached_features_and_the_export_predicts(table, tmp_path):
+def test_heads_train_on_cached_features_and_the_export_predicts(table, tmp_path, user_cache_dir):
     summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=3, aux_level=2,
                                        **{**TINY, "precision": "auto"}))
     assert summary is not None and summary["epochs_run"] == 3 and 0 <= summary["best_epoch"] < 3
-    assert list((tmp_path / "run" / "feature-cache").glob("image-*.pt"))
+    assert list((user_cache_dir / "features").glob("image-*.pt"))  # no --cache-dir: the user cache dir
+    assert not (table / ".ddx-cache").exists() and not (tmp_path / "run" / "feature-cache").exists()
     model = load_model("ddx", path=summary["model"])
-    predictions = predict_table(model, table, ["test"], cache_dir=tmp_path / "run" / "feature-cache")
+    predictions = predict_table(model, table, ["test"])
     assert len(predictions) > 0 and np.allclose(predictions.probs().sum(axis=1), 1, atol=1e-5)
     assert predictions.classes[0] == "melanoma" and set(predictions.frame["split"]) == {"test"}
     card = ModelCard.read(Path(summary["model"]) / "README.md")  # HAM10000 is CC BY-NC: so are its weights
@@ -255,3 +256,83 @@ def test_cli_trains_a_history_only_model_that_predicts(table, tmp_path, make_ima
     assert summary["epochs_run"] == 2 and summary["selection"]["criterion"] == "balanced-accuracy"
     assert main(["predict", summary["model"], str(make_image()), "--age", "60", "--site", "back", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["differential"]) == 7
+
+
+def test_training_eval_classifier_and_predict_share_feature_cache_entries(table, tmp_path, monkeypatch):
+    """One cache: ``train ddx --tta auto`` encodes the validation images under every view; scoring
+    that split with ``eval classifier`` and ``predict`` afterwards reads those entries, encodes nothing."""
+    from dermkit.cli import main
+
+    cache = tmp_path / "cache"
+    summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=1, tta="auto",
+                                       cache_dir=str(cache), **TINY))
+    assert summary is not None
+    entries = sorted(cache.glob("image-*.pt"))
+    assert len(entries) == 1 + 8  # train + val under the plain view; val under each of the 8 views
+
+    def no_recompute(*args: object, **kwargs: object) -> None:
+        raise AssertionError("features were recomputed although training cached them")
+
+    monkeypatch.setattr("dermkit.models.feature_cache.compute_features", no_recompute)
+    assert main(["eval", "classifier", summary["model"], str(table), "--split", "val", "--tta", "8",
+                 "--cache-dir", str(cache), "--n-boot", "10"]) == 0
+    predictions = predict_table(load_model("ddx", path=summary["model"]), table, ["val"], cache_dir=cache, tta=8)
+    assert len(predictions) > 0 and sorted(cache.glob("image-*.pt")) == entries
+
+
+def test_shades_of_gray_is_stored_with_the_model_and_applied_when_it_predicts(table, tmp_path):
+    from dermkit.data.images import open_image
+    from dermkit.data.table import frame_to_cases, read_table
+    from dermkit.models.colour import ShadesOfGray
+    from dermkit.models.families.ddx import load_ddx
+
+    with pytest.raises(InputError, match="shades-of-gray"):
+        DdxTrainer(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "bad"), shades_of_gray=0, **TINY),
+                   torch.device("cpu"))
+    summary = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=1, unfreeze_epoch=0,
+                                       unfreeze_groups=-1, inputs="images", shades_of_gray=6.0, **TINY))
+    assert summary is not None
+    model = load_ddx(summary["model"])
+    assert model.config["preprocess"]["shades_of_gray"] == 6.0
+    cases = [c for c in frame_to_cases(read_table(table)) if c.split == "test"][:4]
+    image = open_image(cases[0].image_paths[0])
+    expected = model.eval_transform(image)
+    plain_preprocess = {k: v for k, v in model.config["preprocess"].items() if k != "shades_of_gray"}
+    from dermkit.models.transforms import eval_transform
+
+    assert np.allclose(expected.numpy(), eval_transform(plain_preprocess)(ShadesOfGray(6.0)(image)).numpy())
+    via_table = predict_table(model, table, ["test"], cache_dir=tmp_path / "cache").probs()
+    images = [[open_image(p) for p in c.image_paths] for c in frame_to_cases(read_table(table)) if c.split == "test"]
+    test_cases = [c for c in frame_to_cases(read_table(table)) if c.split == "test"]
+    assert np.abs(via_table - model.predict_proba(images, test_cases)).max() < 1e-5
+
+
+def test_ema_weights_differ_from_the_plain_ones_and_are_kept_when_they_validate_better(table, tmp_path):
+    config = DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), epochs=2, unfreeze_epoch=0,
+                            unfreeze_groups=-1, inputs="images", weight_average="ema", ema_decay=0.5,
+                            select_on="balanced-accuracy", export=False, **TINY)
+    trainer = DdxTrainer(config, torch.device("cpu"))
+    trainer.run()
+    assert trainer.ema is not None
+    live = trainer.net.state_dict()
+    assert any(not torch.equal(trainer.ema[k], v) for k, v in live.items() if v.is_floating_point())
+    for record in trainer.history:  # both were validated, and the chosen one is the better
+        assert set(record["ema"]) == {"val_loss", "val_balanced_accuracy"}
+        better = record["ema"]["val_balanced_accuracy"] > record["val_balanced_accuracy"]
+        assert (record.get("weights") == "ema") == better
+    # Force the average to win: its weights (not the live ones) become the kept state.
+    forced = DdxTrainer(DdxTrainConfig(**{**config.__dict__, "out": str(tmp_path / "forced"), "epochs": 1}),
+                        torch.device("cpu"))
+
+    def averaged_is_better() -> dict[str, float]:
+        on_average = forced.ema is not None and all(torch.equal(forced.ema[k], v)
+                                                    for k, v in forced.net.state_dict().items())
+        return {"val_loss": 1.0, "val_balanced_accuracy": 0.9 if on_average else 0.1}
+
+    forced._validate = averaged_is_better  # type: ignore[method-assign]
+    forced.run()
+    assert forced.history[-1]["weights"] == "ema" and forced.ema is not None and forced.best_state is not None
+    assert all(torch.equal(forced.best_state[k], forced.ema[k]) for k in forced.ema)
+    with pytest.raises(InputError, match="weight_average"):
+        DdxTrainer(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "bad"), weight_average="swa", **TINY),
+                   torch.device("cpu"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dermkit.core.errors import InputError
-from dermkit.evaluate.metrics import balanced_accuracy
+from dermkit.metrics import balanced_accuracy
 from dermkit.train.decision import fit_logit_adjustment, training_prior
 
 

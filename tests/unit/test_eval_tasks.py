@@ -16,14 +16,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from dermkit.core.errors import InputError  # noqa: E402
-from dermkit.data.table import Case, read_table, write_table  # noqa: E402
-from dermkit.evaluate import concepts, linear_probe, prompts, retrieval, zeroshot  # noqa: E402
-from dermkit.evaluate.features import encode_prompt_sets  # noqa: E402
-from dermkit.evaluate.metrics.collection import score_predictions  # noqa: E402
-from dermkit.ontology import default_ontology  # noqa: E402
+from dermkit.core.errors import InputError
+from dermkit.data.table import Case, read_table, write_table
+from dermkit.evaluate import concepts, linear_probe, retrieval, zeroshot
+from dermkit.evaluate.features import encode_prompt_sets
+from dermkit.evaluate.metrics.collection import score_predictions
+from dermkit.models import prompts
+from dermkit.ontology import default_ontology
 
 torch.set_num_threads(1)
 

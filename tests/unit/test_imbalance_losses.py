@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from dermkit.core.errors import InputError
-from dermkit.evaluate.metrics import rates_at_threshold
+from dermkit.metrics import rates_at_threshold
 from dermkit.train.imbalance import balanced_draw, choose_synthetic, epoch_indices, synthetic_quota
 from dermkit.train.losses_supervised import class_balanced_weights, focal_loss, soft_cross_entropy
 

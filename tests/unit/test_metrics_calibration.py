@@ -7,7 +7,7 @@ import pytest
 from sklearn.calibration import calibration_curve
 
 from dermkit.core import InputError
-from dermkit.evaluate.metrics import expected_calibration_error, reliability
+from dermkit.metrics import expected_calibration_error, reliability
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -7,7 +7,7 @@ import pytest
 from sklearn import metrics as skm
 
 from dermkit.core import InputError
-from dermkit.evaluate.metrics import (
+from dermkit.metrics import (
     UNDECIDED,
     UndefinedMetricError,
     accuracy,

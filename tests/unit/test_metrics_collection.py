@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 from test_eval_tasks import GREEN, RED, FakeLoaded, make_table  # noqa: E402
 
 from dermkit.evaluate import concepts, linear_probe, retrieval, zeroshot  # noqa: E402
-from dermkit.evaluate.metrics import top_k_accuracy  # noqa: E402
+from dermkit.metrics import top_k_accuracy  # noqa: E402
 from dermkit.evaluate.metrics.collection import metric_fns, score_predictions  # noqa: E402
 from dermkit.evaluate.predictions import Predictions  # noqa: E402
 

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import top_k_accuracy_score
 
 from dermkit.core import InputError
-from dermkit.evaluate.metrics import average_overlap, average_top_k_sensitivity, differential_top_k_accuracy
+from dermkit.metrics import average_overlap, average_top_k_sensitivity, differential_top_k_accuracy
 
 # classes: 0 psoriasis, 1 eczema, 2 tinea, 3 lichen planus, 4 urticaria
 MODEL = np.array(

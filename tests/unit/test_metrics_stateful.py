@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from dermkit.core import InputError
-from dermkit.evaluate.metrics import Metric, macro_auroc, top_k_accuracy
+from dermkit.metrics import Metric, macro_auroc, top_k_accuracy
 
 
 def test_batches_accumulate_to_the_full_metric() -> None:

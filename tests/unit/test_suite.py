@@ -111,3 +111,37 @@ def test_cli_refuses_a_bad_suite_before_running_anything(tmp_path: Path, capsys:
     assert not (tmp_path / "run").exists(), "nothing may be written for a suite that cannot run"
     assert main(["eval", str(_write(tmp_path, VALID)), "--check"]) == 0
     assert "ok" in capsys.readouterr().out
+
+
+def test_a_task_type_registered_in_one_file_is_picked_up_by_suites(tmp_path: Path) -> None:
+    """A new task type is one registered class: the suite accepts its fields and runs its check."""
+    from collections.abc import Mapping
+    from typing import Any, ClassVar
+
+    from dermkit.evaluate.tasks import TASKS, EvalTask, register_task
+
+    @register_task("throwaway")
+    class ThrowawayTask(EvalTask):
+        fields: ClassVar[Mapping[str, Any]] = {"depth": int}
+        runs_models = True
+
+        def check(self, check: Any, values: Mapping[str, Any], lines: Mapping[str, int], at: int,
+                  earlier: Mapping[str, Any]) -> None:
+            if values.get("depth", 1) > 3:
+                raise check.fail("depth is at most 3", lines["depth"], "depth")
+
+    try:
+        text = VALID + "  deep:\n    type: throwaway\n    depth: 2\n"
+        suite = load_suite(_write(tmp_path, text))
+        assert suite.tasks["deep"].type == "throwaway" and suite.tasks["deep"].models == ("tiny-clip",)
+        with pytest.raises(SuiteError, match="depth is at most 3") as caught:
+            load_suite(_write(tmp_path, text.replace("depth: 2", "depth: 9")))
+        assert caught.value.line == _line_of(text, "depth: 2")
+        with pytest.raises(SuiteError, match="did you mean 'depth'"):
+            load_suite(_write(tmp_path, text.replace("depth: 2", "deptth: 2")))
+        with pytest.raises(ValueError, match="registered twice"):
+            register_task("throwaway")(ThrowawayTask)
+    finally:
+        del TASKS["throwaway"]
+    with pytest.raises(SuiteError, match="unknown task type 'throwaway'"):
+        load_suite(_write(tmp_path, text))

@@ -14,7 +14,8 @@ from dermkit.models import load_model  # noqa: E402
 from dermkit.models.build import build_open_clip  # noqa: E402
 from dermkit.models.families.tiny_clip import MODEL_CFG, PREPROCESS_CFG  # noqa: E402
 from dermkit.models.text_padding import text_padding_id, trim_padding  # noqa: E402
-from dermkit.train.features import FeatureCache, Tower, image_identity  # noqa: E402
+from dermkit.models.feature_cache import FeatureCache, image_identity  # noqa: E402
+from dermkit.train.towers import Tower  # noqa: E402
 
 
 def models() -> list[torch.nn.Module]:

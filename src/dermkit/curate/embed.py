@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dermkit.core import distributed as ranks
 from dermkit.core.atomic import atomic_path, atomic_write_text
 from dermkit.core.errors import InputError
 from dermkit.core.precision import Precision
@@ -58,7 +59,7 @@ def embed_table(
 ) -> dict[str, Any]:
     """Embed this process's share of ``table`` into ``out_dir``; rank 0 returns the manifest."""
     with distributed.process_group() as device:
-        rank, world = distributed.rank(), distributed.world_size()
+        rank, world = ranks.rank(), ranks.world_size()
         frame = read_table(table)
         if frame.empty:
             raise InputError("the table has no cases to embed", file=table)
@@ -85,25 +86,14 @@ def embed_table(
                 np.save(handle, embeddings.astype(np.float32))
         with atomic_path(out / META_DIR / f"metadata_{rank:04d}.parquet") as tmp:
             metadata.to_parquet(tmp, index=False)
-        counts = _gather_counts(rows, world)
+        counts = [int(count) for count in ranks.all_gather_objects(rows)]
         manifest = {"format": "clip-retrieval", "model": loaded.name, "embed_dim": int(loaded.embed_dim),
                     "images": images, "world_size": world, "rows_per_part": counts, "rows": sum(counts),
                     "cases": len(frame), "precision_used": precision_used, "table": str(table)}
-        if distributed.is_main():
+        if ranks.is_main():
             atomic_write_text(out / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
-        distributed.barrier()  # the manifest exists before any rank returns
+        ranks.barrier()  # the manifest exists before any rank returns
         return manifest
-
-
-def _gather_counts(rows: int, world: int) -> list[int]:
-    """Rows written by every rank, in rank order (waits until every rank has written its part)."""
-    import torch.distributed as dist
-
-    if world == 1 or not dist.is_initialized():
-        return [rows]
-    counts: list[Any] = [None] * world
-    dist.all_gather_object(counts, rows)
-    return [int(c) for c in counts]
 
 
 def read_embeddings(out_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:

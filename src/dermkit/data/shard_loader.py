@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from dermkit.core import distributed as ranks
 from dermkit.core.errors import InputError
 from dermkit.data.images import open_image
 from dermkit.data.shards import RawSample, iter_shard, read_manifest
@@ -106,9 +106,7 @@ class ShardDataset(IterableDataset):
     def _rank_world(self) -> tuple[int, int]:
         if self.rank is not None and self.world_size is not None:
             return self.rank, self.world_size
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            return torch.distributed.get_rank(), torch.distributed.get_world_size()
-        return 0, 1
+        return ranks.rank(), ranks.world_size()
 
     def _raw_samples(self, names: list[str]) -> Iterator[tuple[str, RawSample]]:
         for name in names:

@@ -5,25 +5,50 @@ metrics, strata and reports read it, so nothing has to re-run a model to redo a 
 A suite (:mod:`dermkit.evaluate.suite`) names datasets, models and tasks in one YAML file;
 :func:`run_suite` runs it into a run directory and :func:`write_report` turns that into HTML
 and Markdown.
+
+The face is lazy (PEP 562): importing one module of this package (``dermkit.evaluate.predictions``)
+does not load the suite runner, YAML or model code; the names below are imported on first use.
 """
 
-from dermkit.evaluate.concepts import concept_report
-from dermkit.evaluate.features import (
-    ImageFeatures,
-    encode_prompt_sets,
-    encode_texts,
-    extract_image_features,
-)
-from dermkit.evaluate.hierarchy import at_level
-from dermkit.evaluate.linear_probe import linear_probe_report
-from dermkit.evaluate.report import write_report
-from dermkit.evaluate.retrieval import retrieval_metrics, retrieval_report
-from dermkit.evaluate.runner import run_suite
-from dermkit.evaluate.suite import Suite, SuiteError, load_suite
-from dermkit.evaluate.zeroshot import (
-    zero_shot_predictions,
-    zero_shot_report,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dermkit.evaluate.concepts import concept_report
+    from dermkit.evaluate.features import (
+        ImageFeatures,
+        encode_prompt_sets,
+        encode_texts,
+        extract_image_features,
+    )
+    from dermkit.evaluate.hierarchy import at_level
+    from dermkit.evaluate.linear_probe import linear_probe_report
+    from dermkit.evaluate.report import write_report
+    from dermkit.evaluate.retrieval import retrieval_metrics, retrieval_report
+    from dermkit.evaluate.runner import run_suite
+    from dermkit.evaluate.suite import Suite, SuiteError, load_suite
+    from dermkit.evaluate.zeroshot import zero_shot_predictions, zero_shot_report
+
+_LAZY = {
+    "ImageFeatures": "dermkit.evaluate.features",
+    "Suite": "dermkit.evaluate.suite",
+    "SuiteError": "dermkit.evaluate.suite",
+    "at_level": "dermkit.evaluate.hierarchy",
+    "concept_report": "dermkit.evaluate.concepts",
+    "encode_prompt_sets": "dermkit.evaluate.features",
+    "encode_texts": "dermkit.evaluate.features",
+    "extract_image_features": "dermkit.evaluate.features",
+    "linear_probe_report": "dermkit.evaluate.linear_probe",
+    "load_suite": "dermkit.evaluate.suite",
+    "retrieval_metrics": "dermkit.evaluate.retrieval",
+    "retrieval_report": "dermkit.evaluate.retrieval",
+    "run_suite": "dermkit.evaluate.runner",
+    "write_report": "dermkit.evaluate.report",
+    "zero_shot_predictions": "dermkit.evaluate.zeroshot",
+    "zero_shot_report": "dermkit.evaluate.zeroshot",
+}
 
 __all__ = [
     "ImageFeatures",
@@ -43,3 +68,9 @@ __all__ = [
     "zero_shot_predictions",
     "zero_shot_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

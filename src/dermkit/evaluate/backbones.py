@@ -20,23 +20,14 @@ import pandas as pd
 from dermkit.core.errors import InputError
 from dermkit.core.optional import require
 from dermkit.evaluate.features import ImageFeatures
+from dermkit.models.names import ModelName, model_name, parse_model_name
 
 if TYPE_CHECKING:
     from dermkit.models.loaded import LoadedModel
 
-TIMM_PREFIX = "timm:"
-EMBEDDINGS_PREFIX = "embeddings:"
-
-
-def is_image_only(name: str) -> bool:
-    """Whether a model name has no text tower (a timm backbone or precomputed embeddings)."""
-    return name.startswith((TIMM_PREFIX, EMBEDDINGS_PREFIX))
-
-
-def check_timm_name(name: str) -> None:
+def check_timm_name(arch: str) -> None:
     """Refuse an architecture timm does not know, without building it."""
     timm = require("timm", "torch", "timm backbones")
-    arch = name[len(TIMM_PREFIX):]
     if not timm.list_models(arch):
         raise InputError(f"timm has no architecture {arch!r}")
 
@@ -70,11 +61,11 @@ def read_embeddings(path: str | Path) -> ImageFeatures:
         case_ids=index["case_id"].astype(str).to_numpy(dtype=object),
         image_index=image_index,
         embeddings=l2_normalize(matrix.astype(np.float32)),
-        meta={"model": f"{EMBEDDINGS_PREFIX}{path}", "n_images": len(matrix), "embed_dim": int(matrix.shape[1])},
+        meta={"model": model_name("embeddings", str(path)).text, "n_images": len(matrix), "embed_dim": int(matrix.shape[1])},
     )
 
 
-def load_timm_backbone(name: str, device: str = "cpu") -> LoadedModel:
+def load_timm_backbone(name: str | ModelName, device: str = "cpu") -> LoadedModel:
     """A frozen timm backbone (``timm:ARCH``) as an image-only :class:`LoadedModel`.
 
     ``efficientnet_lite0`` takes its ImageNet weights from the installed
@@ -86,8 +77,9 @@ def load_timm_backbone(name: str, device: str = "cpu") -> LoadedModel:
     from dermkit.models.loaded import LoadedModel
     from dermkit.models.transforms import eval_transform
 
-    check_timm_name(name)
-    arch = name[len(TIMM_PREFIX):]
+    parsed = name if isinstance(name, ModelName) else parse_model_name(name)
+    arch = parsed.reference
+    check_timm_name(arch)
     if arch == "efficientnet_lite0":
         from dermkit.models.families.dermlip_lite import (
             IMAGE_MEAN,
@@ -110,7 +102,7 @@ def load_timm_backbone(name: str, device: str = "cpu") -> LoadedModel:
     module: torch.nn.Module = _encoder_class()(trunk).to(device).eval()
     module.requires_grad_(False)
     return LoadedModel(model=module, preprocess_train=transform, preprocess_eval=transform,
-                       tokenizer=_no_text, name=name, embed_dim=int(trunk.num_features))
+                       tokenizer=_no_text, name=parsed.text, embed_dim=int(trunk.num_features))
 
 
 def _no_text(texts: list[str]) -> Any:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dermkit.core import InputError
-from dermkit.evaluate.metrics.inputs import UndefinedMetricError
+from dermkit.metrics.inputs import UndefinedMetricError
 
 MetricFn = Callable[[np.ndarray, np.ndarray], float]
 

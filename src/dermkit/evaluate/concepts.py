@@ -1,6 +1,6 @@
 """Concept identification with MONET scoring, against ground truth matched to concepts by name.
 
-For each concept and each template pair of :data:`~dermkit.evaluate.prompts.CONCEPT_TEMPLATES`,
+For each concept and each template pair of :data:`~dermkit.models.prompts.CONCEPT_TEMPLATES`,
 an image is compared with the target prompt (the template filled with the concept's synonyms,
 ensembled) and with the reference prompt (the same sentence without the concept); a two-way
 softmax gives the probability of "with the concept", and the score averages it over templates.
@@ -24,10 +24,16 @@ from scipy.special import expit
 
 from dermkit.core.errors import InputError
 from dermkit.data.table import read_table
-from dermkit.evaluate.features import ImageFeatures, ImageMode, encode_prompt_sets, resolve_model, split_embeddings
-from dermkit.evaluate.metrics import UndefinedMetricError, auroc
-from dermkit.evaluate.prompts import concept_prompts
-from dermkit.evaluate.zeroshot import logit_scale
+from dermkit.evaluate.features import (
+    ImageFeatures,
+    ImageMode,
+    encode_prompt_sets,
+    resolve_model,
+    split_embeddings,
+)
+from dermkit.metrics import UndefinedMetricError, auroc
+from dermkit.models.loaded import logit_scale
+from dermkit.models.prompts import concept_prompts
 from dermkit.ontology import Ontology, default_ontology
 
 if TYPE_CHECKING:

@@ -15,10 +15,14 @@ import numpy as np
 from dermkit.core.errors import InputError
 from dermkit.data.table import read_table
 from dermkit.evaluate.bootstrap import paired_bootstrap
-from dermkit.evaluate.metrics import balanced_accuracy
-from dermkit.evaluate.metrics.collection import DEFAULT_MIN_STRATUM, DEFAULT_STRATA, fields_present
+from dermkit.evaluate.metrics.collection import (
+    DEFAULT_MIN_STRATUM,
+    DEFAULT_STRATA,
+    fields_present,
+)
 from dermkit.evaluate.predictions import Predictions, resampling_units
 from dermkit.evaluate.strata import stratum_of
+from dermkit.metrics import balanced_accuracy
 
 
 def compare(a: Predictions, b: Predictions, mask: np.ndarray | None = None, n_boot: int = 2000,

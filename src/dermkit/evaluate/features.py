@@ -34,6 +34,7 @@ from dermkit.core.precision import Precision, resolve_precision
 from dermkit.data.images import open_image
 from dermkit.data.schema import ALL_SPLITS
 from dermkit.data.table import read_table, rows_in_splits
+from dermkit.models.feature_cache import cache_directory
 
 if TYPE_CHECKING:
     import torch
@@ -90,12 +91,6 @@ def resolve_model(model: str | LoadedModel, device: str = "cpu") -> LoadedModel:
     return model
 
 
-def default_cache_dir() -> Path:
-    """``$DERMKIT_CACHE_DIR/features``, else ``~/.cache/dermkit/features``."""
-    root = os.environ.get("DERMKIT_CACHE_DIR") or Path.home() / ".cache" / "dermkit"
-    return Path(root) / "features"
-
-
 def extract_image_features(
     model: str | LoadedModel,
     table: str | Path | pd.DataFrame,
@@ -123,7 +118,7 @@ def extract_image_features(
         "images": images,
         "precision": wanted,
     }
-    root = Path(cache_dir or default_cache_dir())
+    root = cache_directory(cache_dir)
     entry = _entry(root, loaded.name, key_parts)
     if (entry / META_FILE).exists():
         return _read_entry(entry)

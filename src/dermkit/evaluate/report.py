@@ -21,15 +21,15 @@ import numpy as np
 
 from dermkit.core.atomic import atomic_dir, atomic_write_text
 from dermkit.core.errors import InputError
-from dermkit.evaluate.metrics import (
+from dermkit.evaluate.predictions import Predictions, read_predictions
+from dermkit.evaluate.runner import RESULTS_FILE
+from dermkit.evaluate.strata import UNKNOWN
+from dermkit.metrics import (
     UndefinedMetricError,
     confusion_matrix,
     reliability,
     roc_curve,
 )
-from dermkit.evaluate.predictions import Predictions, read_predictions
-from dermkit.evaluate.runner import RESULTS_FILE
-from dermkit.evaluate.strata import UNKNOWN
 
 CLASS_TYPES = ("zero-shot", "linear-probe", "classification")
 FIGURE_DPI = 110

@@ -9,6 +9,8 @@ Layout of a run directory (``dermkit eval SUITE.yaml --out RUN``)::
     RUN/results.json                                 every metric: estimate, patient-bootstrap CI,
                                                      strata with the best-worst gap, ontology levels
 
+What each task type does lives in its module of :mod:`dermkit.evaluate.tasks`; the runner loads
+models and features, dispatches every job to its registered type, and records the results.
 Each model is loaded once and each (model, dataset) embedded once (the feature cache), then every
 task reuses the embeddings. ``results.json`` is rewritten after every task, so a killed run keeps
 what it finished. Metrics are computed on the test split; validation rows are kept in the tables
@@ -29,25 +31,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from dermkit.core.atomic import atomic_path, atomic_write_text
+from dermkit.core.atomic import atomic_write_text
 from dermkit.core.errors import InputError
 from dermkit.data.schema import ALL_SPLITS
 from dermkit.data.table import read_table
-from dermkit.evaluate.features import (
-    ImageFeatures,
-    encode_texts,
-    split_embeddings,
-)
+from dermkit.evaluate.features import ImageFeatures
 from dermkit.evaluate.hierarchy import at_level
-from dermkit.evaluate.metrics import UndefinedMetricError, choose_threshold
-from dermkit.evaluate.metrics.collection import metric_fns, score_predictions, score_rows
-from dermkit.evaluate.predictions import (
-    GROUPING_FIELDS,
-    UNLABELLED,
-    Predictions,
-    read_predictions,
-    write_predictions,
-)
+from dermkit.evaluate.metrics.collection import metric_fns, score_predictions
+from dermkit.evaluate.predictions import Predictions, write_predictions
 from dermkit.evaluate.suite import (
     Dataset,
     Suite,
@@ -56,14 +47,14 @@ from dermkit.evaluate.suite import (
     is_path_like,
     load_suite,
     model_path,
-    resolve_path,
 )
+from dermkit.evaluate.tasks import TASKS, EvalTask
+from dermkit.evaluate.tasks.base import Job
 
 if TYPE_CHECKING:
     from dermkit.models.loaded import LoadedModel
 
 RESULTS_FILE = "results.json"
-NEGATIVE_CLASS = "rest"
 
 
 # -- metrics: all from the one collection (dermkit.evaluate.metrics.collection) ---------------------
@@ -137,14 +128,16 @@ def load_for_suite(name: str, suite: Suite) -> LoadedModel | None:
     """The model behind a suite's model name (None for precomputed embeddings)."""
     from dermkit.evaluate import backbones
     from dermkit.models import load_model
-    from dermkit.models.registry import LOCAL_DIR_PREFIX
+    from dermkit.models.names import model_name, parse_model_name
 
-    if name.startswith(backbones.EMBEDDINGS_PREFIX):
+    parsed = parse_model_name(name)
+    if parsed.source == "embeddings":
         return None
-    if name.startswith(backbones.TIMM_PREFIX):
-        return backbones.load_timm_backbone(name, suite.options.device)
+    if parsed.source == "timm":
+        return backbones.load_timm_backbone(parsed, suite.options.device)
     if is_path_like(name):
-        return load_model(LOCAL_DIR_PREFIX + str(model_path(name, suite.path.parent)), device=suite.options.device)
+        folder = model_name("local-dir", str(model_path(name, suite.path.parent)))
+        return load_model(folder.text, device=suite.options.device)
     return load_model(name, device=suite.options.device)
 
 
@@ -161,110 +154,32 @@ def features_for(name: str, loaded: LoadedModel | None, frame: pd.DataFrame, sui
                                   precision=options.precision, progress=progress)  # type: ignore[arg-type]
 
 
-# -- tasks ------------------------------------------------------------------------------------------
+# -- what the task types share (dermkit.evaluate.tasks) ---------------------------------------------
 
-def _concat(parts: Sequence[Predictions]) -> Predictions:
+def concat(parts: Sequence[Predictions]) -> Predictions:
+    """One predictions table of several (e.g. a task's val and test splits)."""
     first = parts[0]
     return Predictions(pd.concat([p.frame for p in parts], ignore_index=True), first.model_id, first.classes)
 
 
-def _splits_present(frame: pd.DataFrame, wanted: Sequence[str]) -> list[str]:
+def splits_present(frame: pd.DataFrame, wanted: Sequence[str]) -> list[str]:
     return [split for split in wanted if (frame["split"] == split).any()]
-
-
-def run_zero_shot(task: Task, dataset: Dataset, model: str, loaded: LoadedModel, frame: pd.DataFrame,
-                  features: ImageFeatures) -> Predictions:
-    """Zero-shot predictions of the validation and test splits."""
-    from dermkit.evaluate.zeroshot import zero_shot_predictions
-
-    splits = _splits_present(frame, [task.settings.get("val_split", "val"), task.settings.get("split", "test")])
-    return _concat([zero_shot_predictions(loaded, frame, classes=dataset.classes, split=split, features=features,
-                                          progress=False) for split in splits])
-
-
-def run_probe(task: Task, dataset: Dataset, model: str, frame: pd.DataFrame,
-              features: ImageFeatures) -> tuple[Predictions, dict[str, Any]]:
-    """Probe summary over regimes and seeds, and the full-data probe's val and test predictions."""
-    from dermkit.evaluate.linear_probe import (
-        DEFAULT_CS,
-        DEFAULT_REGIMES,
-        DEFAULT_SEEDS,
-        probe_predictions,
-        run_linear_probe,
-        split_data,
-    )
-    from dermkit.evaluate.zeroshot import resolve_classes
-
-    class_ids = resolve_classes(dataset.classes, frame)
-    data, cases = split_data(frame, features, class_ids)
-    cs = [float(c) for c in task.settings.get("cs", DEFAULT_CS)]
-    regimes = task.settings.get("regimes", DEFAULT_REGIMES)
-    summary = run_linear_probe(data, regimes, task.settings.get("seeds", DEFAULT_SEEDS), cs)
-    predictions, chosen = probe_predictions(data, cases, class_ids, model, summary, cs)
-    details = {"n_train": int(data.train_y.size), "n_val": int(data.val_y.size), "n_test": int(data.test_y.size),
-               "C": chosen, "regimes": summary}
-    return predictions, details
-
-
-def run_retrieval(task: Task, loaded: LoadedModel, frame: pd.DataFrame, features: ImageFeatures,
-                  suite: Suite) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Recall at k both ways; image-to-text recall also with patient-bootstrap CIs. Returns ranks too."""
-    from dermkit.evaluate.retrieval import (
-        DEFAULT_KS,
-        case_captions,
-        first_hit_ranks,
-        recall_metric_fns,
-        retrieval_metrics,
-    )
-
-    split = task.settings.get("split", "test")
-    ks = tuple(task.settings.get("ks", DEFAULT_KS))
-    cases, embeddings = split_embeddings(loaded, frame, split, features=features, progress=False)
-    texts, relevant = case_captions(cases, task.settings.get("captions_per_case", 3), task.settings.get("seed", 0))
-    similarity = embeddings @ encode_texts(loaded, texts).T
-    ranks = first_hit_ranks(similarity, relevant)
-    scored = score_rows(recall_metric_fns(ks), ranks, np.zeros(len(ranks)), cases, **scoring_options(suite))
-    table = cases.reindex(columns=["case_id", *GROUPING_FIELDS, "split"]).assign(image_to_text_rank=ranks)
-    details = {"n_images": len(cases), "n_texts": len(texts), **retrieval_metrics(similarity, relevant, ks)}
-    return table, {**scored, "details": details}
-
-
-def binary_view(source: Predictions, positive: Sequence[str]) -> tuple[Predictions, str]:
-    """Two-class predictions: score = summed probability of classes at or below a ``positive`` node."""
-    from dermkit.ontology import default_ontology
-
-    conditions = default_ontology().conditions
-    wanted = {conditions.get(term).id for term in positive}
-    is_positive = np.array([any(node.id in wanted for node in conditions.path(c)) for c in source.classes])
-    if not is_positive.any() or is_positive.all():
-        raise InputError(f"positive {sorted(wanted)} must cover some but not all of the classes {list(source.classes)}",
-                         field="positive")
-    score = np.clip(source.probs()[:, is_positive].sum(axis=1), 0.0, 1.0)
-    labels = source.labels()
-    binary = np.where(labels == UNLABELLED, UNLABELLED, is_positive[np.maximum(labels, 0)].astype(np.int64))
-    name = "+".join(sorted(wanted))
-    frame = source.frame.assign(label=binary.astype(np.int32), probs=list(np.c_[1 - score, score]), target=None)
-    return Predictions(frame, source.model_id, (NEGATIVE_CLASS, name)), name
-
-
-def run_binary(task: Task, source: Predictions, suite: Suite) -> tuple[Predictions, dict[str, Any]]:
-    """Positive-vs-rest with an operating threshold chosen on validation rows, scored on test rows."""
-    predictions, name = binary_view(source, task.settings["positive"])
-    val = predictions.where(predictions.frame["split"] == "val").labelled()
-    test = predictions.where(predictions.frame["split"] == task_split(task))
-    rule = task.settings.get("threshold", "youden")
-    try:
-        threshold = choose_threshold(val.probs()[:, 1], val.labels() == 1, rule,
-                                     task.settings.get("target_sensitivity", 0.9))
-    except UndefinedMetricError as exc:
-        raise InputError(f"task {task.name!r}: cannot choose a threshold on the validation split: {exc}") from exc
-    result = evaluate_predictions(test, suite, metrics=task.settings.get("metrics"), threshold=threshold)
-    result["threshold"] = {"value": threshold, "rule": rule, "chosen_on": "val", "n_val": len(val), "positive": name}
-    return predictions, result
 
 
 def task_split(task: Task) -> str:
     return task.settings.get("split", "test")
+
+
+def scored_record(job: Job, predictions: Predictions, details: dict[str, Any]) -> dict[str, Any]:
+    """Keep a classifying task's predictions for later tasks, write them, score their test rows."""
+    task = job.task
+    job.scored[(task.name, job.model, job.dataset.name)] = predictions
+    path = predictions_path(task.name, job.model, job.dataset.name)
+    write_predictions(predictions, job.out / path)
+    test = predictions.where(predictions.frame["split"] == task_split(task))
+    return {"predictions": str(path), "split": task_split(task),
+            **evaluate_predictions(test, job.suite, job.suite.options.hierarchy_levels, task.settings.get("metrics")),
+            "details": details}
 
 
 # -- the run ----------------------------------------------------------------------------------------
@@ -345,94 +260,26 @@ def run_suite(suite: Suite | str | Path, out: str | Path, progress: bool = True,
         frames[dataset.name], recorder.document["datasets"][dataset.name] = prepare_dataset(
             dataset, out, suite.options.seed, all_split="test" if split == ALL_SPLITS else None)
     jobs = _jobs(suite)
-    classification = [t for t in suite.tasks.values() if t.type == "classification"]
-    bar = tqdm(total=len(jobs) + len(classification), desc="suite", unit="task", disable=not progress)
+    once = [t for t in suite.tasks.values() if type(TASKS[t.type]).run_once is not EvalTask.run_once]
+    bar = tqdm(total=len(jobs) + len(once), desc="suite", unit="task", disable=not progress)
     scored: dict[tuple[str, str, str], Predictions] = {}
     loaded_name, loaded, features_key, features = None, None, None, None
     for model, dataset_name, task in jobs:
         bar.set_postfix_str(f"{task.name} / {model} / {dataset_name}")
         dataset, frame = suite.datasets[dataset_name], frames[dataset_name]
-        if task.type != "binary":
+        if TASKS[task.type].loads_model:
             if loaded_name != model:
                 loaded_name, loaded, features_key = model, load_for_suite(model, suite), None
             if features_key != (model, dataset_name):
                 features_key, features = (model, dataset_name), features_for(model, loaded, frame, suite, progress)
-        record = _run_job(task, dataset, model, frame, loaded, features, suite, out, scored)
+        record = TASKS[task.type].run(Job(task, dataset, model, frame, loaded, features, suite, out, scored))
         recorder.add({"task": task.name, "type": task.type, "model": model, "dataset": dataset_name, **record})
         bar.update()
-    for task in classification:
-        for record in _run_classification(task, suite, out):
+    for task in once:
+        for record in TASKS[task.type].run_once(task, suite, out) or []:
             recorder.add(record)
         bar.update()
     bar.close()
     recorder.document["machine"]["load_average_end"] = list(os.getloadavg())
     recorder.flush("finished")
     return recorder.document
-
-
-def _run_job(task: Task, dataset: Dataset, model: str, frame: pd.DataFrame, loaded: LoadedModel | None,
-             features: ImageFeatures | None, suite: Suite, out: Path,
-             scored: dict[tuple[str, str, str], Predictions]) -> dict[str, Any]:
-    """One (task, model, dataset): its predictions file and metrics record."""
-    from dermkit.evaluate.concepts import concept_report
-
-    assert features is not None or task.type == "binary"
-    path = predictions_path(task.name, model, dataset.name)
-    levels = suite.options.hierarchy_levels
-    if task.type in ("zero-shot", "linear-probe"):
-        if task.type == "zero-shot":
-            assert loaded is not None
-            predictions, details = run_zero_shot(task, dataset, model, loaded, frame, features), {}  # type: ignore[arg-type]
-        else:
-            predictions, details = run_probe(task, dataset, model, frame, features)  # type: ignore[arg-type]
-        scored[(task.name, model, dataset.name)] = predictions
-        write_predictions(predictions, out / path)
-        test = predictions.where(predictions.frame["split"] == task_split(task))
-        return {"predictions": str(path), "split": task_split(task),
-                **evaluate_predictions(test, suite, levels, task.settings.get("metrics")),
-                "details": details}
-    if task.type == "binary":
-        predictions, result = run_binary(task, scored[(task.settings["from"], model, dataset.name)], suite)
-        write_predictions(predictions, out / path)
-        return {"predictions": str(path), "split": task_split(task), **result}
-    if task.type == "retrieval":
-        assert loaded is not None and features is not None
-        ranks, result = run_retrieval(task, loaded, frame, features, suite)
-        ranks_path = predictions_path(task.name, model, dataset.name, ".ranks.parquet")
-        with atomic_path(out / ranks_path) as tmp:
-            ranks.to_parquet(tmp, index=False)
-        return {"predictions": str(ranks_path), "split": task_split(task), **result}
-    assert loaded is not None and features is not None
-    annotations = task.settings.get("annotations")
-    report = concept_report(loaded, frame, None if annotations is None else resolve_path(annotations, suite.path.parent),
-                            split=task.settings.get("split"), features=features, progress=False,
-                            **scoring_options(suite))
-    return {key: report.pop(key) for key in ("n", "resampled_by", "level", "n_boot", "min_stratum", "metrics",
-                                             "strata")} | {"details": report}
-
-
-def _run_classification(task: Task, suite: Suite, out: Path) -> list[dict[str, Any]]:
-    """Metrics of predictions tables made elsewhere (e.g. a differential-diagnosis model)."""
-    files = task.settings["predictions"]
-    records = []
-    for item in files if isinstance(files, list) else [files]:
-        source = resolve_path(str(item), suite.path.parent)
-        predictions = read_predictions(source)
-        splits = predictions.frame["split"]
-        split = "test" if (splits == "test").any() else None
-        if split is not None:
-            predictions = predictions.where(splits == split)
-        sources = predictions.frame["source"].dropna().unique()
-        dataset = str(sources[0]) if len(sources) == 1 else Path(str(item)).stem
-        path = predictions_path(task.name, predictions.model_id, dataset)
-        write_predictions(predictions, out / path)
-        record = {"task": task.name, "type": task.type, "model": predictions.model_id, "dataset": dataset,
-                  "predictions": str(path), "split": split,
-                  **evaluate_predictions(predictions, suite, suite.options.hierarchy_levels, task.settings.get("metrics"))}
-        if task.settings.get("card"):
-            from dermkit.evaluate.card import source_data, write_evaluation_card
-
-            card_model = resolve_path(str(task.settings["card"]), suite.path.parent)
-            record["card"] = str(write_evaluation_card(card_model, record, data=source_data(dataset, split)))
-        records.append(record)
-    return records

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +31,9 @@ from dermkit.evaluate.metrics.collection import (
 )
 from dermkit.evaluate.strata import STRATIFIABLE
 
-TASK_TYPES = ("zero-shot", "concepts", "linear-probe", "retrieval", "classification", "binary")
-TEXT_TASKS = ("zero-shot", "concepts", "retrieval")
-MODEL_TASKS = ("zero-shot", "concepts", "linear-probe", "retrieval")
-SCORE_SOURCES = ("zero-shot", "linear-probe")
 # Metric names a task may list; names of metrics of another positive class are checked when scoring.
 TASK_METRICS = (*CLASSIFICATION_METRICS, *DIFFERENTIAL_METRICS,
                 *(f"{DEFAULT_POSITIVE}_{name}" for name in POSITIVE_METRICS))
-_REGIME = re.compile(r"^(full|fraction:(0?\.\d+|1(\.0*)?)|shot:[1-9]\d*)$")
 
 
 @dataclass
@@ -165,14 +159,6 @@ _DATASET = {"table": str, "import": dict, "split": dict, "classes": (str, list),
 _IMPORT = {"source": str, "path": str, "on_error": str, "options": dict}
 _SPLIT = {"by": str, "val": float, "test": float, "seed": int, "temporal": bool, "all": str}
 _TASK_COMMON = {"type": str, "models": list, "datasets": list, "metrics": list}
-_TASK = {
-    "zero-shot": {"split": str, "val_split": str},
-    "concepts": {"split": str, "annotations": str},
-    "linear-probe": {"regimes": list, "seeds": list, "cs": list},
-    "retrieval": {"split": str, "captions_per_case": int, "seed": int, "ks": list},
-    "classification": {"predictions": (str, list), "card": str},
-    "binary": {"from": str, "positive": list, "threshold": str, "target_sensitivity": float},
-}
 
 
 class _Checker:
@@ -380,48 +366,44 @@ def _models(check: _Checker, raw: Any, line: int) -> tuple[str, ...]:
 def check_model_name(name: str, base: Path) -> None:
     """Refuse a model name that :func:`resolve_model` could not load, without loading anything."""
     from dermkit.evaluate import backbones
-    from dermkit.models import list_models
-    from dermkit.models.registry import (
-        HF_HUB_PREFIX,
-        OPEN_CLIP_PREFIX,
-        _unknown_message,
-    )
+    from dermkit.models.names import parse_model_name
 
-    if name in list_models() or name.startswith((OPEN_CLIP_PREFIX, HF_HUB_PREFIX)):
-        return
-    if name.startswith(backbones.TIMM_PREFIX):
-        backbones.check_timm_name(name)
-    elif name.startswith(backbones.EMBEDDINGS_PREFIX):
+    parsed = parse_model_name(name)
+    if parsed.source == "timm":
+        backbones.check_timm_name(parsed.reference)
+    elif parsed.source == "embeddings":
         backbones.check_embeddings_path(model_path(name, base))
-    elif is_path_like(name):
+    elif parsed.source == "local-dir":
         if not model_path(name, base).is_dir():
             raise InputError(f"model directory {model_path(name, base)} does not exist")
-    else:
-        raise InputError(_unknown_message(name) + f", {backbones.TIMM_PREFIX}ARCH or {backbones.EMBEDDINGS_PREFIX}PATH.npy")
+    elif parsed.source in ("clip", "ddx"):
+        raise InputError(f"{name!r} names a classifier backbone; a suite takes a vision-language model, "
+                         "timm:ARCH or embeddings:PATH.npy")
 
 
 def is_path_like(name: str) -> bool:
     """A model named by its folder: ``local-dir:PATH`` or a name that is unmistakably a path."""
-    from dermkit.models.registry import LOCAL_DIR_PREFIX
+    from dermkit.models.names import parse_model_name
 
-    return name.startswith((LOCAL_DIR_PREFIX, ".")) or "/" in name
+    return parse_model_name(name).source == "local-dir"
 
 
 def model_path(name: str, base: Path) -> Path:
     """The file or folder a path-like model name points at, relative names against ``base``."""
-    from dermkit.evaluate.backbones import EMBEDDINGS_PREFIX
-    from dermkit.models.registry import LOCAL_DIR_PREFIX
+    from dermkit.models.names import parse_model_name
 
-    text = name
-    for prefix in (EMBEDDINGS_PREFIX, LOCAL_DIR_PREFIX):
-        text = text.removeprefix(prefix)
-    return resolve_path(text, base)
+    return resolve_path(parse_model_name(name).reference, base)
 
 
 def _tasks(
     check: _Checker, raw: Any, line: int, datasets: Mapping[str, Dataset], models: Sequence[str]
 ) -> dict[str, Task]:
-    from dermkit.evaluate.backbones import is_image_only
+    """Each task checked by its registered type (:mod:`dermkit.evaluate.tasks`)."""
+    from dermkit.evaluate.tasks import TASKS
+    from dermkit.models.names import parse_model_name
+
+    def is_image_only(model: str) -> bool:
+        return parse_model_name(model).image_only
 
     if not isinstance(raw, dict) or not raw:
         raise check.fail("tasks must be a non-empty mapping of name -> settings", line)
@@ -429,34 +411,27 @@ def _tasks(
     for name, settings in raw.items():
         at = raw.lines.get(name, line) if isinstance(raw, Located) else line
         if not isinstance(settings, dict) or "type" not in settings:
-            raise check.fail(f"task {name!r} needs a 'type' ({', '.join(TASK_TYPES)})", at)
+            raise check.fail(f"task {name!r} needs a 'type' ({', '.join(TASKS)})", at)
         lines = settings.lines if isinstance(settings, Located) else {}
-        kind = check.choice(settings["type"], TASK_TYPES, lines.get("type", at), "type", "task type")
-        values = check.mapping(settings, {**_TASK_COMMON, **_TASK[kind]}, f"task {name!r}", at)
+        kind = check.choice(settings["type"], list(TASKS), lines.get("type", at), "type", "task type")
+        spec = TASKS[kind]
+        values = check.mapping(settings, {**_TASK_COMMON, **spec.fields}, f"task {name!r}", at)
         chosen_models = _references(check, values, "models", models, lines, at, "model")
-        if kind in TEXT_TASKS:
+        if spec.needs_text:
             if "models" in values:
                 for model, model_line in zip(values["models"], _item_lines(values["models"], at)):
                     if is_image_only(model):
                         raise check.fail(f"{kind} needs a text tower, which {model!r} lacks", model_line, "models")
             chosen_models = tuple(m for m in chosen_models if not is_image_only(m))
-        if kind in ("classification", "binary") and "models" in values:
+        if not spec.takes_models and "models" in values:
             raise check.fail(f"a {kind} task takes its models from its predictions, not 'models'", lines["models"])
         chosen_datasets = _references(check, values, "datasets", list(datasets), lines, at, "dataset")
-        if kind in MODEL_TASKS and not (chosen_models and chosen_datasets):
+        if spec.runs_models and not (chosen_models and chosen_datasets):
             raise check.fail(f"task {name!r} has no {'model' if not chosen_models else 'dataset'} to run on", at)
-        _task_settings(check, kind, values, lines, at, out)
-        if kind == "classification":
-            chosen_models, chosen_datasets = (), ()
-        if kind == "binary":
-            source = out[values["from"]]
-            chosen_models = source.models
-            for dataset in chosen_datasets:
-                if dataset not in source.datasets:
-                    raise check.fail(f"dataset {dataset!r} is not scored by task {source.name!r}",
-                                     lines.get("datasets", at), "datasets")
-            if "datasets" not in values:
-                chosen_datasets = source.datasets
+        for metric, metric_line in zip(values.get("metrics", []), _item_lines(values.get("metrics", []), at)):
+            check.choice(metric, spec.metrics(), metric_line, "metrics", f"{kind} metric")
+        spec.check(check, values, lines, at, out)
+        chosen_models, chosen_datasets = spec.select(check, values, lines, at, chosen_models, chosen_datasets, out)
         out[str(name)] = Task(str(name), kind, chosen_models, chosen_datasets, dict(values), at)
     return out
 
@@ -472,51 +447,3 @@ def _references(
     for item, item_line in zip(items, _item_lines(items, lines.get(key, at))):
         check.choice(item, list(known), item_line, key, what)
     return tuple(items)
-
-
-def _task_settings(
-    check: _Checker, kind: str, values: Mapping[str, Any], lines: Mapping[str, int], at: int,
-    earlier: Mapping[str, Task],
-) -> None:
-    """Per-type checks: regimes, seeds, metrics, score sources, positive classes, files."""
-    from dermkit.ontology import default_ontology
-
-    allowed = BINARY_METRICS if kind == "binary" else TASK_METRICS
-    for metric, metric_line in zip(values.get("metrics", []), _item_lines(values.get("metrics", []), at)):
-        check.choice(metric, allowed, metric_line, "metrics", f"{kind} metric")
-    for regime, regime_line in zip(values.get("regimes", []), _item_lines(values.get("regimes", []), at)):
-        if not isinstance(regime, str) or not _REGIME.match(regime):
-            raise check.fail(f"unknown regime {regime!r}; use full, fraction:F or shot:K", regime_line, "regimes")
-    for key in ("seeds", "ks"):
-        for item, item_line in zip(values.get(key, []), _item_lines(values.get(key, []), at)):
-            check.typed(item, int, item_line, key)
-    for item, item_line in zip(values.get("cs", []), _item_lines(values.get("cs", []), at)):
-        check.typed(item, float, item_line, "cs")
-    if "card" in values and not check.path_of(values["card"]).is_dir():
-        raise check.fail("card must name an existing model directory", lines["card"], "card")
-    if "annotations" in values and not check.path_of(values["annotations"]).is_file():
-        raise check.fail("annotations file does not exist", lines["annotations"], "annotations")
-    if kind == "classification":
-        if "predictions" not in values:
-            raise check.fail("a classification task needs 'predictions' (Parquet files)", at)
-        files = values["predictions"] if isinstance(values["predictions"], list) else [values["predictions"]]
-        for item, item_line in zip(files, _item_lines(files, lines["predictions"])):
-            if not check.path_of(str(item)).is_file():
-                raise check.fail(f"predictions file {check.path_of(str(item))} does not exist", item_line,
-                                 "predictions")
-    if kind == "binary":
-        for key in ("from", "positive"):
-            if key not in values:
-                raise check.fail(f"a binary task needs {key!r}", at)
-        source = earlier.get(values["from"])
-        if source is None or source.type not in SCORE_SOURCES:
-            candidates = [name for name, task in earlier.items() if task.type in SCORE_SOURCES]
-            raise check.fail(f"'from' must name an earlier zero-shot or linear-probe task ({', '.join(candidates) or 'none'})",
-                             lines["from"], "from")
-        conditions = default_ontology().conditions
-        for item, item_line in zip(values["positive"], _item_lines(values["positive"], lines["positive"])):
-            if conditions.find(str(item)) is None:
-                raise check.fail(f"unknown condition {item!r}", item_line, "positive")
-        if "threshold" in values:
-            check.choice(values["threshold"], ("youden", "sensitivity"), lines["threshold"], "threshold",
-                         "threshold rule")

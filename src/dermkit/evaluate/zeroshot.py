@@ -1,7 +1,7 @@
 """Zero-shot classification: score a case table's images against ensembled class prompts.
 
 Each case is scored with the prompts of its own acquisition type and source (see
-:mod:`dermkit.evaluate.prompts`); probabilities are the softmax of the model's logit scale times
+:mod:`dermkit.models.prompts`); probabilities are the softmax of the model's logit scale times
 cosine similarity. The result is a predictions table, so metrics, strata and bootstrap intervals
 are computed from it later without re-running the model.
 """
@@ -18,17 +18,20 @@ from scipy.special import softmax
 
 from dermkit.core.errors import InputError
 from dermkit.data.table import read_table
-from dermkit.evaluate.features import ImageFeatures, ImageMode, encode_prompt_sets, resolve_model, split_embeddings
+from dermkit.evaluate.features import (
+    ImageFeatures,
+    ImageMode,
+    encode_prompt_sets,
+    resolve_model,
+    split_embeddings,
+)
 from dermkit.evaluate.predictions import UNLABELLED, Predictions
-from dermkit.evaluate.prompts import class_prompts, templates_for
+from dermkit.models.loaded import logit_scale
+from dermkit.models.prompts import class_prompts, templates_for
 from dermkit.ontology import Ontology, default_ontology
 
 if TYPE_CHECKING:
     from dermkit.models.loaded import LoadedModel
-
-# open_clip's initial logit scale (1 / 0.07), for models that carry none.
-DEFAULT_LOGIT_SCALE = 1 / 0.07
-
 
 def resolve_classes(
     classes: str | Sequence[str] | None, frame: pd.DataFrame, ontology: Ontology | None = None
@@ -70,12 +73,6 @@ def class_labels(
                 labels[row] = position[node.id]
                 break
     return labels
-
-
-def logit_scale(loaded: LoadedModel) -> float:
-    """The model's learned softmax temperature (open_clip stores its log), else CLIP's initial one."""
-    value = getattr(loaded.model, "logit_scale", None)
-    return DEFAULT_LOGIT_SCALE if value is None else float(value.detach().exp())
 
 
 def zero_shot_scores(

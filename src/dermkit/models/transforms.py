@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from dermkit.models.colour import PREPROCESS_KEY
+
 if TYPE_CHECKING:
     import torch
     from PIL.Image import Image
@@ -36,7 +38,9 @@ def eval_transform(preprocess_cfg: Mapping[str, Any]) -> Callable[[Image], torch
     """open_clip's inference transform for this preprocess config (resize, centre crop, normalise)."""
     from open_clip.transform import PreprocessCfg, image_transform_v2
 
-    return image_transform_v2(PreprocessCfg(**preprocess_cfg), is_train=False)
+    cfg = dict(preprocess_cfg)
+    power = cfg.pop(PREPROCESS_KEY, None)
+    return _colour_constant(image_transform_v2(PreprocessCfg(**cfg), is_train=False), power)
 
 
 def train_transform(preprocess_cfg: Mapping[str, Any]) -> Callable[[Image], torch.Tensor]:
@@ -52,12 +56,24 @@ def classifier_train_transform(preprocess_cfg: Mapping[str, Any], augment: str =
     """The fine-tuning augmentation ``augment`` (see the module docstring) for this preprocessing."""
     from torchvision import transforms as T
 
+    power = preprocess_cfg.get(PREPROCESS_KEY)
     if augment == "strong":
-        return T.Compose([T.RandomRotation(ROTATION_DEGREES), train_transform(preprocess_cfg)])
+        return _colour_constant(T.Compose([T.RandomRotation(ROTATION_DEGREES), train_transform(preprocess_cfg)]),
+                                power)
     if augment != "light":
         raise ValueError(f"unknown augmentation {augment!r}; choose from {', '.join(AUGMENTATIONS)}")
-    return _augmentation(preprocess_cfg, LIGHT_CROP_SCALE,
-                         [RandomQuarterTurn(), T.RandomApply([T.ColorJitter(*LIGHT_JITTER)], p=LIGHT_JITTER_PROB)])
+    return _colour_constant(_augmentation(preprocess_cfg, LIGHT_CROP_SCALE, [
+        RandomQuarterTurn(), T.RandomApply([T.ColorJitter(*LIGHT_JITTER)], p=LIGHT_JITTER_PROB)]), power)
+
+
+def _colour_constant(transform: Callable[[Image], torch.Tensor], power: float | None
+                     ) -> Callable[[Image], torch.Tensor]:
+    """``transform`` after Shades of Gray colour constancy of norm ``power`` (none: unchanged)."""
+    from torchvision import transforms as T
+
+    from dermkit.models.colour import ShadesOfGray
+
+    return transform if power is None else T.Compose([T.Lambda(_to_rgb), ShadesOfGray(power), transform])
 
 
 def _augmentation(preprocess_cfg: Mapping[str, Any], crop_scale: tuple[float, float],

@@ -1,6 +1,6 @@
 """Prompt embeddings computed once at start, and the per-request scoring that uses them.
 
-The prompts come from :mod:`dermkit.evaluate.prompts` and are ensembled by
+The prompts come from :mod:`dermkit.models.prompts` and are ensembled by
 :func:`dermkit.evaluate.features.encode_prompt_sets`, exactly as the offline zero-shot and concept
 tasks build them. Those tasks encode the text on every call, which costs hundreds of text-encoder
 passes; a service answering in milliseconds cannot, so the text side is encoded here once and the
@@ -26,9 +26,15 @@ from scipy.special import expit, softmax
 from dermkit.core.atomic import atomic_path
 from dermkit.core.errors import DermkitError, InputError
 from dermkit.core.optional import require
-from dermkit.evaluate.features import default_cache_dir, encode_prompt_sets, weights_fingerprint
-from dermkit.evaluate.prompts import TEMPLATES, class_prompts, concept_prompts, templates_for
-from dermkit.evaluate.zeroshot import logit_scale
+from dermkit.evaluate.features import encode_prompt_sets, weights_fingerprint
+from dermkit.models.feature_cache import user_cache_root
+from dermkit.models.loaded import logit_scale
+from dermkit.models.prompts import (
+    TEMPLATES,
+    class_prompts,
+    concept_prompts,
+    templates_for,
+)
 from dermkit.ontology import Ontology, default_ontology
 
 if TYPE_CHECKING:
@@ -121,7 +127,7 @@ class TextBank:
     @staticmethod
     def cached_path(key: dict[str, Any], cache_dir: str | Path | None = None) -> Path:
         """Where :meth:`cached` keeps the bank of ``key``."""
-        return Path(cache_dir or default_cache_dir().parent / "textbank") / f"{key_digest(key)}.npz"
+        return Path(cache_dir or user_cache_root() / "textbank") / f"{key_digest(key)}.npz"
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"concept_margins": self.concept_margins, "scale": np.asarray(self.scale),

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from dermkit.core import distributed as ranks
 from dermkit.core.atomic import atomic_path
 from dermkit.core.errors import InputError
-from dermkit.train import distributed
 
 CHECKPOINT = "checkpoints/last.pt"
 
@@ -51,7 +51,7 @@ def _tuples(value: Any) -> Any:
 
 def all_rng_states(device: torch.device) -> list[dict[str, Any]]:
     """Every rank's RNG states, in rank order (collective: all ranks must call it)."""
-    return distributed.all_gather_objects(rng_state(device))
+    return ranks.all_gather_objects(rng_state(device))
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
@@ -83,8 +83,8 @@ def load_checkpoint(run_dir: Path, recipe: dict[str, Any] | None = None) -> dict
 
 def restore_rng(states: list[dict[str, Any]], device: torch.device) -> None:
     """Restore this rank's RNG states; a run resumed on a different number of processes cannot be exact."""
-    if len(states) != distributed.world_size():
+    if len(states) != ranks.world_size():
         raise InputError(
-            f"checkpoint was written by {len(states)} processes, resuming on {distributed.world_size()}"
+            f"checkpoint was written by {len(states)} processes, resuming on {ranks.world_size()}"
         )
-    set_rng_state(states[distributed.rank()], device)
+    set_rng_state(states[ranks.rank()], device)

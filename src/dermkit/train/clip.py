@@ -23,11 +23,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from dermkit.core import distributed as ranks
 from dermkit.core.atomic import atomic_write_text
 from dermkit.core.errors import InputError
 from dermkit.core.precision import PRECISIONS, precision_record, resolve_precision
 from dermkit.data.images import open_image
 from dermkit.data.table import Case
+from dermkit.models.feature_cache import (
+    FeatureCache,
+    cache_directory,
+    get_or_compute,
+    image_identity,
+    weights_digest,
+)
 from dermkit.models.text_padding import text_padding_id, trim_padding
 from dermkit.train import distributed
 from dermkit.train.checkpoint import (
@@ -43,16 +51,10 @@ from dermkit.train.data import (
     caption_candidates,
     read_splits,
 )
-from dermkit.train.features import (
-    FeatureCache,
-    Tower,
-    fill_cache,
-    image_identity,
-    weights_digest,
-)
 from dermkit.train.losses import LOSSES
 from dermkit.train.run_log import MetricsLog, retrieval_recall
 from dermkit.train.schedule import warmup_cosine
+from dermkit.train.towers import Tower
 
 SIGLIP_INIT_BIAS = -10.0
 MAX_LOGIT_SCALE = math.log(100)  # CLIP's clamp: a temperature below 0.01 destabilises training
@@ -112,7 +114,7 @@ class ClipTrainer:
 
         self.config, self.device, self.out = config, device, Path(config.out)
         self.precision = resolve_precision(config.precision, device)
-        distributed.seed_everything(config.seed + distributed.rank())
+        distributed.seed_everything(config.seed + ranks.rank())
         self.loaded = load_model(config.model)
         self.model = self.loaded.model.to(device)
         distributed.broadcast_parameters(self.model.state_dict().values())
@@ -121,7 +123,7 @@ class ClipTrainer:
         self.towers = {side: Tower.of(self.model, side) for side in ("image", "text")}
         self.cached = self._lock_towers()
         self.logit_bias = self._logit_bias()
-        self.log = MetricsLog(self.out, tensorboard=config.tensorboard, enabled=distributed.is_main())
+        self.log = MetricsLog(self.out, tensorboard=config.tensorboard, enabled=ranks.is_main())
 
         train, val, self.manifests = read_splits(config.data)
         self.has_val = bool(val)
@@ -206,27 +208,25 @@ class ClipTrainer:
                 return self.loaded.tokenizer([key])[0]
 
         cache = FeatureCache(
-            Path(self.config.cache_dir) if self.config.cache_dir else self.out / "feature-cache",
+            cache_directory(self.config.cache_dir),
             side,
             {"model": self.loaded.name, "weights": weights_digest(tower.trunk_parameters()),
              "preprocessing": preprocessing, "items": items, "precision": self.precision},
         )
-        hit = distributed.broadcast_object(cache.path.exists())
+        # Each rank encodes every world_size-th key on a miss; the main rank writes them all.
+        started = time.perf_counter()
+        self.model.eval()
+        with self._autocast():  # bf16 runs cache bf16 trunk features (about 3x faster on CPU)
+            pad = text_padding_id(tower.holder) if side == "text" else None
+            encode = tower.encode_trunk if pad is None else trim_padding(tower.encode_trunk, pad)
+            features, hit = get_or_compute(cache, keys, load, encode, batch_size=min(self.config.batch_size, 256),
+                                           device=self.device, workers=self.config.workers,
+                                           description=f"caching {side} features")
         record: dict[str, Any] = {"event": "feature_cache", "side": side, "hit": hit, "items": len(keys),
                                   "file": str(cache.path)}
-        if not hit:  # each rank encodes every world_size-th key; the main rank writes them all
-            started = time.perf_counter()
-            self.model.eval()
-            with self._autocast():  # bf16 runs cache bf16 trunk features (about 3x faster on CPU)
-                pad = text_padding_id(tower.holder) if side == "text" else None
-                encode = tower.encode_trunk if pad is None else trim_padding(tower.encode_trunk, pad)
-                fill_cache(cache, keys, load, encode, batch_size=min(self.config.batch_size, 256),
-                           device=self.device, workers=self.config.workers, description=f"caching {side} features")
+        if not hit:
             record["seconds"] = round(time.perf_counter() - started, 3)
         self.log.write(record)
-        distributed.barrier()
-        features = cache.load()
-        assert features is not None
         return features  # stays on the CPU: loader workers cannot share accelerator tensors
 
     # -- the loop -----------------------------------------------------------------------------
@@ -247,7 +247,7 @@ class ClipTrainer:
         if summary["finished"] and self.config.export:
             self._export()
         self.log.close()
-        if not distributed.is_main():
+        if not ranks.is_main():
             return None
         atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
@@ -327,8 +327,8 @@ class ClipTrainer:
         A retrieved item counts as a hit when its caption equals the query's: structured captions
         repeat across cases, so demanding the very same case would punish correct retrievals.
         """
-        if not self.has_val or not distributed.is_main():
-            distributed.barrier()
+        if not self.has_val or not ranks.is_main():
+            ranks.barrier()
             return {}
         self.model.eval()
         loader = DataLoader(self.val_set, batch_size=min(self.config.batch_size, 256), num_workers=self.config.workers)
@@ -346,7 +346,7 @@ class ClipTrainer:
         captions = [self.val_set.pick(i)[1] for i in range(len(self.val_set))]
         results = {"val_loss": float(torch.stack(chunk_losses).mean()), "val_cases": len(captions)}
         results.update(retrieval_recall(image_features, text_features, captions, RECALL_AT))
-        distributed.barrier()
+        ranks.barrier()
         return results
 
     # -- checkpoints and export -----------------------------------------------------------------
@@ -366,15 +366,15 @@ class ClipTrainer:
 
     def _save(self) -> None:
         rng = all_rng_states(self.device)  # collective: every rank takes part
-        if distributed.is_main():
+        if ranks.is_main():
             path = save_checkpoint(self.out, {**self._state(), "rng": rng})
             self.log.write({"event": "checkpoint", "epoch": self.epoch, "step": self.step, "file": str(path)})
-        distributed.barrier()
+        ranks.barrier()
 
     def _resume(self) -> None:
         state = load_checkpoint(self.out, recipe=self.config.recipe())
         if state is None:
-            if distributed.is_main():
+            if ranks.is_main():
                 self.log.write({"event": "resume", "found": False})
             return
         self.model.load_state_dict(state["model"])
@@ -389,9 +389,12 @@ class ClipTrainer:
         self.log.write({"event": "resume", "found": True, "epoch": self.epoch, "step": self.step})
 
     def _export(self) -> None:
-        if distributed.is_main():
+        if ranks.is_main():
             from dermkit.models import ModelCard, export_model
-            from dermkit.models.card import license_of_trained_weights, training_data_entries
+            from dermkit.models.card import (
+                license_of_trained_weights,
+                training_data_entries,
+            )
 
             training_data = training_data_entries(self.manifests)
             licences = ", ".join(sorted({entry["license"] for entry in training_data}))
@@ -407,7 +410,7 @@ class ClipTrainer:
                 **precision_record(self.precision),
             )
             export_model(self.loaded, self.out / "model", card)
-        distributed.barrier()
+        ranks.barrier()
 
 
 def _check(config: ClipTrainConfig) -> None:
@@ -418,9 +421,9 @@ def _check(config: ClipTrainConfig) -> None:
     for name in ("epochs", "batch_size", "accum"):
         if getattr(config, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
-    if config.batch_size % distributed.world_size():
+    if config.batch_size % ranks.world_size():
         raise InputError(f"--batch-size {config.batch_size} must be divisible by the "
-                         f"{distributed.world_size()} processes")
+                         f"{ranks.world_size()} processes")
 
 
 def _adamw(parameters: list[nn.Parameter], *, lr: float, wd: float) -> torch.optim.AdamW:
@@ -433,4 +436,4 @@ def _adamw(parameters: list[nn.Parameter], *, lr: float, wd: float) -> torch.opt
 def _progress(total: int, description: str) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=description, disable=not distributed.is_main(), leave=False)
+    return tqdm(total=total, desc=description, disable=not ranks.is_main(), leave=False)

@@ -32,12 +32,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from dermkit.core import distributed as ranks
 from dermkit.core.atomic import atomic_write_text
 from dermkit.core.errors import InputError
 from dermkit.core.precision import PRECISIONS, precision_record, resolve_precision
 from dermkit.data.images import open_image
 from dermkit.data.table import Case, frame_to_cases, read_table
-from dermkit.evaluate.metrics import balanced_accuracy
+from dermkit.metrics import balanced_accuracy
 from dermkit.models.backbones import DEFAULT_BACKBONE, Backbone, build_backbone
 from dermkit.models.card import (
     ModelCard,
@@ -45,8 +46,10 @@ from dermkit.models.card import (
     license_of_trained_weights,
     training_data_entries,
 )
+from dermkit.models.colour import PREPROCESS_KEY as COLOUR_KEY
 from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec, collate_metadata
 from dermkit.models.families.ddx import DdxModel, pad_images, save_ddx
+from dermkit.models.feature_cache import cache_directory, get_or_compute, trunk_cache
 from dermkit.train import distributed
 from dermkit.train.checkpoint import (
     all_rng_states,
@@ -56,12 +59,6 @@ from dermkit.train.checkpoint import (
 )
 from dermkit.train.data import read_splits
 from dermkit.train.decision import fit_logit_adjustment, training_prior
-from dermkit.train.features import (
-    FeatureCache,
-    fill_cache,
-    image_identity,
-    weights_digest,
-)
 from dermkit.train.imbalance import choose_synthetic, epoch_indices, synthetic_quota
 from dermkit.train.losses_supervised import (
     class_balanced_weights,
@@ -77,6 +74,7 @@ LOSS_NAMES = ("soft-ce", "focal")
 DECISIONS = ("argmax", "balanced")
 SCHEDULES = ("constant", "cosine")
 SELECTION_CRITERIA = ("loss", "balanced-accuracy")
+WEIGHT_AVERAGES = ("none", "ema")
 
 
 @dataclass
@@ -126,6 +124,14 @@ class DdxTrainConfig:
     cache_dir: str | None = None
     export: bool = True
     time_budget_s: float | None = None  # no epoch after the first started that would overrun it (caching included)
+    shades_of_gray: float | None = field(default=None, metadata={"help": (
+        "Shades of Gray colour constancy of norm p (6 in the ISIC literature) before every image "
+        "transform, at training and, stored in the model's preprocessing, at eval/predict/serve time "
+        "(models.colour)")})
+    weight_average: str = field(default="none", metadata={"help": (
+        "ema: an exponential moving average of the fine-tuned weights, validated beside the plain "
+        "weights every epoch; the better of the two on the selection criterion is the epoch's candidate")})
+    ema_decay: float = field(default=0.998, metadata={"help": "per-step decay of --weight-average ema"})
     tta: str = "1"  # test-time views stored with the model: 1, 2, 4, 8, or auto (chosen on validation)
 
     RUN_CONTROL = ("resume", "workers", "cache_dir", "export", "time_budget_s", "tta")
@@ -190,8 +196,8 @@ class DdxTrainer:
         self.started = time.perf_counter()
         self.config, self.device, self.out = config, device, Path(config.out)
         self.precision = resolve_precision(config.precision, device)
-        distributed.seed_everything(config.seed + distributed.rank())
-        self.log = MetricsLog(self.out, enabled=distributed.is_main())
+        distributed.seed_everything(config.seed + ranks.rank())
+        self.log = MetricsLog(self.out, enabled=ranks.is_main())
         self.labels = LabelSpace.build(config.labels, config.other, config.aux_level)
         train, val, self.manifests = read_splits(config.data)
         # Synthetic cases never validate: a generated image would score its own source's label.
@@ -212,6 +218,8 @@ class DdxTrainer:
         distributed.broadcast_parameters(self.net.state_dict().values())
         if self.backbone is not None:
             self.backbone.set_trainable(0)
+            if config.shades_of_gray is not None:  # part of the preprocessing: cached, exported, applied at eval
+                self.backbone.preprocess[COLOUR_KEY] = config.shades_of_gray
         features = None
         if self.uses_images:  # one cache entry per source, so mixing in synthetic cases reuses the real ones'
             features = {**self._cached_features(train + val), **self._cached_features(synthetic)}
@@ -226,6 +234,7 @@ class DdxTrainer:
         self.planned_epochs = config.epochs  # fitted to the time budget after the first fine-tuning epoch
         self.optimizer = self._optimizer()
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.ema: dict[str, torch.Tensor] | None = None  # --weight-average ema, from the first fine-tuning step
         self.history: list[dict[str, Any]] = []
 
     # -- data ---------------------------------------------------------------------------------
@@ -266,20 +275,17 @@ class DdxTrainer:
         if not paths:
             return {}
         _, evaluate = self.backbone.transforms()
-        cache = image_feature_cache(self.backbone, paths, self._cache_directory())
-        hit = distributed.broadcast_object(cache.path.exists())
+        cache = trunk_cache(self.backbone, paths, self.config.cache_dir)
+        started = time.perf_counter()
+        self.backbone.module.eval()
+        # compute_features forks the RNG, so a cache miss does not shift later random draws.
+        loaded, hit = get_or_compute(cache, paths, lambda p: evaluate(open_image(p)), self.backbone.module,
+                                     batch_size=64, device=self.device, workers=self.config.workers,
+                                     description="caching image features")
         record: dict[str, Any] = {"event": "feature_cache", "hit": hit, "items": len(paths), "file": str(cache.path)}
         if not hit:
-            started = time.perf_counter()
-            self.backbone.module.eval()
-            # compute_features forks the RNG, so a cache miss does not shift later random draws.
-            fill_cache(cache, paths, lambda p: evaluate(open_image(p)), self.backbone.module, batch_size=64,
-                       device=self.device, workers=self.config.workers, description="caching image features")
             record["seconds"] = round(time.perf_counter() - started, 3)
         self.log.write(record)
-        distributed.barrier()
-        loaded = cache.load()
-        assert loaded is not None
         return loaded
 
     # -- the loop -----------------------------------------------------------------------------
@@ -332,7 +338,7 @@ class DdxTrainer:
             return
         left = budget - (time.perf_counter() - self.started)
         planned = min(self.config.epochs, self.epoch + max(0, int(left // max(epoch_seconds, 1e-6))))
-        self.planned_epochs = int(distributed.broadcast_object(planned))
+        self.planned_epochs = int(ranks.broadcast_object(planned))
         self.log.write({"event": "plan", "epochs": self.planned_epochs, "epoch_seconds": round(epoch_seconds, 1)})
 
     def run(self) -> dict[str, Any] | None:
@@ -346,10 +352,15 @@ class DdxTrainer:
                 validation = self._validate()
             record = {"event": "epoch", "epoch": self.epoch, "train_loss": train_loss, **validation,
                       "seconds": round(time.perf_counter() - started, 3)}
-            score = -validation["val_loss"] if self.config.select_on == "loss" else validation["val_balanced_accuracy"]
+            score, state = self._score(validation), self.net.state_dict()
+            if self.ema is not None:
+                averaged = self._validate_weights(self.ema)
+                record["ema"] = averaged
+                if self._score(averaged) > score:
+                    score, state, record["weights"] = self._score(averaged), self.ema, "ema"
             if score > self.best_score:
                 self.best_score, self.best_epoch = score, self.epoch
-                self.best_state = copy.deepcopy(self.net.state_dict())
+                self.best_state = copy.deepcopy(state)
             self.history.append(record)
             self.log.write(record)
             self.epoch += 1
@@ -364,13 +375,38 @@ class DdxTrainer:
                    "train_cases": len(self.train.cases), "val_cases": len(self.val.cases),
                    "synthetic_train_cases": sum(c.synthetic for c in self.train.cases),
                    **precision_record(self.precision)}
-        if self.config.export and distributed.is_main():
+        if self.config.export and ranks.is_main():
             self._export(summary)
         self.log.close()
-        if not distributed.is_main():
+        if not ranks.is_main():
             return None
         atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _score(self, validation: dict[str, float]) -> float:
+        return -validation["val_loss"] if self.config.select_on == "loss" else validation["val_balanced_accuracy"]
+
+    def _validate_weights(self, state: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Validation figures of ``state``; the live weights are restored afterwards."""
+        live = copy.deepcopy(self.net.state_dict())
+        self.net.load_state_dict(state)
+        try:
+            return self._validate()
+        finally:
+            self.net.load_state_dict(live)
+
+    def _update_ema(self) -> None:
+        """One step of the moving average (integer buffers, e.g. batch-norm counts, are copied)."""
+        state = self.net.state_dict()
+        if self.ema is None:
+            self.ema = {k: v.detach().clone() for k, v in state.items()}
+            return
+        with torch.no_grad():
+            for key, value in state.items():
+                if value.is_floating_point():
+                    self.ema[key].lerp_(value, 1 - self.config.ema_decay)
+                else:
+                    self.ema[key].copy_(value)
 
     def _out_of_time(self) -> bool:
         """Whether another epoch as long as the last would overrun the budget; never before the first
@@ -378,7 +414,7 @@ class DdxTrainer:
         budget = self.config.time_budget_s
         over = bool(self.history) and budget is not None and (
             time.perf_counter() - self.started + self.history[-1]["seconds"] > budget)
-        return bool(distributed.broadcast_object(over))
+        return bool(ranks.broadcast_object(over))
 
     def _selection(self) -> dict[str, Any]:
         """The criterion and the chosen epoch's validation figures (its log record)."""
@@ -395,8 +431,8 @@ class DdxTrainer:
         else:
             weight = None if config.class_weights == "none" else self.class_weight
             normaliser = None  # one process: the batch's own total weight
-            if weight is not None and distributed.world_size() > 1:
-                normaliser = distributed.mean_over_ranks((smooth(target, config.label_smoothing) * weight).sum())
+            if weight is not None and ranks.world_size() > 1:
+                normaliser = ranks.mean_over_ranks((smooth(target, config.label_smoothing) * weight).sum())
             loss = soft_cross_entropy(out["logits"], target, weight, config.label_smoothing, normaliser)
         if self.aux_matrix is not None:
             loss = loss + config.aux_weight * soft_cross_entropy(out["aux_logits"], target @ self.aux_matrix)
@@ -409,7 +445,7 @@ class DdxTrainer:
             for group in self.backbone.trainable_groups():
                 group.train(any(p.requires_grad for p in group.parameters()))
         draw = torch.from_numpy(epoch_indices(self.train.labels(), config.sampling, config.seed, self.epoch))
-        global_batch = min(config.batch_size, len(draw) // distributed.world_size() * distributed.world_size())
+        global_batch = min(config.batch_size, len(draw) // ranks.world_size() * ranks.world_size())
         sampler = distributed.ShardedBatches(len(draw), global_batch, seed=config.seed, epoch=self.epoch)
         losses = []
         steps = len(sampler)
@@ -432,9 +468,11 @@ class DdxTrainer:
             distributed.average_gradients([p for p in self.net.parameters() if p.requires_grad])
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
+            if config.weight_average == "ema" and self._finetuning():
+                self._update_ema()
             losses.append(float(loss.detach()))
         # Every rank's mean of its share: their average is the one-process loss of the global batches.
-        return float(distributed.mean_over_ranks(torch.tensor(np.mean(losses) if losses else float("nan"))))
+        return float(ranks.mean_over_ranks(torch.tensor(np.mean(losses) if losses else float("nan"))))
 
     @torch.no_grad()
     def predict(self, split: Split) -> torch.Tensor:
@@ -459,12 +497,12 @@ class DdxTrainer:
     def _validate(self) -> dict[str, float]:
         """Class-balanced validation loss and balanced accuracy (rank 0 computes, every rank receives)."""
         values = None
-        if distributed.is_main():
+        if ranks.is_main():
             probs = self.predict(self.val)
             weighted = self.val.target * self.val_weight
             values = {"val_loss": float(-(weighted * probs.clamp_min(1e-12).log()).sum() / weighted.sum()),
                       "val_balanced_accuracy": balanced_accuracy(probs.numpy(), self.val.labels())}
-        return distributed.broadcast_object(values)
+        return ranks.broadcast_object(values)
 
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
         if self.precision == "bf16":
@@ -475,13 +513,13 @@ class DdxTrainer:
 
     def _save(self) -> None:
         rng = all_rng_states(self.device)
-        if distributed.is_main():
+        if ranks.is_main():
             save_checkpoint(self.out, {
                 "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
                 "best_epoch": self.best_epoch, "best_score": self.best_score, "best_state": self.best_state,
-                "planned_epochs": self.planned_epochs,
+                "ema": self.ema, "planned_epochs": self.planned_epochs,
                 "history": self.history, "config": self.config.recipe(), "rng": rng})
-        distributed.barrier()
+        ranks.barrier()
 
     def _resume(self) -> None:
         state = load_checkpoint(self.out, recipe=self.config.recipe())
@@ -494,6 +532,7 @@ class DdxTrainer:
         self.best_epoch, self.best_score, self.best_state = state["best_epoch"], state["best_score"], state["best_state"]
         self.history = state["history"]
         self.planned_epochs = state["planned_epochs"]
+        self.ema = state.get("ema")
         restore_rng(state["rng"], self.device)
         self.log.write({"event": "resume", "epoch": self.epoch})
 
@@ -532,9 +571,6 @@ class DdxTrainer:
         save_ddx(model, self.out / "model")
         summary["model"] = str(self.out / "model")
 
-    def _cache_directory(self) -> Path:
-        return Path(self.config.cache_dir) if self.config.cache_dir else self.out / "feature-cache"
-
     def _test_time_views(self, model: DdxModel) -> dict[str, Any]:
         """``--tta N`` as given, or ``auto``: the count of best validation balanced accuracy
         (:func:`dermkit.predict.choose_tta` on the validation split of every ``--data`` table)."""
@@ -545,16 +581,7 @@ class DdxTrainer:
             return {"views": check_tta(int(self.config.tta)), "chosen": "given"}
         if not model.uses_images:
             return {"views": 1, "chosen": "no images"}
-        return {**choose_tta(model, self.config.data, cache_dir=self._cache_directory()), "chosen": "validation"}
-
-
-def image_feature_cache(backbone: Backbone, paths: list[str], directory: Path, view: int = 0) -> FeatureCache:
-    """The cache entry of a frozen trunk's features for ``paths``: keyed by weights, preprocessing and files,
-    so training and later prediction with the same trunk share it; ``view`` > 0 is a test-time view
-    (``models.transforms.dihedral_view``), an entry of its own."""
-    key = {"model": backbone.name, "weights": weights_digest(list(backbone.module.parameters())),
-           "preprocessing": json.dumps(backbone.preprocess, sort_keys=True), "items": [image_identity(p) for p in paths]}
-    return FeatureCache(directory, "image", {**key, "view": view} if view else key)
+        return {**choose_tta(model, self.config.data, cache_dir=cache_directory(self.config.cache_dir)), "chosen": "validation"}
 
 
 def _to(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -569,6 +596,7 @@ def _check(config: DdxTrainConfig) -> None:
                "sampling": (config.sampling, SAMPLINGS), "schedule": (config.schedule, SCHEDULES),
                "decision": (config.decision, DECISIONS), "augment": (config.augment, AUGMENTATIONS),
                "select_on": (config.select_on, SELECTION_CRITERIA),
+               "weight_average": (config.weight_average, WEIGHT_AVERAGES),
                "precision": (config.precision, PRECISIONS)}
     for name, (value, allowed) in choices.items():
         if value not in allowed:
@@ -576,5 +604,7 @@ def _check(config: DdxTrainConfig) -> None:
     for name in ("epochs", "batch_size"):
         if getattr(config, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1", field=name)
+    if config.shades_of_gray is not None and config.shades_of_gray <= 0:
+        raise InputError(f"--shades-of-gray needs a norm p > 0, got {config.shades_of_gray}", field="shades_of_gray")
     if config.unfreeze_epoch is not None and "images" not in config.inputs:
         raise InputError("--unfreeze-epoch needs image inputs", field="unfreeze_epoch")

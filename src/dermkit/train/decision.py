@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from dermkit.core.errors import InputError
-from dermkit.evaluate.metrics import balanced_accuracy
+from dermkit.metrics import balanced_accuracy
 
 TAUS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 

@@ -11,27 +11,12 @@ import os
 import random
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from dermkit.core.distributed import (  # noqa: F401  (callers move to core.distributed)
-    all_gather_objects,
-    barrier,
-    broadcast_object,
-    is_main,
-    mean_over_ranks,
-    rank,
-    world_size,
-)
-
-
-
-
-
-
+from dermkit.core.distributed import barrier, rank, world_size
 
 
 def setup() -> torch.device:
@@ -74,8 +59,6 @@ def process_group() -> Iterator[torch.device]:
             teardown()
 
 
-
-
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch; callers add their rank so dropout differs between ranks."""
     random.seed(seed)
@@ -90,12 +73,6 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     import torch.distributed.nn as dist_nn
 
     return torch.cat(dist_nn.all_gather(tensor), dim=0)
-
-
-
-
-
-
 
 
 def broadcast_parameters(parameters: Iterable[torch.Tensor]) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dermkit.core import distributed as ranks
 from dermkit.core.atomic import atomic_dir, atomic_path, atomic_write_text
 from dermkit.core.errors import InputError
 from dermkit.data.images import open_image
@@ -96,7 +97,7 @@ class CycleGanTrainer:
 
     def __init__(self, config: GanTrainConfig, device: torch.device) -> None:
         self.config, self.device, self.out = config, device, Path(config.out)
-        distributed.seed_everything(config.seed + distributed.rank())
+        distributed.seed_everything(config.seed + ranks.rank())
         cases = list(frame_to_cases(read_table(config.data)))
         self.cases_a, self.cases_b = class_cases(cases, config.class_a, config.class_b)
         self.transform = gan_transform(config.image_size, train=True)
@@ -107,7 +108,7 @@ class CycleGanTrainer:
         self.opt_d = torch.optim.Adam(self.model.discriminators(), lr=config.lr, betas=GAN_BETAS)
         self.steps_per_epoch = max(len(self.cases_a), len(self.cases_b)) // config.batch_size
         self.step = 0
-        self.log = MetricsLog(self.out, enabled=distributed.is_main())
+        self.log = MetricsLog(self.out, enabled=ranks.is_main())
         fixed = np.linspace(0, 1, 4, endpoint=False)
         self.fixed_a = self._load([self.cases_a[int(f * len(self.cases_a))] for f in fixed], train=False)
         self.fixed_b = self._load([self.cases_b[int(f * len(self.cases_b))] for f in fixed], train=False)
@@ -121,8 +122,8 @@ class CycleGanTrainer:
         size = self.config.batch_size
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step * 2 + salt)
         order = torch.randint(len(cases), (size,), generator=generator).tolist()
-        local = size // distributed.world_size()
-        mine = order[distributed.rank() * local:(distributed.rank() + 1) * local]
+        local = size // ranks.world_size()
+        mine = order[ranks.rank() * local:(ranks.rank() + 1) * local]
         return self._load([cases[i] for i in mine])
 
     def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, float]:
@@ -166,17 +167,17 @@ class CycleGanTrainer:
         summary = {"out": str(self.out), "step": self.step, "steps_total": config.epochs * self.steps_per_epoch,
                    "cases_a": len(self.cases_a), "cases_b": len(self.cases_b),
                    "seconds": round(time.perf_counter() - started, 1)}
-        if distributed.is_main():
+        if ranks.is_main():
             save_cyclegan(self.model, self.out / "model")
             atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         self.log.close()
-        distributed.barrier()
-        return summary if distributed.is_main() else None
+        ranks.barrier()
+        return summary if ranks.is_main() else None
 
     @torch.no_grad()
     def _samples(self) -> None:
         """PNG grid: row 1 real A, row 2 A→B, row 3 real B, row 4 B→A."""
-        if not distributed.is_main():
+        if not ranks.is_main():
             return
         from torchvision.utils import save_image
 
@@ -189,11 +190,11 @@ class CycleGanTrainer:
 
     def _save(self) -> None:
         rng = all_rng_states(self.device)
-        if distributed.is_main():
+        if ranks.is_main():
             save_checkpoint(self.out, {"model": self.model.state_dict(), "opt_g": self.opt_g.state_dict(),
                                        "opt_d": self.opt_d.state_dict(), "step": self.step,
                                        "config": self.config.recipe(), "rng": rng})
-        distributed.barrier()
+        ranks.barrier()
 
     def _resume(self) -> None:
         state = load_checkpoint(self.out, recipe=self.config.recipe())
@@ -211,7 +212,7 @@ def _lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
 
 
 def train_gan(config: GanTrainConfig) -> dict[str, Any] | None:
-    if config.batch_size < 1 or config.batch_size % distributed.world_size():
+    if config.batch_size < 1 or config.batch_size % ranks.world_size():
         raise InputError("--batch-size must be a positive multiple of the number of processes", field="batch_size")
     with distributed.process_group() as device:
         return CycleGanTrainer(config, device).run()

@@ -52,10 +52,10 @@ def retrieval_recall(
 ) -> dict[str, float]:
     """Validation recall@k of paired, L2-normalised features; pair i is image i, caption i.
 
-    Scored by evaluation's one retrieval metric (no second implementation here): an item is
-    relevant to a query when it carries the same caption text as the query's pair.
+    Scored by the one retrieval metric (:mod:`dermkit.metrics.retrieval`, shared with evaluation):
+    an item is relevant to a query when it carries the same caption text as the query's pair.
     """
-    from dermkit.evaluate.retrieval import retrieval_metrics
+    from dermkit.metrics.retrieval import retrieval_metrics
 
     labels = np.unique(np.asarray(captions, dtype=object), return_inverse=True)[1]
     relevant = labels[:, None] == labels[None, :]

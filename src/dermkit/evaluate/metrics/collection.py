@@ -34,29 +34,29 @@ import pandas as pd
 
 from dermkit.core.errors import InputError
 from dermkit.evaluate.bootstrap import MetricFn, bootstrap_ci
-from dermkit.evaluate.metrics.binary import (
+from dermkit.evaluate.predictions import Predictions, resampling_units
+from dermkit.evaluate.strata import STRATIFIABLE, UNKNOWN, stratify_rows, stratum_of
+from dermkit.metrics.binary import (
     auroc,
     average_precision,
     partial_auc_above_tpr,
     rates_at_threshold,
     sensitivity_at_specificity,
 )
-from dermkit.evaluate.metrics.calibration import expected_calibration_error
-from dermkit.evaluate.metrics.classification import (
+from dermkit.metrics.calibration import expected_calibration_error
+from dermkit.metrics.classification import (
     accuracy,
     balanced_accuracy,
     cohen_kappa,
     macro_f1,
 )
-from dermkit.evaluate.metrics.differential import (
+from dermkit.metrics.differential import (
     average_overlap,
     average_top_k_sensitivity,
     differential_top_k_accuracy,
 )
-from dermkit.evaluate.metrics.inputs import UndefinedMetricError, predicted_labels
-from dermkit.evaluate.metrics.ranking import macro_auroc, macro_average_precision
-from dermkit.evaluate.predictions import Predictions, resampling_units
-from dermkit.evaluate.strata import STRATIFIABLE, UNKNOWN, stratum_of, stratify_rows
+from dermkit.metrics.inputs import UndefinedMetricError, predicted_labels
+from dermkit.metrics.ranking import macro_auroc, macro_average_precision
 
 CLASSIFICATION_METRICS = (
     "accuracy", "balanced_accuracy", "macro_f1", "cohen_kappa", "top1_accuracy", "top3_accuracy", "macro_auroc",

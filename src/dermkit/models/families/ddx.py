@@ -200,6 +200,7 @@ def load_ddx(path: str | Path, device: str = "cpu") -> DdxModel:
 
     from dermkit.models.backbones import build_backbone
     from dermkit.models.ddx import LabelSpace, MetadataSpec
+    from dermkit.models.names import recorded_backbone
 
     path = Path(path)
     config_file = path / CONFIG_FILE
@@ -208,7 +209,7 @@ def load_ddx(path: str | Path, device: str = "cpu") -> DdxModel:
     config = json.loads(config_file.read_text())
     if config.get("format") != FORMAT:
         raise InputError(f"{CONFIG_FILE} is not a {FORMAT} config", file=config_file)
-    trunk = build_backbone(config["backbone"], pretrained=False).module if config["feature_dim"] else None
+    trunk = build_backbone(recorded_backbone(config["backbone"]), pretrained=False).module if config["feature_dim"] else None
     net = build_net(config, trunk)
     net.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
     labels = LabelSpace(list(config["classes"]), **config["labels"])

@@ -93,21 +93,22 @@ def dermlip_lite(device: str = "cpu", seed: int = 0) -> LoadedModel:
     return LoadedModel.assemble(model, cfg, tokenizer, name="dermlip-lite", device=device, card=copy.deepcopy(CARD))
 
 
-def load_image_tower(trunk: torch.nn.Module) -> None:
-    """Copy the package's tensors into timm's ``efficientnet_lite0`` trunk.
+def load_image_tower(trunk: torch.nn.Module, weights: Path | None = None) -> None:
+    """Copy the package's tensors into timm's ``efficientnet_lite0`` trunk (or, given ``weights``,
+    another Lite package's into its timm trunk: :mod:`dermkit.models.lite_weights`).
 
     The package uses other parameter names but the same order, so tensors are matched by position
     (shapes checked); its ImageNet classifier is dropped because open_clip replaces the head.
     """
     torch = require("torch", "torch")
-    source = torch.load(efficientnet_weights(), map_location="cpu", weights_only=True)
+    source = torch.load(weights or efficientnet_weights(), map_location="cpu", weights_only=True)
     values = [value for key, value in source.items() if not key.startswith(_CLASSIFIER_PREFIX)]
     target = trunk.state_dict()
     if len(values) != len(target):
-        raise DermkitError(f"efficientnet-lite0 weights have {len(values)} tensors, timm's trunk {len(target)}")
+        raise DermkitError(f"efficientnet-lite weights have {len(values)} tensors, timm's trunk {len(target)}")
     for (key, expected), value in zip(target.items(), values, strict=True):
         if expected.shape != value.shape:
-            raise DermkitError(f"efficientnet-lite0 tensor for {key} has shape {tuple(value.shape)}, "
+            raise DermkitError(f"efficientnet-lite tensor for {key} has shape {tuple(value.shape)}, "
                                f"timm expects {tuple(expected.shape)}")
     trunk.load_state_dict(dict(zip(target, values, strict=True)))
 

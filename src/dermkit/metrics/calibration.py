@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dermkit.core import InputError
-from dermkit.evaluate.metrics.inputs import check_pair, predicted_labels
+from dermkit.metrics.inputs import check_pair, predicted_labels
 
 
 @dataclass(frozen=True)

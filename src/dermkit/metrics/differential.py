@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from dermkit.core import InputError
-from dermkit.evaluate.metrics.inputs import as_probs, ranked_classes
+from dermkit.metrics.inputs import as_probs, ranked_classes
 
 
 def _check(probs: object, reference: object, k: int) -> tuple[np.ndarray, np.ndarray]:

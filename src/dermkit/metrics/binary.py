@@ -13,8 +13,8 @@ from typing import Literal
 import numpy as np
 
 from dermkit.core import InputError
-from dermkit.evaluate.metrics.classification import ClassRates, rates_from_counts
-from dermkit.evaluate.metrics.inputs import UndefinedMetricError
+from dermkit.metrics.classification import ClassRates, rates_from_counts
+from dermkit.metrics.inputs import UndefinedMetricError
 
 
 def _check_binary(scores: object, labels: object) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dermkit.core import InputError
-from dermkit.evaluate.metrics.inputs import (
+from dermkit.metrics.inputs import (
     UndefinedMetricError,
     check_pair,
     predicted_labels,

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from dermkit.core import InputError, require
+from dermkit.core import InputError
+from dermkit.core import distributed as ranks
 
 MetricFn = Callable[..., Any]
 
@@ -25,31 +26,6 @@ def _as_numpy(values: Any) -> np.ndarray:
     if hasattr(values, "detach"):
         return values.detach().cpu().numpy()
     return np.asarray(values)
-
-
-def _all_gather_rows(array: np.ndarray) -> np.ndarray:
-    """Concatenate ``array`` over all ranks in rank order (rows may differ in number per rank)."""
-    torch = require("torch", "torch", "distributed metrics")
-    dist = torch.distributed
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
-    local = torch.as_tensor(np.ascontiguousarray(array), device=device)
-    sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, torch.tensor([local.shape[0]], dtype=torch.int64, device=device))
-    longest = int(max(size.item() for size in sizes))
-    padded = torch.zeros((longest, *local.shape[1:]), dtype=local.dtype, device=device)
-    padded[: local.shape[0]] = local
-    gathered = [torch.empty_like(padded) for _ in sizes]
-    dist.all_gather(gathered, padded)
-    return np.concatenate([part[: int(size.item())].cpu().numpy() for part, size in zip(gathered, sizes, strict=True)])
-
-
-def _distributed() -> bool:
-    """Whether a multi-process group is up (torch optional: absent means single process)."""
-    try:
-        import torch.distributed as dist
-    except ImportError:
-        return False
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 class Metric:
@@ -78,8 +54,8 @@ class Metric:
         if not self._preds:
             raise InputError("compute() called before any update()")
         preds, target = np.concatenate(self._preds), np.concatenate(self._targets)
-        if self.sync and _distributed():
-            preds, target = _all_gather_rows(preds), _all_gather_rows(target)
+        if self.sync and ranks.world_size() > 1:
+            preds, target = ranks.all_gather_rows(preds), ranks.all_gather_rows(target)
         return preds, target
 
     def compute(self) -> Any:

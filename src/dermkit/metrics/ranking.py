@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dermkit.evaluate.metrics import binary
-from dermkit.evaluate.metrics.inputs import UndefinedMetricError, check_pair
+from dermkit.metrics import binary
+from dermkit.metrics.inputs import UndefinedMetricError, check_pair
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,187 @@
+"""The feature cache of frozen trunks: one fingerprint, one location rule, one rank-aware fill.
+
+``dermkit train ddx``, ``train clip``, ``eval classifier`` and ``predict`` all read and write trunk
+features here, so a model's frozen trunk encodes a given image under a given view once.
+
+- **Fingerprint** (:class:`FeatureCache`): the model name, a digest of the trunk's weights, the
+  preprocessing, the test-time view (0 is the plain view and is left out of the key), the precision
+  where it matters, and the inputs. An image is identified by path, size and modification time
+  (:func:`image_identity`), not a content hash: hashing would read every image on every run, and a
+  replaced file changes size or mtime. A touched or copied file is encoded again, never served stale.
+- **Location** (:func:`cache_directory`): the directory the user names (``--cache-dir``), else the
+  user cache dir ``$DERMKIT_CACHE_DIR/features``, ``$XDG_CACHE_HOME/dermkit/features`` or
+  ``~/.cache/dermkit/features``; never inside an input table.
+- **Fill** (:func:`get_or_compute`): rank 0 says whether the entry exists; on a miss each rank
+  encodes every world_size-th input, the main rank writes the whole entry atomically, all wait,
+  all load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dermkit.core import distributed
+from dermkit.core.atomic import atomic_path
+
+if TYPE_CHECKING:  # torch is imported where used, so the location rule stays cheap to import
+    import torch
+
+    from dermkit.models.backbones import Backbone
+
+CACHE_ENV = "DERMKIT_CACHE_DIR"
+
+
+def user_cache_root() -> Path:
+    """``$DERMKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/dermkit``, else ``~/.cache/dermkit``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dermkit"
+
+
+def default_cache_dir() -> Path:
+    """Where cached features go when the user names no directory."""
+    return user_cache_root() / "features"
+
+
+def cache_directory(cache_dir: str | Path | None) -> Path:
+    """The location rule: the directory the user named, else :func:`default_cache_dir`."""
+    return Path(cache_dir) if cache_dir else default_cache_dir()
+
+
+def weights_digest(parameters: Sequence[torch.Tensor]) -> str:
+    """A digest of the trunk's weights: equal weights, equal key, whichever run computed them."""
+    import torch
+
+    digest = hashlib.sha256()
+    for tensor in parameters:
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def image_identity(path: str) -> list[object]:
+    """A changed image file (new content ⇒ new size or modification time) changes the key."""
+    stat = Path(path).stat()
+    return [path, stat.st_size, stat.st_mtime_ns]
+
+
+@dataclass
+class FeatureCache:
+    """Trunk features of one frozen tower for a list of inputs, stored under ``directory``."""
+
+    directory: Path
+    kind: str
+    fingerprint: dict[str, object]
+
+    @property
+    def path(self) -> Path:
+        text = json.dumps(self.fingerprint, sort_keys=True, default=str)
+        return self.directory / f"{self.kind}-{hashlib.sha256(text.encode()).hexdigest()[:24]}.pt"
+
+    def load(self) -> dict[str, torch.Tensor] | None:
+        import torch
+
+        if not self.path.exists():
+            return None
+        stored = torch.load(self.path, map_location="cpu", weights_only=True)
+        return dict(zip(stored["keys"], stored["features"], strict=True))
+
+    def save(self, keys: Sequence[str], features: torch.Tensor) -> None:
+        import torch
+
+        with atomic_path(self.path) as tmp:
+            torch.save({"keys": list(keys), "features": features.cpu()}, tmp)
+
+
+def trunk_cache(backbone: Backbone, paths: Sequence[str], directory: str | Path | None,
+                view: int = 0) -> FeatureCache:
+    """The entry of a frozen trunk's features for ``paths``: keyed by weights, preprocessing and files,
+    so ``train ddx``, ``eval classifier`` and ``predict`` with the same trunk share it; ``view`` > 0 is
+    a test-time view (``models.transforms.dihedral_view``), an entry of its own."""
+    key: dict[str, object] = {"model": backbone.name, "weights": weights_digest(list(backbone.module.parameters())),
+                              "preprocessing": json.dumps(backbone.preprocess, sort_keys=True),
+                              "items": [image_identity(p) for p in paths]}
+    return FeatureCache(cache_directory(directory), "image", {**key, "view": view} if view else key)
+
+
+def get_or_compute(
+    cache: FeatureCache,
+    keys: Sequence[str],
+    load: Callable[[str], torch.Tensor],
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    batch_size: int,
+    device: torch.device,
+    workers: int = 0,
+    description: str = "features",
+) -> tuple[dict[str, torch.Tensor], bool]:
+    """The features of ``keys`` (key → row) and whether they were already cached.
+
+    Every rank must call this together: the hit is rank 0's answer, a miss is encoded across the
+    ranks (each takes every world_size-th key) and written once by the main rank.
+    """
+    import torch
+
+    hit = bool(distributed.broadcast_object(cache.path.exists()))
+    if not hit:
+        size, rank = distributed.world_size(), distributed.rank()
+        shard = compute_features(keys[rank::size], load, encode, batch_size=batch_size, device=device,
+                                 workers=workers, description=description)
+        shards = distributed.all_gather_objects(shard)
+        if distributed.is_main():
+            features = torch.empty(len(keys), shard.shape[1])
+            for index, part in enumerate(shards):
+                features[index::size] = part
+            cache.save(keys, features)
+    distributed.barrier()
+    loaded = cache.load()
+    assert loaded is not None
+    return loaded, hit
+
+
+class _Loaded:
+    """``keys`` turned into input tensors one at a time, so loader workers can decode in parallel."""
+
+    def __init__(self, keys: Sequence[str], load: Callable[[str], torch.Tensor]) -> None:
+        self.keys, self.load = keys, load
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.load(self.keys[index])
+
+
+def _channels_last(batch: torch.Tensor) -> torch.Tensor:
+    """Image batches in channels-last layout, which CPU convolutions run markedly faster on."""
+    import torch
+
+    return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 else batch
+
+
+def compute_features(
+    keys: Sequence[str],
+    load: Callable[[str], torch.Tensor],
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    batch_size: int,
+    device: torch.device,
+    workers: int = 0,
+    description: str = "features",
+) -> torch.Tensor:
+    """Encode ``keys`` in batches, in order; ``load`` turns one key into one input tensor."""
+    import torch
+    from tqdm.auto import tqdm
+
+    loader = torch.utils.data.DataLoader(_Loaded(keys, load), batch_size=batch_size, num_workers=workers)
+    # The loader draws its worker seed from the global RNG: fork it, so that a run that fills the
+    # cache and a run that finds it consume the same random numbers afterwards.
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        chunks = [encode(_channels_last(batch.to(device))).float().cpu()
+                  for batch in tqdm(loader, desc=description, leave=False)]
+    return torch.cat(chunks)

@@ -1,0 +1,85 @@
+"""Frozen towers: split an open_clip tower at its projection, so a frozen trunk is encoded once.
+
+When a tower's trunk is frozen, its output for a given input never changes, so its features come
+from :mod:`dermkit.models.feature_cache` (computed without augmentation: the frozen side sees the
+evaluation preprocessing) and only the projection head runs during training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from dermkit.core.errors import DermkitError
+
+# Where open_clip keeps each tower's projection: timm image towers (``head``), vision and HF text
+# transformers (``proj``), open_clip's built-in text transformer (``text_projection``).
+PROJECTION_ATTRS = {"image": ("head", "proj"), "text": ("proj", "text_projection")}
+# Parameters of the model itself that belong to neither tower.
+SHARED_PARAMETERS = ("logit_scale", "logit_bias")
+
+
+class MatrixProjection(nn.Module):
+    """A bare projection matrix (``x @ W``) as a module, sharing the tower's parameter."""
+
+    def __init__(self, weight: nn.Parameter) -> None:
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.weight
+
+
+@dataclass
+class Tower:
+    """One side of an open_clip model, split into a trunk and the projection head after it."""
+
+    side: str
+    holder: nn.Module  # the module whose attribute ``projection`` is the head
+    projection: str
+    encode: Callable[[torch.Tensor], torch.Tensor]
+    parameters: list[nn.Parameter]
+
+    @classmethod
+    def of(cls, model: nn.Module, side: str) -> Tower:
+        if side == "image":
+            holder, encode, params = model.visual, model.encode_image, list(model.visual.parameters())
+        elif hasattr(model, "text"):  # open_clip's CustomTextCLIP
+            holder, encode, params = model.text, model.encode_text, list(model.text.parameters())
+        else:  # open_clip's CLIP keeps the text transformer's modules on the model itself
+            holder, encode = model, model.encode_text
+            params = [p for name, p in model.named_parameters()
+                      if not name.startswith("visual.") and name not in SHARED_PARAMETERS]
+        for name in PROJECTION_ATTRS[side]:
+            if getattr(holder, name, None) is not None:
+                return cls(side, holder, name, encode, params)
+        raise DermkitError(f"cannot find the {side} projection of {type(holder).__name__} "
+                           f"(looked for {PROJECTION_ATTRS[side]})")
+
+    def head(self) -> nn.Module:
+        """The projection as a module mapping trunk features to the joint embedding space."""
+        value = getattr(self.holder, self.projection)
+        return value if isinstance(value, nn.Module) else MatrixProjection(value)
+
+    def trunk_parameters(self) -> list[nn.Parameter]:
+        head_ids = {id(p) for p in self.head().parameters()}
+        return [p for p in self.parameters if id(p) not in head_ids]
+
+    @contextlib.contextmanager
+    def without_projection(self) -> Iterator[None]:
+        """Temporarily remove the head so the tower's own forward returns trunk features."""
+        value = getattr(self.holder, self.projection)
+        # open_clip skips a ``None`` matrix projection but calls a module head unconditionally.
+        setattr(self.holder, self.projection, nn.Identity() if isinstance(value, nn.Module) else None)
+        try:
+            yield
+        finally:
+            setattr(self.holder, self.projection, value)
+
+    def encode_trunk(self, inputs: torch.Tensor) -> torch.Tensor:
+        with self.without_projection():
+            return self.encode(inputs)
