@@ -57,7 +57,7 @@ from dermkit.train.data import (
     read_splits,
 )
 from dermkit.train.losses import LOSSES
-from dermkit.train.metrics import MetricsLog, retrieval_recall
+from dermkit.train.run_log import MetricsLog, retrieval_recall
 from dermkit.train.schedule import warmup_cosine
 from dermkit.train.towers import Tower
 

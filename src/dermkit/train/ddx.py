@@ -78,7 +78,7 @@ from dermkit.train.losses_supervised import (
     smooth,
     soft_cross_entropy,
 )
-from dermkit.train.metrics import MetricsLog
+from dermkit.train.run_log import MetricsLog
 from dermkit.train.schedule import warmup_cosine
 
 INPUTS = ("images", "metadata", "images+metadata")

@@ -36,7 +36,7 @@ from dermkit.train.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from dermkit.train.metrics import MetricsLog
+from dermkit.train.run_log import MetricsLog
 
 GAN_BETAS = (0.5, 0.999)  # the CycleGAN paper's Adam settings
 

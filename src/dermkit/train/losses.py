@@ -22,6 +22,14 @@ class LossFn(Protocol):
                  logit_bias: torch.Tensor | None = None, *, gather: bool = True) -> torch.Tensor: ...
 
 
+def _pair_logits(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor,
+                 gather: bool) -> torch.Tensor:
+    """Scaled image×text similarities of the (global, when ``gather``) batch, shared by both losses."""
+    if gather:
+        image_features, text_features = gather_with_grad(image_features), gather_with_grad(text_features)
+    return logit_scale * image_features @ text_features.T
+
+
 def clip_loss(
     image_features: torch.Tensor,
     text_features: torch.Tensor,
@@ -35,9 +43,7 @@ def clip_loss(
     ``logit_scale`` is the already exponentiated temperature; ``logit_bias`` is unused by CLIP and
     accepted so both losses share one signature.
     """
-    if gather:
-        image_features, text_features = gather_with_grad(image_features), gather_with_grad(text_features)
-    logits = logit_scale * image_features @ text_features.T
+    logits = _pair_logits(image_features, text_features, logit_scale, gather)
     labels = torch.arange(logits.shape[0], device=logits.device)
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
@@ -56,9 +62,7 @@ def siglip_loss(
     """
     if logit_bias is None:
         raise ValueError("the SigLIP loss needs a learned logit bias")
-    if gather:
-        image_features, text_features = gather_with_grad(image_features), gather_with_grad(text_features)
-    logits = logit_scale * image_features @ text_features.T + logit_bias
+    logits = _pair_logits(image_features, text_features, logit_scale, gather) + logit_bias
     signs = 2 * torch.eye(logits.shape[0], device=logits.device, dtype=logits.dtype) - 1
     return -F.logsigmoid(signs * logits).sum() / logits.shape[0]
 

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dermkit.train.metrics import MetricsLog, retrieval_recall
+from dermkit.train.run_log import MetricsLog, retrieval_recall
 
 
 def test_recall_counts_a_hit_when_a_top_k_item_has_the_query_caption() -> None:
