@@ -177,7 +177,7 @@ class TextBank:
         with safetensors.safe_open(str(tensors_file), framework="numpy") as handle:
             if handle.metadata().get("digest") != digest:
                 return None
-            arrays = {name: handle.get_tensor(name) for name in handle}
+            arrays = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118  (safe_open is not iterable)
         return cls(tuple(key["class_ids"]), {a: arrays[f"class_{a}"] for a in ACQUISITIONS},
                    tuple(key["concept_ids"]), arrays["concept_margins"], float(arrays["scale"].item()))
 
