@@ -14,8 +14,10 @@ pytest.importorskip("open_clip")
 from dermkit.core.errors import InputError
 from dermkit.core.precision import native_bf16
 from dermkit.data.table import Case, read_table, update_table, write_table
-from dermkit.evaluate import features as F
+from dermkit.models import encoding as F
 from dermkit.models import load_model
+from dermkit.models.embeddings import l2_normalize
+from dermkit.models.feature_cache import weights_fingerprint
 
 torch.set_num_threads(1)
 
@@ -84,7 +86,7 @@ def test_cache_is_invalidated_by_images_and_weights_not_by_labels(
     assert seen["images"] == 17, "another set of cases is another table"
 
     other_weights = load_model("tiny-clip", seed=1)
-    assert F.weights_fingerprint(other_weights.model) != F.weights_fingerprint(loaded.model)
+    assert weights_fingerprint(other_weights.model) != weights_fingerprint(loaded.model)
     assert len(list(cache.iterdir())) == 3
 
 
@@ -174,7 +176,7 @@ def test_models_on_one_trunk_share_its_features_and_match_their_own_encoder(tabl
     with torch.inference_mode():
         for loaded, features in zip(models, cached):
             pixels = torch.stack([loaded.preprocess_eval(open_image(p)) for p in paths])
-            direct = F.l2_normalize(loaded.model.encode_image(pixels).float().numpy())
+            direct = l2_normalize(loaded.model.encode_image(pixels).float().numpy())
             np.testing.assert_allclose(features.embeddings, direct, atol=1e-5)
 
 
@@ -186,5 +188,5 @@ def test_text_embeddings_cut_padding_without_changing_the_result() -> None:
     loaded = load_model("dermlip-lite")
     texts = ["a melanoma on the back", "a benign nevus with a regular pigment network on the upper arm"]
     with torch.inference_mode():
-        full = F.l2_normalize(loaded.model.encode_text(loaded.tokenizer(texts)).float().numpy())
+        full = l2_normalize(loaded.model.encode_text(loaded.tokenizer(texts)).float().numpy())
     np.testing.assert_allclose(F.encode_texts(loaded, texts), full, atol=1e-5)

@@ -4,7 +4,7 @@ A suite compares vision-language models with plain ImageNet backbones and with e
 elsewhere; neither has a text tower, so they take part only in image-only tasks (linear probe).
 ``timm:ARCH`` wraps a timm model without its classifier as a :class:`LoadedModel` whose
 ``encode_image`` returns the pooled features, so the cached extraction of
-:mod:`dermkit.evaluate.features` runs on it unchanged. ``embeddings:PATH.npy`` reads N×D rows
+:mod:`dermkit.models.encoding` runs on it unchanged. ``embeddings:PATH.npy`` reads N×D rows
 plus the sibling ``PATH.parquet`` naming each row's ``case_id``.
 """
 
@@ -19,7 +19,7 @@ import pandas as pd
 
 from dermkit.core.errors import InputError
 from dermkit.core.optional import require
-from dermkit.evaluate.features import ImageFeatures
+from dermkit.models.embeddings import ImageFeatures
 from dermkit.models.names import ModelName, model_name, parse_model_name
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def check_embeddings_path(path: Path) -> None:
 
 def read_embeddings(path: str | Path) -> ImageFeatures:
     """Precomputed embeddings as :class:`ImageFeatures` (several rows of one case are pooled later)."""
-    from dermkit.evaluate.features import l2_normalize
+    from dermkit.models.embeddings import l2_normalize
 
     path = Path(path)
     check_embeddings_path(path)
