@@ -124,9 +124,11 @@ def fit_probe(
 
 
 def class_probs(classifier: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
-    """N×C probabilities over all classes (zero for classes the training rows lacked)."""
+    """N×C probabilities over all classes (zero for classes the training rows lacked), in float64 and
+    summing to 1 at that precision (scikit-learn keeps float32 features' probabilities in float32)."""
+    scores = classifier.predict_proba(x).astype(np.float64)
     probs = np.zeros((len(x), n_classes))
-    probs[:, classifier.classes_] = classifier.predict_proba(x)
+    probs[:, classifier.classes_] = scores / scores.sum(axis=1, keepdims=True)
     return probs
 
 
