@@ -150,7 +150,7 @@ def held_out_report(model: str, table_dir: str, out: Path) -> dict[str, Any]:
 
 # Image + history heads on a frozen, cached trunk: recipe C of docs/ddx.md (PAD-UFES-20), under a
 # minute on two cores, most of it the one trunk pass that fills the cache.
-DEMO_DDX = {"inputs": "images+metadata", "other": False, "class_weights": "inverse", "hidden": 64, "dropout": 0.5,
+DEMO_DDX: dict[str, Any] = {"inputs": "images+metadata", "other": False, "class_weights": "inverse", "hidden": 64, "dropout": 0.5,
             "lr": 3e-4, "wd": 0.01, "epochs": 200, "patience": 25, "precision": "auto"}
 DDX_LABELS = {"pad-ufes-20": "pad-ufes-20", "synthetic-ham10000": "ham10000"}  # table name -> label set
 

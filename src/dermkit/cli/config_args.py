@@ -101,7 +101,7 @@ class DeferredParser(argparse.ArgumentParser):
             populate(self)
         return self
 
-    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
         return super(DeferredParser, self.populated()).parse_known_args(args, namespace)
 
     def format_help(self) -> str:

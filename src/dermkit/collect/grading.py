@@ -55,7 +55,7 @@ def _lapse(session: Session) -> None:
                                               GradeRecord.assigned_at < utcnow() - ASSIGNMENT_TIMEOUT))
 
 
-def _open_cases(grader_id: int, kind: str, needed: int) -> Select[tuple[str]]:
+def _open_cases(grader_id: int, kind: str, needed: int) -> Select[str]:
     """Cases that still need a ``kind`` grade and that ``grader_id`` has never had, oldest first."""
     counted = (select(func.count()).select_from(GradeRecord)
                .where(GradeRecord.case_id == ContributedCase.id, GradeRecord.kind == kind,
@@ -118,7 +118,7 @@ def parse_dermatologist_answer(gradable: str | None, names: Sequence[str | None]
     conditions_ = default_ontology().conditions
     chosen: list[tuple[str, int]] = []
     for slot, (name, confidence) in enumerate(zip(names, confidences, strict=True), start=1):
-        if not (name or "").strip():
+        if name is None or not name.strip():
             continue
         node = conditions_.find(name)
         if node is None:
@@ -154,10 +154,10 @@ def _int_in(value: str | None, allowed: range, field_name: str) -> int | None:
     text = (value or "").strip()
     if not text:
         return None
-    value = whole_number(text, field_name)
-    if value not in allowed:
+    number = whole_number(text, field_name)
+    if number not in allowed:
         raise InputError(f"{text!r} is not one of {allowed.start}–{allowed.stop - 1}", field=field_name)
-    return value
+    return number
 
 
 def submit_dermatologist(session: Session, record: GradeRecord, answer: DermatologistAnswer) -> None:

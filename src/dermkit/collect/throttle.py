@@ -61,7 +61,10 @@ def peek(session: Session, key: str, window: timedelta) -> int:
     """``key``'s events in its current window (0 when there is none)."""
     row = session.execute(select(RateCounter.count, RateCounter.window_start)
                           .where(RateCounter.key == key)).one_or_none()
-    return int(row.count) if row is not None and row.window_start > utcnow() - window else 0
+    if row is None:
+        return 0
+    count, start = row  # by position: SQLAlchemy's stubs type ``row.count`` as Row's tuple method
+    return int(count) if start > utcnow() - window else 0
 
 
 def clear(session: Session, key: str) -> None:

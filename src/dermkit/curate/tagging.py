@@ -65,6 +65,12 @@ _BYTE_TABLE = bytes(
 ).lower()
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
+# One caption's tags in TAG_SCHEMA order: the CaptionTags fields up to ``sex``, then the negated ids
+# of each vocabulary (VOCABULARIES order). Spelled out so the type checker knows where ``negated`` starts.
+_Ids = tuple[str, ...]
+TagRow = tuple[_Ids, _Ids, _Ids, _Ids, _Ids, tuple[int, ...], tuple[int, ...], float | None, str | None,
+               _Ids, _Ids, _Ids, _Ids]
+
 _SKIN_PATTERN = re.compile(rf"\b(?:{SKIN_TYPES})\b")
 _DECADES = {"twenties": 20, "thirties": 30, "forties": 40, "fifties": 50, "sixties": 60,
             "seventies": 70, "eighties": 80, "nineties": 90}
@@ -153,7 +159,7 @@ class CaptionTagger:
         negated = dict(zip(VOCABULARIES, row[9:]))
         return CaptionTags(*row[:9], negated={name: ids for name, ids in negated.items() if ids})
 
-    def row(self, text: str | bytes | None) -> tuple[Any, ...]:
+    def row(self, text: str | bytes | None) -> TagRow:
         """The tags of one caption as a tuple in :data:`TAG_SCHEMA` order (the bulk path: no objects)."""
         padded = normalize_caption(text)
         hits = []

@@ -23,6 +23,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image
 
@@ -124,7 +125,7 @@ def open_image(
     return rgb
 
 
-def _open_header(handle: io.BufferedIOBase | io.BytesIO, formats: tuple[str, ...], label: str) -> Image.Image:
+def _open_header(handle: BinaryIO, formats: tuple[str, ...], label: str) -> Image.Image:
     """Parse the header with the allowed plugins only; name the format of a refused file."""
     try:
         return Image.open(handle, formats=list(formats))

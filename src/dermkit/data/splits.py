@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -135,15 +136,15 @@ def _stratified(
     chosen = np.zeros(len(pinned), dtype=np.int64)  # pinned groups stay in train (index 0)
     free = np.flatnonzero(~pinned)
     starts = np.flatnonzero(np.diff(counts["group"].to_numpy(), prepend=-1))
-    members: dict[int, tuple[np.ndarray, np.ndarray]] = dict(zip(
+    members: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = dict(zip(  # group -> classes, counts
         counts["group"].to_numpy()[starts].tolist(),
         zip(np.split(counts["cls"].to_numpy(), starts[1:]), np.split(counts["n"].to_numpy(dtype=float), starts[1:])),
     ))
-    for group in np.flatnonzero(pinned):
+    for group in np.flatnonzero(pinned).tolist():
         if group in members:
             current[0, members[group][0]] += members[group][1]
-    rarity = np.array([totals[members[g][0]].min() if g in members else np.inf for g in free])
-    size = np.array([members[g][1].sum() if g in members else 0.0 for g in free])
+    rarity = np.array([totals[members[g][0]].min() if g in members else np.inf for g in free.tolist()])
+    size = np.array([members[g][1].sum() if g in members else 0.0 for g in free.tolist()])
     order = free[np.lexsort((rng.random(len(free)), -size, rarity))]
     target = fractions[:, None] * totals[None, :]
     open_splits = fractions > 0

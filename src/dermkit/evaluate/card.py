@@ -111,10 +111,10 @@ def limitations(training: Mapping[str, Any] | None, result: Mapping[str, Any], u
         block = next(iter(by_metric.values()), None)
         for row in block["rows"] if block else []:
             if not row["eligible"] and row["stratum"] != "unknown":
-                name = FITZPATRICK_NAMES.get(row["stratum"]) if field == "fitzpatrick" else None
-                name = name or f"{GROUP_TITLES.get(field, field)} {row['stratum']}"
-                notes.append(f"{name}: no test case." if not row["n"] else
-                             f"{name}: {row['n']} test cases, too few (or undefined) to score; not in the gap.")
+                title = FITZPATRICK_NAMES.get(row["stratum"]) if field == "fitzpatrick" else None
+                title = title or f"{GROUP_TITLES.get(field, field)} {row['stratum']}"
+                notes.append(f"{title}: no test case." if not row["n"] else
+                             f"{title}: {row['n']} test cases, too few (or undefined) to score; not in the gap.")
     notes.append(RESEARCH_ONLY)
     return notes
 

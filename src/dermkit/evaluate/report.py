@@ -317,7 +317,7 @@ def build_context(run: str | Path) -> dict[str, Any]:
 def _template(name: str) -> Any:
     import jinja2
 
-    text = resources.files("dermkit.evaluate").joinpath("templates", name).read_text(encoding="utf-8")
+    text = resources.files("dermkit.evaluate").joinpath("templates").joinpath(name).read_text(encoding="utf-8")
     environment = jinja2.Environment(autoescape=name.endswith(".html.j2"), trim_blocks=True, lstrip_blocks=True,
                                      undefined=jinja2.StrictUndefined)
     return environment.from_string(text)

@@ -55,7 +55,12 @@ def recall_at_k(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, 
 def recall_metric_fns(ks: Sequence[int] = DEFAULT_KS) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
     """Image-to-text recall at each k as a ``metric(ranks, _)`` of the first-hit ranks, for the metric
     collection's bootstrap and per-group block (text queries have no patient, so no interval)."""
-    return {f"image_to_text_R@{k}": (lambda ranks, _, k=k: float(np.mean(ranks <= k))) for k in ks}
+    return {f"image_to_text_R@{k}": _recall_within(k) for k in ks}
+
+
+def _recall_within(k: int) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The share of first-hit ranks ≤ ``k``, as a ``metric(ranks, _)``."""
+    return lambda ranks, _: float(np.mean(ranks <= k))
 
 
 def retrieval_metrics(

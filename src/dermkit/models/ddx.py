@@ -30,6 +30,7 @@ FITZPATRICK = ("1", "2", "3", "4", "5", "6")
 SITE_LEVEL = 2  # body sites are folded to this level of the ontology (e.g. "cheek" → "face")
 AGE_RANGE = (0.0, 120.0)
 POOLINGS = ("mean", "attention")
+_FLAG_VALUES: dict[bool | None, float] = {True: 1.0, False: -1.0, None: 0.0}  # a history answer: yes, no, not given
 
 
 # -- label space -------------------------------------------------------------------------------
@@ -158,7 +159,7 @@ class MetadataSpec:
                                                                                    strict=True)], np.float32)
         present = np.array([v is not None for v in values], np.float32)
         answers = _flags(case, ontology)
-        flags = np.array([{True: 1.0, False: -1.0}.get(answers.get(k), 0.0) for k in self.flags], np.float32)
+        flags = np.array([_FLAG_VALUES[answers.get(k)] for k in self.flags], np.float32)
         site = 0
         if getattr(case, "body_site", None):
             node = ontology.body_sites.find(case.body_site)
@@ -166,7 +167,7 @@ class MetadataSpec:
             site = self.sites.index(folded) + 1 if folded in self.sites else 0
         sex = SEXES.index(case.sex) + 1 if getattr(case, "sex", None) in SEXES else 0
         skin = getattr(case, "fitzpatrick", None)
-        categorical = np.array([sex, site, int(skin) if skin in range(1, 7) else 0], np.int64)
+        categorical = np.array([sex, site, int(skin) if skin is not None and skin in range(1, 7) else 0], np.int64)
         return {"numeric": numeric, "present": present, "flags": flags, "categorical": categorical}
 
     def to_dict(self) -> dict[str, Any]:
@@ -274,10 +275,10 @@ class DdxNet(nn.Module):
                 metadata: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         parts = []
         if self.image_proj is not None:
-            if mask is None or (images is None and features is None):
-                raise InputError("this model needs images (or cached features) and their mask")
-            if features is None:
+            if features is None and images is not None and mask is not None:
                 features = self.encode_images(images, mask)
+            if features is None or mask is None:
+                raise InputError("this model needs images (or cached features) and their mask")
             parts.append(self.pool(features.float(), mask))
         if self.metadata is not None:
             if metadata is None:

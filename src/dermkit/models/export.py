@@ -21,7 +21,7 @@ import dataclasses
 import datetime
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dermkit import __version__
 from dermkit.core.atomic import atomic_dir
@@ -34,6 +34,7 @@ from dermkit.models.weights import save_weights
 
 if TYPE_CHECKING:
     import torch
+    from open_clip.hf_model import HFTextEncoder
 
 
 def export_model(model_or_loaded: LoadedModel | torch.nn.Module, out_dir: str | Path, card: ModelCard,
@@ -45,9 +46,12 @@ def export_model(model_or_loaded: LoadedModel | torch.nn.Module, out_dir: str | 
     """
     open_clip = require("open_clip", "torch", "vision-language models")
 
-    loaded = model_or_loaded if isinstance(model_or_loaded, LoadedModel) else None
-    model = loaded.model if loaded else model_or_loaded
-    model = getattr(model, "module", model)  # DistributedDataParallel wraps the real model
+    loaded: LoadedModel | None
+    if isinstance(model_or_loaded, LoadedModel):
+        loaded, wrapped = model_or_loaded, model_or_loaded.model
+    else:
+        loaded, wrapped = None, model_or_loaded
+    model: torch.nn.Module = getattr(wrapped, "module", wrapped)  # DistributedDataParallel wraps the real model
     model_cfg = model_cfg_of(model)
     preprocess_cfg = open_clip.get_model_preprocess_cfg(model)
     out = Path(out_dir).resolve()
@@ -59,7 +63,7 @@ def export_model(model_or_loaded: LoadedModel | torch.nn.Module, out_dir: str | 
 
     with atomic_dir(out) as tmp:
         if "hf_model_name" in text_cfg:
-            model.text.config.save_pretrained(tmp)
+            cast("HFTextEncoder", model.text).config.save_pretrained(tmp)  # built from hf_model_name
             text_cfg["hf_model_pretrained"] = False
         if "hf_tokenizer_name" in text_cfg:
             _hf_tokenizer(loaded, text_cfg).save_pretrained(tmp)

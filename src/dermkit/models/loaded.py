@@ -67,7 +67,7 @@ class LoadedModel:
         from dermkit.models.transforms import eval_transform, train_transform
 
         setattr(model, MODEL_CFG_ATTR, copy.deepcopy(model_cfg))
-        model.output_dict = True
+        model.output_dict = True  # type: ignore[assignment]  # torch types Module.__setattr__ for tensors and modules only
         model.to(device).eval()
         preprocess_cfg = get_model_preprocess_cfg(model)
         return cls(

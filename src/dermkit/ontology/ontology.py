@@ -91,7 +91,7 @@ class Ontology:
 
 
 def _read(name: str) -> dict:
-    text = resources.files("dermkit.ontology").joinpath("data", name).read_text(encoding="utf-8")
+    text = resources.files("dermkit.ontology").joinpath("data").joinpath(name).read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 

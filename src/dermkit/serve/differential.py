@@ -110,9 +110,11 @@ class ModelDifferential:
         return self.model.preprocess_eval(image)
 
     def probs(self, embeddings: np.ndarray, cases: Sequence[CaseInput]) -> np.ndarray:
-        probs = np.asarray(self.model.predict_proba(
-            [case.ddx_pixels for case in cases], [case.history.as_dict() for case in cases]
-        ), dtype=np.float64)
+        pixels = [case.ddx_pixels for case in cases if case.ddx_pixels is not None]
+        if len(pixels) != len(cases):  # the engine fills them from preprocess, which always returns a tensor
+            raise DermkitError(f"{self.name} needs its own preprocessed images for every case")
+        probs = np.asarray(self.model.predict_proba(pixels, [case.history.as_dict() for case in cases]),
+                           dtype=np.float64)
         if probs.shape != (len(cases), len(self.classes)):
             raise DermkitError(f"{self.name} returned probabilities of shape {probs.shape}, "
                                f"expected {(len(cases), len(self.classes))}")

@@ -31,9 +31,11 @@ def configure_threads(threads: int | None) -> None:
 
 def serve(config: ServeConfig) -> None:
     """Serve ``config`` until interrupted; raise the load error if the models could not be loaded."""
-    uvicorn = require("uvicorn", "serve", "the dermkit service")
+    require("uvicorn", "serve", "the dermkit service")
     require("fastapi", "serve", "the dermkit service")
     require("multipart", "serve", "photo uploads")
+    import uvicorn  # imported by name (require() checked it) so its classes are typed
+
     from dermkit.serve.access import LOOPBACK, exposure_defaults
     from dermkit.serve.app import create_app, load_engine
 
@@ -51,7 +53,7 @@ def serve(config: ServeConfig) -> None:
         listening.wait()
         return load(readiness)
 
-    class Server(uvicorn.Server):  # type: ignore[misc,name-defined]
+    class Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
             listening.set()

@@ -17,14 +17,18 @@ import torch
 
 from dermkit.core import distributed as ranks
 from dermkit.core.atomic import atomic_path
-from dermkit.core.errors import InputError
+from dermkit.core.errors import DermkitError, InputError
 
 CHECKPOINT = "checkpoints/last.pt"
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:
     """This process's RNG states, as tensors and plain values so ``weights_only`` loading accepts them."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
+    # numpy's stubs pick the dict overload for a bare get_state(); the legacy default gives the tuple
+    numpy_state = np.random.get_state(legacy=True)
+    if not isinstance(numpy_state, tuple):  # only an MT19937 generator has the legacy form
+        raise DermkitError("numpy's global random generator is not MT19937: cannot save its state")
+    kind, keys, position, has_gauss, cached = numpy_state
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],

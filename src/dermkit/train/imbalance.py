@@ -46,7 +46,7 @@ def synthetic_quota(real_labels: Sequence[int], synthetic_labels: Sequence[int],
     real = np.bincount(np.asarray(real_labels, dtype=np.int64))
     available = np.bincount(np.asarray(synthetic_labels, dtype=np.int64))
     return {label: int(min(available[label], round(ratio * (real[label] if label < real.size else 0))))
-            for label in np.flatnonzero(available)}
+            for label in np.flatnonzero(available).tolist()}
 
 
 def choose_synthetic(synthetic_labels: Sequence[int], quota: dict[int, int], seed: int) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -21,6 +22,8 @@ from dermkit.core.errors import DermkitError
 PROJECTION_ATTRS = {"image": ("head", "proj"), "text": ("proj", "text_projection")}
 # Parameters of the model itself that belong to neither tower.
 SHARED_PARAMETERS = ("logit_scale", "logit_bias")
+
+Encoder = Callable[[torch.Tensor], torch.Tensor]  # a tower's encode_image / encode_text
 
 
 def _in_text_tower(name: str) -> bool:
@@ -47,17 +50,21 @@ class Tower:
     side: str
     holder: nn.Module  # the module whose attribute ``projection`` is the head
     projection: str
-    encode: Callable[[torch.Tensor], torch.Tensor]
+    encode: Encoder
     parameters: list[nn.Parameter]
 
     @classmethod
     def of(cls, model: nn.Module, side: str) -> Tower:
+        # open_clip's models are untyped: to mypy every attribute of an nn.Module is Tensor | Module,
+        # so the towers are fetched as submodules and the encoders (methods of CLIP/CustomTextCLIP) cast.
         if side == "image":
-            holder, encode, params = model.visual, model.encode_image, list(model.visual.parameters())
+            holder, encode = model.get_submodule("visual"), cast(Encoder, model.encode_image)
+            params = list(holder.parameters())
         elif hasattr(model, "text"):  # open_clip's CustomTextCLIP
-            holder, encode, params = model.text, model.encode_text, list(model.text.parameters())
+            holder, encode = model.get_submodule("text"), cast(Encoder, model.encode_text)
+            params = list(holder.parameters())
         else:  # open_clip's CLIP keeps the text transformer's modules on the model itself
-            holder, encode = model, model.encode_text
+            holder, encode = model, cast(Encoder, model.encode_text)
             params = [p for name, p in model.named_parameters() if _in_text_tower(name)]
         for name in PROJECTION_ATTRS[side]:
             if getattr(holder, name, None) is not None:

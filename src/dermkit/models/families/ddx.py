@@ -115,7 +115,7 @@ class DdxModel:
                 return self.probabilities(self.net(**inputs)["logits"])
             per_view = [self.probabilities(self.net(**{**inputs, "images": dihedral_view(inputs["images"], v)})["logits"])
                         for v in range(views)]
-        return sum(per_view) / views
+        return sum(per_view[1:], per_view[0]) / views
 
     def probabilities(self, logits: torch.Tensor) -> np.ndarray:
         """Class probabilities under the model's decision rule: the softmax of the logits plus the

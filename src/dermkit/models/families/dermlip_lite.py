@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dermkit.core.errors import DermkitError
 from dermkit.core.optional import require
@@ -22,6 +22,7 @@ from dermkit.models.registry import register_model
 
 if TYPE_CHECKING:
     import torch
+    from open_clip.model import CustomTextCLIP
 
 EMBED_DIM = 384
 IMAGE_SIZE = 224
@@ -86,7 +87,9 @@ def dermlip_lite(device: str = "cpu", seed: int = 0) -> LoadedModel:
     cfg = model_cfg()
     text_dir = str(minilm_dir())  # the same files as TEXT_TOWER, installed: nothing is downloaded
     offline_cfg = {**cfg, "text_cfg": {**cfg["text_cfg"], "hf_model_name": text_dir, "hf_tokenizer_name": text_dir}}
-    model = build_open_clip(offline_cfg, {"size": IMAGE_SIZE, "mean": IMAGE_MEAN, "std": IMAGE_STD}, seed=seed)
+    # custom_text with a timm image tower and an HF text tower: open_clip builds a CustomTextCLIP
+    model = cast("CustomTextCLIP", build_open_clip(offline_cfg, {"size": IMAGE_SIZE, "mean": IMAGE_MEAN,
+                                                                   "std": IMAGE_STD}, seed=seed))
     load_image_tower(model.visual.trunk)
     load_text_tower(model.text.transformer)
     tokenizer = HFTokenizer(text_dir, context_length=CONTEXT_LENGTH)
