@@ -65,10 +65,10 @@ def test_degenerate_sides_and_bombs_are_refused(sqlite_platform: Platform) -> No
 
 
 def test_over_the_cap_a_photo_waits_then_gets_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dermkit.collect import app as collect_app
+    from dermkit.collect.routes import contribute as contribute_routes
 
     inside, release = threading.Event(), threading.Event()
-    check = collect_app.check_upload
+    check = contribute_routes.check_upload
 
     def held_check(data: bytes, field: str) -> Any:  # the first upload holds the only slot until released
         if not inside.is_set():
@@ -76,7 +76,7 @@ def test_over_the_cap_a_photo_waits_then_gets_503(tmp_path: Path, monkeypatch: p
             assert release.wait(30)
         return check(data, field)
 
-    monkeypatch.setattr(collect_app, "check_upload", held_check)
+    monkeypatch.setattr(contribute_routes, "check_upload", held_check)
     with make_platform(f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "media", GradesNeeded(1, 1),
                        max_concurrent_uploads=1, upload_wait_s=0.3) as capped:
         first_client, second_client = capped.client(), capped.client()

@@ -34,7 +34,7 @@ from test_collect_fixtures import (
     token,
 )
 
-import dermkit.collect.app as app_module
+import dermkit.collect.routes.accounts as accounts_routes
 from dermkit.collect import throttle
 from dermkit.collect.auth import create_user
 from dermkit.collect.db import make_engine, upgrade
@@ -64,7 +64,7 @@ def delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def record(seconds: float) -> None:
         asked.append(seconds)
 
-    monkeypatch.setattr(app_module, "wait_before_checking", record)
+    monkeypatch.setattr(accounts_routes, "wait_before_checking", record)
     return asked
 
 

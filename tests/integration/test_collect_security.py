@@ -150,12 +150,12 @@ def test_request_size_is_limited(tmp_path: Path) -> None:
 def test_errors_never_show_a_stack_trace(sqlite_platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
     from fastapi.testclient import TestClient
 
-    import dermkit.collect.app as app_module
+    import dermkit.collect.routes.admin as admin_routes
 
     def broken(*_: object) -> None:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(app_module, "plot", broken)
+    monkeypatch.setattr(admin_routes, "plot", broken)
     admin = sqlite_platform.signed_in("admin", "admin")
     client = TestClient(sqlite_platform.app, base_url="http://127.0.0.1", raise_server_exceptions=False,
                         cookies=admin.cookies)

@@ -37,7 +37,8 @@ def serve(config: ServeConfig) -> None:
     import uvicorn  # imported by name (require() checked it) so its classes are typed
 
     from dermkit.serve.access import LOOPBACK, exposure_defaults
-    from dermkit.serve.app import create_app, load_engine
+    from dermkit.serve.app import create_app
+    from dermkit.serve.service import load_engine
 
     config = exposure_defaults(config)
     if config.host not in LOOPBACK:
