@@ -1,9 +1,15 @@
-"""``dermkit eval`` (a suite file or one task on a case table) and ``dermkit report``."""
+"""``dermkit eval`` (a suite file or one task on a case table) and ``dermkit report``.
+
+The one-task commands come from the task registry: every task type with a ``command`` gets
+``dermkit eval COMMAND MODEL TABLE`` with the shared flags here and its own from ``add_arguments``,
+so adding a task file adds its command with no edit here.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +17,7 @@ from dermkit.cli.common import TTA_HELP
 from dermkit.cli.output import emit
 from dermkit.core.errors import DermkitError
 from dermkit.core.precision import PRECISION_HELP, PRECISIONS
+from dermkit.evaluate.tasks import TASKS, EvalTask
 from dermkit.models.transforms import TTA_VIEW_COUNTS
 
 
@@ -30,42 +37,8 @@ def _scoring(args: argparse.Namespace) -> dict[str, Any]:
     return {"n_boot": args.n_boot, "min_stratum": args.min_stratum}
 
 
-def _cmd_zeroshot(args: argparse.Namespace) -> int:
-    from dermkit.evaluate.metrics.collection import score_predictions
-    from dermkit.evaluate.predictions import write_predictions
-    from dermkit.evaluate.zeroshot import zero_shot_predictions
-
-    predictions = zero_shot_predictions(
-        args.model, args.table, classes=args.label_set, split=args.split, images=args.images, cache_dir=args.cache_dir
-    )
-    if args.out is not None:
-        write_predictions(predictions, args.out)
-    emit(args, {"model": predictions.model_id, "split": args.split, **score_predictions(predictions, **_scoring(args))})
-    return 0
-
-
-def _cmd_concepts(args: argparse.Namespace) -> int:
-    from dermkit.evaluate.concepts import concept_report
-
-    emit(args, concept_report(args.model, args.table, args.annotations, split=args.split, id_column=args.id_column,
-                              images=args.images, cache_dir=args.cache_dir, **_scoring(args)))
-    return 0
-
-
-def _cmd_probe(args: argparse.Namespace) -> int:
-    from dermkit.evaluate.linear_probe import DEFAULT_REGIMES, linear_probe_report
-
-    emit(args, linear_probe_report(args.model, args.table, classes=args.label_set,
-                                   regimes=args.regime or DEFAULT_REGIMES, seeds=args.seeds,
-                                   images=args.images, cache_dir=args.cache_dir, out=args.out, **_scoring(args)))
-    return 0
-
-
-def _cmd_retrieval(args: argparse.Namespace) -> int:
-    from dermkit.evaluate.retrieval import retrieval_report
-
-    emit(args, retrieval_report(args.model, args.table, args.split, args.captions_per_case, seed=args.seed,
-                                images=args.images, cache_dir=args.cache_dir, **_scoring(args)))
+def _cmd_task(task: EvalTask, args: argparse.Namespace) -> int:
+    emit(args, task.run_command(args, **_scoring(args)))
     return 0
 
 
@@ -206,6 +179,17 @@ def _add_classifier(eval_sub: argparse._SubParsersAction) -> None:
     paired.set_defaults(func=_cmd_compare)
 
 
+def _model_table_parser(eval_sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
+    """An ``eval`` command on a model and a case table, with the embedding flags they all take."""
+    parser = eval_sub.add_parser(name, help=help_text)
+    parser.add_argument("model", help="model name for dermkit.models.load_model")
+    parser.add_argument("table", type=Path, help="case-table directory")
+    parser.add_argument("--images", choices=["first", "all"], default="first",
+                        help="embed each case's first image, or all of them (averaged)")
+    parser.add_argument("--cache-dir", type=Path, help="feature cache (default $DERMKIT_CACHE_DIR/features)")
+    return parser
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser(
         "eval", help="run an evaluation suite (eval SUITE.yaml --out RUN) or one task on a case table",
@@ -228,42 +212,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     report.add_argument("--markdown", type=Path, help="Markdown file (default: OUT with .md)")
     report.set_defaults(func=_cmd_report)
 
-    def task(name: str, help_text: str, func: Any, scored: bool = True) -> argparse.ArgumentParser:
-        parser = eval_sub.add_parser(name, help=help_text)
-        parser.add_argument("model", help="model name for dermkit.models.load_model")
-        parser.add_argument("table", type=Path, help="case-table directory")
-        parser.add_argument("--images", choices=["first", "all"], default="first",
-                            help="embed each case's first image, or all of them (averaged)")
-        parser.add_argument("--cache-dir", type=Path, help="feature cache (default $DERMKIT_CACHE_DIR/features)")
-        if scored:
-            _add_scoring(parser)
-        parser.set_defaults(func=func)
-        return parser
-
-    features = task("features", "extract and cache image embeddings of every case", _cmd_features, scored=False)
+    features = _model_table_parser(eval_sub, "features", "extract and cache image embeddings of every case")
     features.add_argument("--batch-size", type=int, default=64)
     features.add_argument("--workers", type=int, help="decoding processes (default: cores - 1)")
     features.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
-
-    zeroshot = task("zeroshot", "zero-shot classification into a label set", _cmd_zeroshot)
-    zeroshot.add_argument("--split", default="test", help="split to classify (default test)")
-    zeroshot.add_argument("--label-set", help="ontology label set (default: the source's, else the table's)")
-    zeroshot.add_argument("--out", type=Path, help="also write the predictions table (Parquet) here")
-
-    concepts = task("concepts", "concept identification (MONET scoring), per-concept AUROC", _cmd_concepts)
-    concepts.add_argument("--split", help="split to score (default: every case)")
-    concepts.add_argument("--annotations", type=Path, help="CSV: an id column and one 0/1 column per concept name")
-    concepts.add_argument("--id-column", default="case_id")
-
-    probe = task("probe", "linear probe on cached features (train/val/test splits)", _cmd_probe)
-    probe.add_argument("--label-set", help="ontology label set (default: the source's, else the table's)")
-    probe.add_argument("--regime", action="append", help="full, fraction:F or shot:K (repeatable; default all)")
-    probe.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    probe.add_argument("--out", type=Path, help="also write the results as JSON here")
+    features.set_defaults(func=_cmd_features)
 
     _add_classifier(eval_sub)
 
-    retrieval = task("retrieval", "image-text retrieval against the cases' captions", _cmd_retrieval)
-    retrieval.add_argument("--split", default="test", help="split to search (default test)")
-    retrieval.add_argument("--captions-per-case", type=int, default=3)
-    retrieval.add_argument("--seed", type=int, default=0, help="seed of the built captions")
+    for task in TASKS.values():
+        if task.command is not None:
+            parser = _model_table_parser(eval_sub, task.command, task.command_help)
+            _add_scoring(parser)
+            task.add_arguments(parser)
+            parser.set_defaults(func=partial(_cmd_task, task))

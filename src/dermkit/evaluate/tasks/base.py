@@ -1,4 +1,4 @@
-"""What a suite task type declares: its fields, its checks, and which models and datasets it runs on."""
+"""What a task type declares: its suite fields, checks and models/datasets, and its ``dermkit eval`` command."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    import argparse
+
     import pandas as pd
 
     from dermkit.evaluate.predictions import Predictions
@@ -43,6 +45,8 @@ class EvalTask:
     takes_models: ClassVar[bool] = True  # False: its models come from elsewhere, 'models' is refused
     gives_scores: ClassVar[bool] = False  # a binary task may derive from its probabilities
     loads_model: ClassVar[bool] = True  # False: it reads an earlier task's predictions instead
+    command: ClassVar[str | None] = None  # ``dermkit eval COMMAND MODEL TABLE``; None: the task runs in suites only
+    command_help: ClassVar[str] = ""  # the command's line in ``dermkit eval --help``
 
     def metrics(self) -> Sequence[str]:
         """Metric names ``metrics:`` may list."""
@@ -67,6 +71,15 @@ class EvalTask:
     def run_once(self, task: Task, suite: Suite, out: Path) -> list[dict[str, Any]] | None:
         """Tasks that run once per suite, not per (model, dataset), return their records; others None."""
         return None
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """The command's own flags, after those every task command takes (MODEL TABLE, --images, --cache-dir,
+        --n-boot, --min-stratum), so the command line finds them here rather than listing tasks."""
+
+    def run_command(self, args: argparse.Namespace, **scoring: Any) -> Any:
+        """The task once on ``args.table`` from the command line, ``scoring`` being the metric collection's
+        settings (``n_boot``, ``min_stratum``): the document the command prints."""
+        raise NotImplementedError(f"task type {self.type!r} has no command")
 
 
 def register_task(name: str) -> Callable[[type[EvalTask]], type[EvalTask]]:

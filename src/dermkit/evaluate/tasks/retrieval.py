@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from dermkit.evaluate.tasks.base import EvalTask, Job, register_task
+
+if TYPE_CHECKING:
+    import argparse
 
 
 @register_task("retrieval")
 class RetrievalTask(EvalTask):
     fields: ClassVar[Mapping[str, Any]] = {"split": str, "captions_per_case": int, "seed": int, "ks": list}
     needs_text = runs_models = True
+    command, command_help = "retrieval", "image-text retrieval against the cases' captions"
 
     def check(self, check: Any, values: Mapping[str, Any], lines: Mapping[str, int], at: int,
               earlier: Mapping[str, Any]) -> None:
@@ -56,3 +60,14 @@ class RetrievalTask(EvalTask):
         with atomic_path(job.out / ranks_path) as tmp:
             table.to_parquet(tmp, index=False)
         return {"predictions": str(ranks_path), "split": task_split(task), **scored, "details": details}
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--split", default="test", help="split to search (default test)")
+        parser.add_argument("--captions-per-case", type=int, default=3)
+        parser.add_argument("--seed", type=int, default=0, help="seed of the built captions")
+
+    def run_command(self, args: argparse.Namespace, **scoring: Any) -> Any:
+        from dermkit.evaluate.retrieval import retrieval_report
+
+        return retrieval_report(args.model, args.table, args.split, args.captions_per_case, seed=args.seed,
+                                images=args.images, cache_dir=args.cache_dir, **scoring)
