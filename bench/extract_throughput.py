@@ -38,13 +38,9 @@ from PIL import Image
 
 from dermkit.core.atomic import atomic_write_text
 from dermkit.core.precision import PRECISIONS, cpu_capability, native_bf16
-from dermkit.evaluate.features import (
-    BF16_MIN_COSINE,
-    default_num_workers,
-    extract_image_features,
-    l2_normalize,
-)
 from dermkit.models import list_models, load_model
+from dermkit.models.embeddings import l2_normalize
+from dermkit.models.encoding import BF16_MIN_COSINE, default_num_workers, extract_image_features
 
 ROOT = Path(__file__).resolve().parents[1]
 HAM_IMAGES = ROOT.parent / "shared" / "data" / "ham10000" / "images"

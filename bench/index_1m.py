@@ -36,7 +36,7 @@ import pandas as pd
 from _real_sample import ham_table
 from dermkit.core.atomic import atomic_write_text
 from dermkit.core.precision import precision_record, resolve_precision
-from dermkit.evaluate.features import extract_image_features
+from dermkit.models.encoding import extract_image_features
 from dermkit.serve.index import build, recall_at_k
 
 RESULT = Path(__file__).resolve().parent / "results" / "index_1m.json"

@@ -21,9 +21,9 @@ from PIL import Image
 from dermkit.core.errors import InputError
 from dermkit.data.table import Case, read_table, write_table
 from dermkit.evaluate import concepts, linear_probe, retrieval, zeroshot
-from dermkit.evaluate.features import encode_prompt_sets
 from dermkit.evaluate.metrics.collection import score_predictions
 from dermkit.models import prompts
+from dermkit.models.encoding import encode_prompt_sets
 from dermkit.ontology import default_ontology
 
 torch.set_num_threads(1)

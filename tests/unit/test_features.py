@@ -14,8 +14,10 @@ pytest.importorskip("open_clip")
 from dermkit.core.errors import InputError
 from dermkit.core.precision import native_bf16
 from dermkit.data.table import Case, read_table, update_table, write_table
-from dermkit.evaluate import features as F
+from dermkit.models import encoding as F
 from dermkit.models import load_model
+from dermkit.models.embeddings import l2_normalize
+from dermkit.models.feature_cache import weights_fingerprint
 
 torch.set_num_threads(1)
 
@@ -84,7 +86,7 @@ def test_cache_is_invalidated_by_images_and_weights_not_by_labels(
     assert seen["images"] == 17, "another set of cases is another table"
 
     other_weights = load_model("tiny-clip", seed=1)
-    assert F.weights_fingerprint(other_weights.model) != F.weights_fingerprint(loaded.model)
+    assert weights_fingerprint(other_weights.model) != weights_fingerprint(loaded.model)
     assert len(list(cache.iterdir())) == 3
 
 
@@ -158,12 +160,11 @@ def test_models_on_one_trunk_share_its_features_and_match_their_own_encoder(tabl
     """dermlip-lite, its export reloaded from disk (whose config prints lists where the built model
     prints tuples) and timm:efficientnet_lite0 share a trunk: it runs once, each model's head on top."""
     from dermkit.data.images import open_image
-    from dermkit.evaluate.backbones import load_timm_backbone
     from dermkit.models import ModelCard, export_model
 
     clip = load_model("dermlip-lite")
     export_model(clip, tmp_path / "export", ModelCard(model_id="export"))
-    models = [clip, load_timm_backbone("timm:efficientnet_lite0"), load_model(f"local-dir:{tmp_path / 'export'}")]
+    models = [clip, load_model("timm:efficientnet_lite0"), load_model(f"local-dir:{tmp_path / 'export'}")]
     runs = []
     original = F._embed_images
     monkeypatch.setattr(F, "_embed_images", lambda *args: runs.append(args[1]) or original(*args))
@@ -174,7 +175,7 @@ def test_models_on_one_trunk_share_its_features_and_match_their_own_encoder(tabl
     with torch.inference_mode():
         for loaded, features in zip(models, cached):
             pixels = torch.stack([loaded.preprocess_eval(open_image(p)) for p in paths])
-            direct = F.l2_normalize(loaded.model.encode_image(pixels).float().numpy())
+            direct = l2_normalize(loaded.model.encode_image(pixels).float().numpy())
             np.testing.assert_allclose(features.embeddings, direct, atol=1e-5)
 
 
@@ -186,5 +187,5 @@ def test_text_embeddings_cut_padding_without_changing_the_result() -> None:
     loaded = load_model("dermlip-lite")
     texts = ["a melanoma on the back", "a benign nevus with a regular pigment network on the upper arm"]
     with torch.inference_mode():
-        full = F.l2_normalize(loaded.model.encode_text(loaded.tokenizer(texts)).float().numpy())
+        full = l2_normalize(loaded.model.encode_text(loaded.tokenizer(texts)).float().numpy())
     np.testing.assert_allclose(F.encode_texts(loaded, texts), full, atol=1e-5)

@@ -23,9 +23,9 @@ from fastapi.testclient import TestClient
 
 from dermkit.core.errors import DermkitError
 from dermkit.evaluate.concepts import concept_scores
-from dermkit.evaluate.features import l2_normalize
 from dermkit.evaluate.zeroshot import zero_shot_scores
 from dermkit.models import load_model, register_model
+from dermkit.models.embeddings import l2_normalize
 from dermkit.models.names import list_models
 from dermkit.ontology import default_ontology
 from dermkit.serve.app import create_app

@@ -48,6 +48,18 @@ def test_trunk_and_head_parameters_partition_the_tower(which: int) -> None:
     assert id(model.logit_scale) not in text_ids and not text_ids & {id(p) for p in model.visual.parameters()}
 
 
+@pytest.mark.parametrize("which", [0, 1])
+def test_trunk_state_holds_the_trunk_parameters_and_buffers_not_the_head(which: int) -> None:
+    model = models()[which]
+    for side in ("image", "text"):
+        tower = Tower.of(model, side)
+        stored = {tensor.data_ptr() for tensor in tower.trunk_state().values()}
+        assert {p.data_ptr() for p in tower.trunk_parameters()} <= stored
+        assert not stored & {p.data_ptr() for p in tower.head().parameters()}
+        assert not stored & {p.data_ptr() for p in Tower.of(model, "text" if side == "image" else "image").parameters}
+    assert getattr(tower.holder, tower.projection) is not None  # the projection is put back
+
+
 def test_cache_key_follows_model_preprocessing_and_image_content(
     tmp_path: Path, make_image: Callable[..., Path]
 ) -> None:

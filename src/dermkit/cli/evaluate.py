@@ -15,7 +15,7 @@ from dermkit.models.transforms import TTA_VIEW_COUNTS
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
-    from dermkit.evaluate.features import extract_image_features
+    from dermkit.models.encoding import extract_image_features
 
     features = extract_image_features(
         args.model, args.table, images=args.images, cache_dir=args.cache_dir, batch_size=args.batch_size,

@@ -2,7 +2,7 @@
 
 One command for one CPU process, a multi-GPU node or a cluster: under ``torchrun`` each process
 takes a contiguous share of the table's rows (rank r of w takes rows ``[r·n/w, (r+1)·n/w)``),
-embeds it with :func:`dermkit.evaluate.features.extract_image_features` (so batching, DataLoader
+embeds it with :func:`dermkit.models.encoding.extract_image_features` (so batching, DataLoader
 workers and the bf16 check are the evaluation's own), and writes its part:
 
     OUT/img_emb/img_emb_<rank>.npy         float32, unit rows, one per image
@@ -28,7 +28,7 @@ from dermkit.core.atomic import atomic_path, atomic_write_text
 from dermkit.core.errors import InputError
 from dermkit.core.precision import Precision
 from dermkit.data.table import read_table
-from dermkit.evaluate.features import (
+from dermkit.models.encoding import (
     ImageMode,
     extract_image_features,
     image_index,

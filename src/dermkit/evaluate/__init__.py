@@ -2,6 +2,7 @@
 
 Every evaluation task writes a predictions table (:mod:`dermkit.evaluate.predictions`); the
 metrics, strata and reports read it, so nothing has to re-run a model to redo a cheap step.
+Image and text embeddings come from :mod:`dermkit.models.encoding`.
 A suite (:mod:`dermkit.evaluate.suite`) names datasets, models and tasks in one YAML file;
 :func:`run_suite` runs it into a run directory and :func:`write_report` turns that into HTML
 and Markdown.
@@ -17,12 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dermkit.evaluate.concepts import concept_report
-    from dermkit.evaluate.features import (
-        ImageFeatures,
-        encode_prompt_sets,
-        encode_texts,
-        extract_image_features,
-    )
     from dermkit.evaluate.hierarchy import at_level
     from dermkit.evaluate.linear_probe import linear_probe_report
     from dermkit.evaluate.report import write_report
@@ -32,14 +27,10 @@ if TYPE_CHECKING:
     from dermkit.evaluate.zeroshot import zero_shot_predictions, zero_shot_report
 
 _LAZY = {
-    "ImageFeatures": "dermkit.evaluate.features",
     "Suite": "dermkit.evaluate.suite",
     "SuiteError": "dermkit.evaluate.suite",
     "at_level": "dermkit.evaluate.hierarchy",
     "concept_report": "dermkit.evaluate.concepts",
-    "encode_prompt_sets": "dermkit.evaluate.features",
-    "encode_texts": "dermkit.evaluate.features",
-    "extract_image_features": "dermkit.evaluate.features",
     "linear_probe_report": "dermkit.evaluate.linear_probe",
     "load_suite": "dermkit.evaluate.suite",
     "retrieval_metrics": "dermkit.evaluate.retrieval",
@@ -51,14 +42,10 @@ _LAZY = {
 }
 
 __all__ = [
-    "ImageFeatures",
     "Suite",
     "SuiteError",
     "at_level",
     "concept_report",
-    "encode_prompt_sets",
-    "encode_texts",
-    "extract_image_features",
     "linear_probe_report",
     "load_suite",
     "retrieval_metrics",

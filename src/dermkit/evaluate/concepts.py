@@ -24,14 +24,9 @@ from scipy.special import expit
 
 from dermkit.core.errors import InputError
 from dermkit.data.table import read_table
-from dermkit.evaluate.features import (
-    ImageFeatures,
-    ImageMode,
-    encode_prompt_sets,
-    resolve_model,
-    split_embeddings,
-)
 from dermkit.metrics import UndefinedMetricError, auroc
+from dermkit.models.embeddings import ImageFeatures
+from dermkit.models.encoding import ImageMode, encode_prompt_sets, resolve_model, split_embeddings
 from dermkit.models.loaded import logit_scale
 from dermkit.models.prompts import concept_prompts
 from dermkit.ontology import Ontology, default_ontology

@@ -22,14 +22,14 @@ import pandas as pd
 from dermkit.core.atomic import atomic_write_text
 from dermkit.core.errors import InputError
 from dermkit.data.table import read_table
-from dermkit.evaluate.features import (
+from dermkit.evaluate.zeroshot import class_labels, resolve_classes
+from dermkit.metrics import accuracy, balanced_accuracy, macro_auroc
+from dermkit.models.encoding import (
     ImageMode,
     extract_image_features,
     resolve_model,
     select_split,
 )
-from dermkit.evaluate.zeroshot import class_labels, resolve_classes
-from dermkit.metrics import accuracy, balanced_accuracy, macro_auroc
 
 if TYPE_CHECKING:
     from dermkit.evaluate.predictions import Predictions

@@ -11,13 +11,6 @@ import numpy as np
 import pandas as pd
 
 from dermkit.data.table import Case
-from dermkit.evaluate.features import (
-    ImageFeatures,
-    ImageMode,
-    encode_texts,
-    resolve_model,
-    split_embeddings,
-)
 from dermkit.metrics.retrieval import (
     DEFAULT_KS,
     first_hit_ranks,
@@ -25,6 +18,8 @@ from dermkit.metrics.retrieval import (
     relevance_matrix,
     retrieval_metrics,
 )
+from dermkit.models.embeddings import ImageFeatures
+from dermkit.models.encoding import ImageMode, encode_texts, resolve_model, split_embeddings
 
 if TYPE_CHECKING:
     from dermkit.models.loaded import LoadedModel

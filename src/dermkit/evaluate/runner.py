@@ -35,7 +35,6 @@ from dermkit.core.atomic import atomic_write_text
 from dermkit.core.errors import InputError
 from dermkit.data.schema import ALL_SPLITS
 from dermkit.data.table import read_table
-from dermkit.evaluate.features import ImageFeatures
 from dermkit.evaluate.hierarchy import at_level
 from dermkit.evaluate.metrics.collection import metric_fns, score_predictions
 from dermkit.evaluate.predictions import Predictions, write_predictions
@@ -50,6 +49,7 @@ from dermkit.evaluate.suite import (
 )
 from dermkit.evaluate.tasks import TASKS, EvalTask
 from dermkit.evaluate.tasks.base import Job
+from dermkit.models.embeddings import ImageFeatures
 
 if TYPE_CHECKING:
     from dermkit.models.loaded import LoadedModel
@@ -141,11 +141,12 @@ def load_for_suite(name: str, suite: Suite) -> LoadedModel | None:
 
 def features_for(name: str, loaded: LoadedModel | None, frame: pd.DataFrame, suite: Suite, progress: bool) -> ImageFeatures:
     """Cached image embeddings of every case of ``frame`` (or the precomputed ones)."""
-    from dermkit.evaluate.backbones import read_embeddings
-    from dermkit.evaluate.features import extract_image_features
+    from dermkit.models.encoding import extract_image_features
+    from dermkit.models.factory import load_embeddings
+    from dermkit.models.names import model_name
 
     if loaded is None:
-        return read_embeddings(model_path(name, suite.path.parent))
+        return load_embeddings(model_name("embeddings", str(model_path(name, suite.path.parent))))
     options = suite.options
     return extract_image_features(loaded, frame, images=options.images, cache_dir=options.cache_dir,  # type: ignore[arg-type]
                                   batch_size=options.batch_size, num_workers=options.workers,

@@ -18,14 +18,9 @@ from scipy.special import softmax
 
 from dermkit.core.errors import InputError
 from dermkit.data.table import read_table
-from dermkit.evaluate.features import (
-    ImageFeatures,
-    ImageMode,
-    encode_prompt_sets,
-    resolve_model,
-    split_embeddings,
-)
 from dermkit.evaluate.predictions import UNLABELLED, Predictions
+from dermkit.models.embeddings import ImageFeatures
+from dermkit.models.encoding import ImageMode, encode_prompt_sets, resolve_model, split_embeddings
 from dermkit.models.loaded import logit_scale
 from dermkit.models.prompts import class_prompts, templates_for
 from dermkit.ontology import Ontology, default_ontology

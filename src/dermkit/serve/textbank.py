@@ -1,7 +1,7 @@
 """Prompt embeddings computed once at start, and the per-request scoring that uses them.
 
 The prompts come from :mod:`dermkit.models.prompts` and are ensembled by
-:func:`dermkit.evaluate.features.encode_prompt_sets`, exactly as the offline zero-shot and concept
+:func:`dermkit.models.encoding.encode_prompt_sets`, exactly as the offline zero-shot and concept
 tasks build them. Those tasks encode the text on every call, which costs hundreds of text-encoder
 passes; a service answering in milliseconds cannot, so the text side is encoded here once and the
 image side is scored with the same formulas (tests check both agree with the offline tasks).
@@ -26,8 +26,8 @@ from scipy.special import expit, softmax
 from dermkit.core.atomic import atomic_path
 from dermkit.core.errors import DermkitError, InputError
 from dermkit.core.optional import require
-from dermkit.evaluate.features import encode_prompt_sets, weights_fingerprint
-from dermkit.models.feature_cache import user_cache_root
+from dermkit.models.encoding import encode_prompt_sets
+from dermkit.models.feature_cache import user_cache_root, weights_fingerprint
 from dermkit.models.loaded import logit_scale
 from dermkit.models.prompts import (
     TEMPLATES,

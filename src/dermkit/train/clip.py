@@ -39,7 +39,7 @@ from dermkit.models.feature_cache import (
     cache_directory,
     get_or_compute,
     image_identity,
-    weights_digest,
+    weights_fingerprint,
 )
 from dermkit.models.text_padding import text_padding_id, trim_padding
 from dermkit.train import distributed
@@ -221,7 +221,7 @@ class ClipTrainer:
         cache = FeatureCache(
             cache_directory(self.config.cache_dir),
             side,
-            {"model": self.loaded.name, "weights": weights_digest(tower.trunk_parameters()),
+            {"model": self.loaded.name, "weights": weights_fingerprint(tower.trunk_state()),
              "preprocessing": preprocessing, "items": items, "precision": self.precision},
         )
         # Each rank encodes every world_size-th key on a miss; the main rank writes them all.

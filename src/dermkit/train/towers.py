@@ -23,6 +23,12 @@ PROJECTION_ATTRS = {"image": ("head", "proj"), "text": ("proj", "text_projection
 SHARED_PARAMETERS = ("logit_scale", "logit_bias")
 
 
+def _in_text_tower(name: str) -> bool:
+    """Whether a name in the state of open_clip's CLIP (which keeps its text modules on the model itself)
+    belongs to the text tower."""
+    return not name.startswith("visual.") and name not in SHARED_PARAMETERS
+
+
 class MatrixProjection(nn.Module):
     """A bare projection matrix (``x @ W``) as a module, sharing the tower's parameter."""
 
@@ -52,8 +58,7 @@ class Tower:
             holder, encode, params = model.text, model.encode_text, list(model.text.parameters())
         else:  # open_clip's CLIP keeps the text transformer's modules on the model itself
             holder, encode = model, model.encode_text
-            params = [p for name, p in model.named_parameters()
-                      if not name.startswith("visual.") and name not in SHARED_PARAMETERS]
+            params = [p for name, p in model.named_parameters() if _in_text_tower(name)]
         for name in PROJECTION_ATTRS[side]:
             if getattr(holder, name, None) is not None:
                 return cls(side, holder, name, encode, params)
@@ -68,6 +73,15 @@ class Tower:
     def trunk_parameters(self) -> list[nn.Parameter]:
         head_ids = {id(p) for p in self.head().parameters()}
         return [p for p in self.parameters if id(p) not in head_ids]
+
+    def trunk_state(self) -> dict[str, torch.Tensor]:
+        """The trunk's parameters and buffers by name (BatchNorm statistics change its features too),
+        what the feature cache fingerprints."""
+        with self.without_projection():
+            state = self.holder.state_dict()
+        if hasattr(self.holder, "visual"):  # open_clip's CLIP: the text tower's holder is the whole model
+            return {name: tensor for name, tensor in state.items() if _in_text_tower(name)}
+        return state
 
     @contextlib.contextmanager
     def without_projection(self) -> Iterator[None]:

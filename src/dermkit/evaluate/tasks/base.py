@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     import pandas as pd
 
-    from dermkit.evaluate.features import ImageFeatures
     from dermkit.evaluate.predictions import Predictions
     from dermkit.evaluate.suite import Dataset, Suite, Task, _Checker
+    from dermkit.models.embeddings import ImageFeatures
     from dermkit.models.loaded import LoadedModel
 
 TASKS: dict[str, EvalTask] = {}

@@ -25,7 +25,6 @@ class RetrievalTask(EvalTask):
         import numpy as np
 
         from dermkit.core.atomic import atomic_path
-        from dermkit.evaluate.features import encode_texts, split_embeddings
         from dermkit.evaluate.metrics.collection import score_rows
         from dermkit.evaluate.predictions import GROUPING_FIELDS
         from dermkit.evaluate.retrieval import case_captions
@@ -40,6 +39,7 @@ class RetrievalTask(EvalTask):
             recall_metric_fns,
             retrieval_metrics,
         )
+        from dermkit.models.encoding import encode_texts, split_embeddings
 
         task, loaded = job.task, job.loaded
         assert loaded is not None and job.features is not None

@@ -1,4 +1,4 @@
-"""Frozen image and text embeddings of a model, computed once per (model, table) and cached on disk.
+"""Image and text encoding: a model's frozen embeddings of a table, computed once per (model, table).
 
 Every model-running task (zero-shot, concepts, linear probe, retrieval) starts from these
 embeddings, so extraction is the one expensive step and is never repeated to redo a cheap one.
@@ -6,35 +6,36 @@ The cache key is the model name, a fingerprint of its weights, a fingerprint of 
 image content (case ids, image paths, file sizes and modification times), the preprocessing,
 the image mode and the numeric precision: change any of them and the features are recomputed.
 
-Embeddings are stored L2-normalised, because every task here works in cosine geometry.
-``images="first"`` embeds the first image of each case; ``images="all"`` embeds every image and
-:meth:`ImageFeatures.by_case` pools a case's images (mean of unit vectors, renormalised).
+The entries are kept by :mod:`dermkit.models.feature_cache` (its location rule, atomic writes).
+Embeddings are stored L2-normalised (:mod:`dermkit.models.embeddings`), because every task works
+in cosine geometry. ``images="first"`` embeds the first image of each case; ``images="all"``
+embeds every image and :meth:`ImageFeatures.by_case` pools a case's images (mean of unit vectors,
+renormalised). Text embeddings (:func:`encode_texts`, :func:`encode_prompt_sets`) are cheap and
+never cached.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from dermkit.core.atomic import atomic_dir
 from dermkit.core.errors import InputError
 from dermkit.core.optional import require
 from dermkit.core.precision import Precision, resolve_precision
 from dermkit.data.images import open_image
 from dermkit.data.schema import ALL_SPLITS
 from dermkit.data.table import read_table, rows_in_splits
-from dermkit.models.feature_cache import cache_directory
+from dermkit.models.embeddings import ImageFeatures, l2_normalize, mean_direction
+from dermkit.models.feature_cache import EmbeddingsEntry, cache_directory, weights_fingerprint
 
 if TYPE_CHECKING:
     import torch
@@ -44,9 +45,6 @@ if TYPE_CHECKING:
 ImageMode = Literal["first", "all"]
 
 CACHE_FORMAT = 1
-EMBEDDINGS_FILE = "embeddings.npy"
-INDEX_FILE = "index.parquet"
-META_FILE = "meta.json"
 # Memory addresses in a transform's repr (e.g. of a Lambda) change every run; the key must not.
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 # A model built in code prints Normalize(mean=(...)); the same model exported and reloaded from its
@@ -55,31 +53,6 @@ _LIST = re.compile(r"\[([^\[\]]*)\]")
 # A bf16 run is kept only if its embeddings of the first images point where fp32's do.
 BF16_MIN_COSINE = 0.99
 BF16_CHECK_IMAGES = 8
-
-
-@dataclass(frozen=True)
-class ImageFeatures:
-    """Unit-norm embeddings, one row per embedded image, with the case each image belongs to."""
-
-    case_ids: np.ndarray
-    image_index: np.ndarray
-    embeddings: np.ndarray
-    meta: dict[str, Any]
-
-    def by_case(self, case_ids: Sequence[str] | None = None) -> np.ndarray:
-        """One unit vector per case, in the order of ``case_ids`` (default: table order).
-
-        A case with several images gets the renormalised mean of its images' embeddings.
-        """
-        codes, uniques = pd.factorize(pd.Series(self.case_ids))
-        pooled = mean_direction(self.embeddings, codes, len(uniques))
-        if case_ids is None:
-            return pooled
-        position = pd.Index(uniques).get_indexer(list(case_ids))
-        missing = [c for c, p in zip(case_ids, position) if p < 0]
-        if missing:
-            raise InputError(f"no features for cases {missing[:5]} (extracted from another table?)")
-        return pooled[position]
 
 
 def resolve_model(model: str | LoadedModel, device: str = "cpu") -> LoadedModel:
@@ -119,9 +92,10 @@ def extract_image_features(
         "precision": wanted,
     }
     root = cache_directory(cache_dir)
-    entry = _entry(root, loaded.name, key_parts)
-    if (entry / META_FILE).exists():
-        return _read_entry(entry)
+    entry = EmbeddingsEntry(root, loaded.name, key_parts)
+    cached = entry.load()
+    if cached is not None:
+        return cached
     split = image_trunk(loaded.model)
     if split is None:
         embeddings, used = _embed_images(loaded, loaded.model.encode_image, index["path"].tolist(), batch_size,
@@ -135,8 +109,10 @@ def extract_image_features(
         with torch.inference_mode():
             embeddings = head.eval()(torch.from_numpy(trunk_features).to(_device_of(loaded.model))).float().cpu().numpy()
     meta = {**key_parts, "precision_used": used, "n_images": len(index), "embed_dim": embeddings.shape[1]}
-    _write_entry(entry, l2_normalize(embeddings).astype(np.float32), index, meta)
-    return _read_entry(entry)
+    entry.save(l2_normalize(embeddings).astype(np.float32), index, meta)
+    stored = entry.load()
+    assert stored is not None
+    return stored
 
 
 def preprocessing_key(transform: Callable[[Any], Any]) -> str:
@@ -177,26 +153,14 @@ def _trunk_features(
 ) -> tuple[np.ndarray, str]:
     """Raw (unnormalised) trunk features of ``index``'s images, cached under a key without the model's name."""
     trunk_key = {**key_parts, "model": "trunk", "weights": weights_fingerprint(trunk)}
-    entry = _entry(root, "trunk", trunk_key)
-    if (entry / META_FILE).exists():
-        meta = json.loads((entry / META_FILE).read_text())
-        return np.load(entry / EMBEDDINGS_FILE), meta["precision_used"]
+    entry = EmbeddingsEntry(root, "trunk", trunk_key)
+    cached = entry.load()
+    if cached is not None:
+        return cached.embeddings, cached.meta["precision_used"]
     features, used = _embed_images(loaded, trunk, index["path"].tolist(), batch_size, num_workers,
                                    key_parts["precision"], progress)
-    _write_entry(entry, features, index, {**trunk_key, "precision_used": used, "n_images": len(index)})
+    entry.save(features, index, {**trunk_key, "precision_used": used, "n_images": len(index)})
     return features, used
-
-
-def _entry(root: Path, name: str, key_parts: dict[str, Any]) -> Path:
-    key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:20]
-    return root / f"{_slug(name)}-{key}"
-
-
-def _write_entry(entry: Path, embeddings: np.ndarray, index: pd.DataFrame, meta: dict[str, Any]) -> None:
-    with atomic_dir(entry) as tmp:
-        np.save(tmp / EMBEDDINGS_FILE, embeddings)
-        index.to_parquet(tmp / INDEX_FILE, index=False)
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def select_split(frame: pd.DataFrame, split: str | None) -> pd.DataFrame:
@@ -281,18 +245,6 @@ def table_fingerprint(index: pd.DataFrame) -> str:
         except OSError as exc:
             raise InputError(f"cannot read image: {exc.strerror}", file=path) from exc
         digest.update(f"{case_id}\0{position}\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
-def weights_fingerprint(module: torch.nn.Module) -> str:
-    """Hash of every parameter and buffer (name, dtype, shape, bytes): two models share it iff equal."""
-    import torch
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        value = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{value.dtype}:{tuple(value.shape)}".encode())
-        digest.update(value.view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -387,35 +339,9 @@ def _check_bf16(encode: Callable[[torch.Tensor], torch.Tensor], batch: torch.Ten
     return "fp32"
 
 
-def _read_entry(entry: Path) -> ImageFeatures:
-    index = pd.read_parquet(entry / INDEX_FILE)
-    return ImageFeatures(
-        case_ids=index["case_id"].to_numpy(dtype=object),
-        image_index=index["image_index"].to_numpy(),
-        embeddings=np.load(entry / EMBEDDINGS_FILE),
-        meta=json.loads((entry / META_FILE).read_text()),
-    )
-
-
-def l2_normalize(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    return matrix / np.maximum(norms, 1e-12)
-
-
-def mean_direction(embeddings: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """Per group, the renormalised mean of its rows' unit vectors (``groups[i]`` in ``[0, n_groups)``)."""
-    sums = np.zeros((n_groups, embeddings.shape[1]), dtype=np.float64)
-    np.add.at(sums, groups, l2_normalize(embeddings.astype(np.float64)))
-    return l2_normalize(sums).astype(np.float32)
-
-
 def _device_of(module: torch.nn.Module) -> torch.device:
     import torch
 
     parameter = next(module.parameters(), None)
     return torch.device("cpu") if parameter is None else parameter.device
 
-
-def _slug(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:60]
