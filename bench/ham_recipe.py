@@ -54,8 +54,8 @@ from dermkit.data.table import frame_to_cases, read_table
 from dermkit.evaluate.ddx_compare import compare
 from dermkit.evaluate.metrics.collection import score_predictions
 from dermkit.evaluate.predictions import Predictions, write_predictions
-from dermkit.models.backbones import build_backbone
 from dermkit.models.ddx import LabelSpace
+from dermkit.models.factory import build_backbone
 from dermkit.models.transforms import AUGMENTATIONS
 from dermkit.predict import choose_tta, predict_table
 from dermkit.train.ddx import SELECTION_CRITERIA, DdxTrainConfig, train_ddx

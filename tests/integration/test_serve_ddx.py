@@ -170,8 +170,8 @@ def test_yes_no_history_answers_reach_the_model_as_in_dermkit_predict(tmp_path: 
     exactly as ``--symptom``/``--history`` do, and an answer the model was not trained on is ignored."""
     from types import SimpleNamespace
 
-    from dermkit.models.backbones import build_backbone
     from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec
+    from dermkit.models.factory import build_backbone
     from dermkit.models.families.ddx import DdxModel, save_ddx
     from dermkit.serve.ddx import DdxDifferential
 

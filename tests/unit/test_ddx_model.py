@@ -101,7 +101,7 @@ def test_a_model_needs_some_input():
 
 
 def test_saved_model_loads_through_the_registry_with_a_card(tmp_path):
-    from dermkit.models.backbones import build_backbone
+    from dermkit.models.factory import build_backbone
 
     backbone = build_backbone("test_efficientnet", pretrained=False, image_size=32)
     spec = MetadataSpec.fit([_case(age=30)])

@@ -162,7 +162,7 @@ def test_test_time_views_average_the_mirrored_image_in_every_prediction_path(tab
 def test_a_trained_ddx_trunk_is_a_backbone_and_its_descendant_loads_without_it(table, tmp_path):
     import shutil
 
-    from dermkit.models.backbones import build_backbone
+    from dermkit.models.factory import build_backbone
     from dermkit.models.families.ddx import load_ddx
 
     source = train_ddx(DdxTrainConfig(data=[str(table)], out=str(tmp_path / "source"), epochs=1, unfreeze_epoch=0,

@@ -160,12 +160,11 @@ def test_models_on_one_trunk_share_its_features_and_match_their_own_encoder(tabl
     """dermlip-lite, its export reloaded from disk (whose config prints lists where the built model
     prints tuples) and timm:efficientnet_lite0 share a trunk: it runs once, each model's head on top."""
     from dermkit.data.images import open_image
-    from dermkit.evaluate.backbones import load_timm_backbone
     from dermkit.models import ModelCard, export_model
 
     clip = load_model("dermlip-lite")
     export_model(clip, tmp_path / "export", ModelCard(model_id="export"))
-    models = [clip, load_timm_backbone("timm:efficientnet_lite0"), load_model(f"local-dir:{tmp_path / 'export'}")]
+    models = [clip, load_model("timm:efficientnet_lite0"), load_model(f"local-dir:{tmp_path / 'export'}")]
     runs = []
     original = F._embed_images
     monkeypatch.setattr(F, "_embed_images", lambda *args: runs.append(args[1]) or original(*args))

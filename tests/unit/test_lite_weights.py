@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dermkit.models.backbones import build_backbone
+from dermkit.models.factory import build_backbone
 from dermkit.models.lite_weights import LITE_WEIGHTS
 
 

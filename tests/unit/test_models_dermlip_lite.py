@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from dermkit.models import LoadedModel, load_model
 from dermkit.models.families import dermlip_lite
+from dermkit.models.lite_weights import weights_file
 
 torch.set_num_threads(1)
 
@@ -30,7 +31,7 @@ def dermlip() -> LoadedModel:
 
 
 def test_trunk_weights_are_the_package_tensors_in_order(dermlip: LoadedModel) -> None:
-    source = torch.load(dermlip_lite.efficientnet_weights(), map_location="cpu", weights_only=True)
+    source = torch.load(weights_file(), map_location="cpu", weights_only=True)
     source = [(key, value) for key, value in source.items() if not key.startswith("_fc.")]
     trunk = dermlip.model.visual.trunk.state_dict()
     assert len(source) == len(trunk) == 294
@@ -52,7 +53,7 @@ def test_imagenet_head_on_the_trunk_still_recognises_a_daisy(dermlip: LoadedMode
     sklearn_datasets = pytest.importorskip("sklearn.datasets")
     from open_clip import IMAGENET_CLASSNAMES
 
-    fc = torch.load(dermlip_lite.efficientnet_weights(), map_location="cpu", weights_only=True)
+    fc = torch.load(weights_file(), map_location="cpu", weights_only=True)
     image = Image.fromarray(sklearn_datasets.load_sample_image("flower.jpg"))
     with torch.no_grad():
         features = dermlip.model.visual.trunk(dermlip.preprocess_eval(image)[None])

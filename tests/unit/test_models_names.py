@@ -58,7 +58,7 @@ def test_a_bare_timm_name_warns_and_means_the_prefixed_one() -> None:
 def test_a_bare_timm_backbone_builds_the_same_network_as_the_prefixed_one() -> None:
     import torch
 
-    from dermkit.models.backbones import build_backbone
+    from dermkit.models.factory import build_backbone
 
     torch.manual_seed(0)
     prefixed = build_backbone("timm:test_efficientnet", pretrained=False)

@@ -18,7 +18,7 @@ from PIL import Image
 
 from dermkit.core.errors import InputError
 from dermkit.models import LoadedModel, ModelCard, export_model, load_model
-from dermkit.models.backbones import build_backbone
+from dermkit.models.factory import build_backbone
 from dermkit.models.families import dermlip_lite
 from dermkit.train.ddx import DdxTrainConfig, train_ddx
 

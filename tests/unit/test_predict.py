@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from dermkit.cli import main
-from dermkit.models.backbones import build_backbone
 from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec
+from dermkit.models.factory import build_backbone
 from dermkit.models.families.ddx import DdxModel, save_ddx
 
 

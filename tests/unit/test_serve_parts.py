@@ -26,7 +26,7 @@ from dermkit.evaluate.concepts import concept_scores
 from dermkit.evaluate.zeroshot import zero_shot_scores
 from dermkit.models import load_model, register_model
 from dermkit.models.embeddings import l2_normalize
-from dermkit.models.registry import list_models
+from dermkit.models.names import list_models
 from dermkit.ontology import default_ontology
 from dermkit.serve.app import create_app
 from dermkit.serve.batcher import MicroBatcher

@@ -125,29 +125,28 @@ def prepare_dataset(dataset: Dataset, out: Path, seed: int = 0,
 # -- models and features ----------------------------------------------------------------------------
 
 def load_for_suite(name: str, suite: Suite) -> LoadedModel | None:
-    """The model behind a suite's model name (None for precomputed embeddings)."""
-    from dermkit.evaluate import backbones
+    """The model behind a suite's model name (None for precomputed embeddings); a path-like name is
+    read relative to the suite file."""
     from dermkit.models import load_model
-    from dermkit.models.names import model_name, parse_model_name
+    from dermkit.models.factory import source_of
+    from dermkit.models.names import model_name
 
-    parsed = parse_model_name(name)
-    if parsed.source == "embeddings":
+    parsed, source = source_of(name)
+    if source.kind == "embeddings":
         return None
-    if parsed.source == "timm":
-        return backbones.load_timm_backbone(parsed, suite.options.device)
     if is_path_like(name):
-        folder = model_name("local-dir", str(model_path(name, suite.path.parent)))
-        return load_model(folder.text, device=suite.options.device)
-    return load_model(name, device=suite.options.device)
+        parsed = model_name("local-dir", str(model_path(name, suite.path.parent)))
+    return load_model(parsed, device=suite.options.device)
 
 
 def features_for(name: str, loaded: LoadedModel | None, frame: pd.DataFrame, suite: Suite, progress: bool) -> ImageFeatures:
     """Cached image embeddings of every case of ``frame`` (or the precomputed ones)."""
-    from dermkit.evaluate.backbones import read_embeddings
     from dermkit.models.encoding import extract_image_features
+    from dermkit.models.factory import load_embeddings
+    from dermkit.models.names import model_name
 
     if loaded is None:
-        return read_embeddings(model_path(name, suite.path.parent))
+        return load_embeddings(model_name("embeddings", str(model_path(name, suite.path.parent))))
     options = suite.options
     return extract_image_features(loaded, frame, images=options.images, cache_dir=options.cache_dir,  # type: ignore[arg-type]
                                   batch_size=options.batch_size, num_workers=options.workers,

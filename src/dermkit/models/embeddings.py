@@ -2,18 +2,23 @@
 
 Every model-running task (zero-shot, concepts, linear probe, retrieval, the similar-case index)
 works in cosine geometry, so embeddings are kept L2-normalised and pooled as renormalised means.
+Embeddings made elsewhere come in as ``embeddings:PATH.npy``: N×D rows plus the sibling
+``PATH.parquet`` naming each row's ``case_id`` (and optionally ``image_index``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dermkit.core.errors import InputError
+from dermkit.models.factory import Source, register_source
+from dermkit.models.names import ModelName
 
 
 @dataclass(frozen=True)
@@ -52,3 +57,38 @@ def mean_direction(embeddings: np.ndarray, groups: np.ndarray, n_groups: int) ->
     sums = np.zeros((n_groups, embeddings.shape[1]), dtype=np.float64)
     np.add.at(sums, groups, l2_normalize(embeddings.astype(np.float64)))
     return l2_normalize(sums).astype(np.float32)
+
+
+def embeddings_index_path(path: Path) -> Path:
+    """The Parquet file naming the case of every row of an embeddings ``.npy``."""
+    return path.with_suffix(".parquet")
+
+
+def check_embeddings_path(name: ModelName) -> None:
+    """Refuse an embeddings file that is missing, not ``.npy``, or has no case-id index."""
+    path = Path(name.reference)
+    if path.suffix != ".npy" or not path.is_file():
+        raise InputError("embeddings must be an existing .npy file", file=path)
+    if not embeddings_index_path(path).is_file():
+        raise InputError(f"no case-id index {embeddings_index_path(path).name} beside it", file=path)
+
+
+def read_embeddings(name: ModelName) -> ImageFeatures:
+    """Precomputed embeddings as :class:`ImageFeatures` (several rows of one case are pooled later)."""
+    check_embeddings_path(name)
+    path = Path(name.reference)
+    matrix = np.load(path)
+    index = pd.read_parquet(embeddings_index_path(path))
+    if "case_id" not in index.columns or len(index) != len(matrix) or matrix.ndim != 2:
+        raise InputError(f"needs a case_id column with one row per embedding ({len(matrix)})",
+                         file=embeddings_index_path(path))
+    image_index = index["image_index"].to_numpy() if "image_index" in index else np.zeros(len(index), dtype=int)
+    return ImageFeatures(
+        case_ids=index["case_id"].astype(str).to_numpy(dtype=object),
+        image_index=image_index,
+        embeddings=l2_normalize(matrix.astype(np.float32)),
+        meta={"model": name.text, "n_images": len(matrix), "embed_dim": int(matrix.shape[1])},
+    )
+
+
+register_source("embeddings", Source("embeddings", embeddings=read_embeddings, check=check_embeddings_path))

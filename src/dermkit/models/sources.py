@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 from dermkit.core.errors import DermkitError, InputError
 from dermkit.core.optional import require
 from dermkit.models.card import ModelCard
+from dermkit.models.factory import Source, register_source
 from dermkit.models.layout import CARD_FILE, CONFIG_FILE, DERMKIT_KEY, WEIGHT_FILES
 from dermkit.models.loaded import LoadedModel
+from dermkit.models.names import ModelName, model_name
 
 if TYPE_CHECKING:
     import torch
@@ -73,9 +75,9 @@ def load_dir(path: Path, name: str, device: str = "cpu") -> LoadedModel:
     local = {key: str(path.resolve()) for key in ("hf_model_name", "hf_tokenizer_name") if key in text_cfg}
     overrides = {"text_cfg": {**text_cfg, **local}} if is_export and local else {}
     _check_buildable(open_clip, model_cfg, name)
-    model = _build(open_clip, f"local-dir:{path}", model_cfg, name, device, **overrides)
+    model = _build(open_clip, model_name("local-dir", str(path)).text, model_cfg, name, device, **overrides)
     _load_weights(open_clip, model, weights, name)
-    tokenizer = _tokenizer(open_clip, f"local-dir:{path}", name)
+    tokenizer = _tokenizer(open_clip, model_name("local-dir", str(path)).text, name)
     card = ModelCard.read(path / CARD_FILE) if is_export and (path / CARD_FILE).is_file() else None
     return LoadedModel.assemble(model, _custom_text(model_cfg), tokenizer, name=name, device=device, card=card)
 
@@ -105,9 +107,9 @@ def load_hf_hub(repo: str, name: str, device: str = "cpu") -> LoadedModel:
     model_cfg = config["model_cfg"]
     _check_buildable(open_clip, model_cfg, name)
     weights = _hub_weights(hub, repo)  # before the build, so open_clip's own look finds them cached
-    model = _build(open_clip, f"hf-hub:{repo}", model_cfg, name, device)
+    model = _build(open_clip, model_name("hf-hub", repo).text, model_cfg, name, device)
     _load_weights(open_clip, model, weights, name)
-    tokenizer = _tokenizer(open_clip, f"hf-hub:{repo}", name)
+    tokenizer = _tokenizer(open_clip, model_name("hf-hub", repo).text, name)
     return LoadedModel.assemble(model, _custom_text(model_cfg), tokenizer, name=name, device=device)
 
 
@@ -274,3 +276,21 @@ def _read_config(path: Path) -> dict[str, Any]:
     if "model_cfg" not in config:
         raise InputError("no 'model_cfg' section", file=config_file)
     return config
+
+
+def _open_clip_model(name: ModelName, device: str) -> LoadedModel:
+    arch, _, tag = name.reference.partition(":")
+    return load_open_clip_arch(arch, tag or None, name=name.text, device=device)
+
+
+register_source("open_clip", Source("vision-language", model=_open_clip_model))
+register_source("hf-hub", Source("vision-language",
+                                 model=lambda name, device: load_hf_hub(name.reference, name=name.text, device=device)))
+def _check_dir(name: ModelName) -> None:
+    if not Path(name.reference).is_dir():
+        raise InputError(f"model directory {name.reference} does not exist")
+
+
+register_source("local-dir", Source("vision-language", check=_check_dir,
+                                    model=lambda name, device: load_dir(Path(name.reference), name=name.text,
+                                                                        device=device)))

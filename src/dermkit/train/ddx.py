@@ -44,7 +44,7 @@ from dermkit.core.precision import (
 from dermkit.data.images import open_image
 from dermkit.data.table import Case, frame_to_cases, read_table
 from dermkit.metrics import balanced_accuracy
-from dermkit.models.backbones import DEFAULT_BACKBONE, Backbone, build_backbone
+from dermkit.models.backbones import Backbone
 from dermkit.models.card import (
     ModelCard,
     case_composition,
@@ -59,6 +59,7 @@ from dermkit.models.ddx import (
     MetadataSpec,
     collate_metadata,
 )
+from dermkit.models.factory import DEFAULT_BACKBONE, build_backbone
 from dermkit.models.families.ddx import DdxModel, pad_images, save_ddx
 from dermkit.models.feature_cache import cache_directory, get_or_compute, trunk_cache
 from dermkit.models.transforms import AUGMENTATIONS, TTA_VIEW_COUNTS

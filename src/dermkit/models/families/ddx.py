@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from dermkit.core.atomic import atomic_dir
 from dermkit.core.errors import InputError
 from dermkit.models.card import ModelCard
-from dermkit.models.registry import register_model
+from dermkit.models.factory import Source, build_backbone, register_source
+from dermkit.models.names import recorded_backbone, register_model
 from dermkit.ontology import default_ontology
 
 if TYPE_CHECKING:  # torch is imported where used, so registering this family stays cheap
@@ -186,26 +187,28 @@ def store_tta(path: str | Path, choice: dict[str, Any]) -> None:
     in the model's ``ddx_config.json``, beside ``logit_adjustment``; written atomically."""
     from dermkit.core.atomic import atomic_write_text
 
-    config_file = Path(path) / CONFIG_FILE
-    if not config_file.exists():
-        raise InputError(f"not a dermkit ddx model directory (no {CONFIG_FILE})", file=path)
+    config_file = _check_ddx_dir(Path(path))
     config = json.loads(config_file.read_text())
     config["tta"] = dict(choice)
     atomic_write_text(config_file, json.dumps(config, indent=2) + "\n")
+
+
+def _check_ddx_dir(path: Path) -> Path:
+    """The model's config file; a directory without one is not a ddx model."""
+    config_file = path / CONFIG_FILE
+    if not config_file.exists():
+        raise InputError(f"not a dermkit ddx model directory (no {CONFIG_FILE})", file=path)
+    return config_file
 
 
 def load_ddx(path: str | Path, device: str = "cpu") -> DdxModel:
     """Read a directory written by :func:`save_ddx`."""
     from safetensors.torch import load_file
 
-    from dermkit.models.backbones import build_backbone
     from dermkit.models.ddx import LabelSpace, MetadataSpec
-    from dermkit.models.names import recorded_backbone
 
     path = Path(path)
-    config_file = path / CONFIG_FILE
-    if not config_file.exists():
-        raise InputError(f"not a dermkit ddx model directory (no {CONFIG_FILE})", file=path)
+    config_file = _check_ddx_dir(path)
     config = json.loads(config_file.read_text())
     if config.get("format") != FORMAT:
         raise InputError(f"{CONFIG_FILE} is not a {FORMAT} config", file=config_file)
@@ -224,3 +227,8 @@ def ddx(device: str = "cpu", path: str | Path | None = None) -> DdxModel:
     if path is None:
         raise InputError("the ddx family loads a trained model: pass path=DIR (a `dermkit train ddx` output)")
     return load_ddx(path, device=device)
+
+
+register_source("ddx", Source("ddx", model=lambda name, device: load_ddx(name.reference, device),
+                              backbone=lambda name, pretrained: load_ddx(name.reference).backbone(),
+                              check=lambda name: _check_ddx_dir(Path(name.reference))))

