@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for handled, handler in _ERROR_HANDLERS:
-        app.add_exception_handler(handled, handler)
+        app.add_exception_handler(handled, handler)  # type: ignore[arg-type]  # Starlette types handlers on Exception
     for area in (contribute, accounts, grading, admin):
         app.include_router(area.router)
     return app

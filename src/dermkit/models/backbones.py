@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dermkit.core.errors import InputError
 from dermkit.core.optional import require
@@ -100,7 +100,7 @@ def timm_trunk(name: ModelName, pretrained: bool) -> Backbone:
         config = timm.data.resolve_data_config({}, model=module)
         preprocess = {"size": config["input_size"][-1], "mean": tuple(config["mean"]), "std": tuple(config["std"])}
     preprocess.setdefault("interpolation", "bicubic")
-    return Backbone(arch, module, int(module.num_features), preprocess)
+    return Backbone(arch, module, int(cast(int, module.num_features)), preprocess)
 
 
 def clip_tower(name: ModelName, pretrained: bool = True) -> Backbone:

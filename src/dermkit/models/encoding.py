@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -98,7 +98,7 @@ def extract_image_features(
         return cached
     split = image_trunk(loaded.model)
     if split is None:
-        embeddings, used = _embed_images(loaded, loaded.model.encode_image, index["path"].tolist(), batch_size,
+        embeddings, used = _embed_images(loaded, loaded.image_encoder, index["path"].tolist(), batch_size,
                                          num_workers, wanted, progress)
     else:  # the trunk's features are shared by every model built on the same trunk; the head is cheap
         trunk, head = split
@@ -198,7 +198,7 @@ def encode_texts(model: str | LoadedModel, texts: Sequence[str], batch_size: int
     loaded = resolve_model(model)
     device = _device_of(loaded.model)
     pad = text_padding_id(getattr(loaded.model, "text", None))
-    encode = loaded.model.encode_text if pad is None else trim_padding(loaded.model.encode_text, pad)
+    encode = loaded.text_encoder if pad is None else trim_padding(loaded.text_encoder, pad)
     rows: list[np.ndarray] = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
@@ -226,7 +226,7 @@ def image_index(frame: pd.DataFrame, images: ImageMode) -> pd.DataFrame:
     """One row per image to embed: ``case_id``, ``image_index`` (within the case), ``path``."""
     if images not in ("first", "all"):
         raise InputError(f"images must be 'first' or 'all', got {images!r}", field="images")
-    rows = []
+    rows: list[tuple[str, int, str]] = []
     for case_id, paths in zip(frame["case_id"], frame["image_paths"]):
         chosen = list(paths)[:1] if images == "first" else list(paths)
         rows.extend((case_id, position, str(path)) for position, path in enumerate(chosen))
@@ -301,7 +301,7 @@ def _embed_images(
     device = _device_of(model)
     workers = default_num_workers() if num_workers is None else num_workers
     loader = torch.utils.data.DataLoader(
-        _ImageDataset(paths, loaded.preprocess_eval),
+        cast("torch.utils.data.Dataset[torch.Tensor]", _ImageDataset(paths, loaded.preprocess_eval)),
         batch_size=batch_size,
         num_workers=workers,
         worker_init_fn=_single_thread_worker if workers else None,

@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -233,7 +233,8 @@ def compute_features(
     import torch
     from tqdm.auto import tqdm
 
-    loader = torch.utils.data.DataLoader(_Loaded(keys, load), batch_size=batch_size, num_workers=workers)
+    dataset = cast("torch.utils.data.Dataset[torch.Tensor]", _Loaded(keys, load))  # a map-style dataset
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     # The loader draws its worker seed from the global RNG: fork it, so that a run that fills the
     # cache and a run that finds it consume the same random numbers afterwards.
     with torch.random.fork_rng(devices=[]), torch.no_grad():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dermkit.core.errors import InputError
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 # open_clip keeps the preprocess config on ``model.visual``; we keep the architecture config on the
 # model the same way, so a bare (e.g. DDP-unwrapped) module can still be exported.
 MODEL_CFG_ATTR = "open_clip_model_cfg"
+Encoder = Callable[["torch.Tensor"], "torch.Tensor"]  # a tower's encode_image / encode_text
 
 
 @dataclass
@@ -35,6 +36,16 @@ class LoadedModel:
     name: str
     embed_dim: int
     card: ModelCard | None = None
+
+    @property
+    def image_encoder(self) -> Encoder:
+        """``model.encode_image``, typed: open_clip's models are plain ``nn.Module``s to a type checker."""
+        return cast(Encoder, self.model.encode_image)
+
+    @property
+    def text_encoder(self) -> Encoder:
+        """``model.encode_text``, typed (see :attr:`image_encoder`)."""
+        return cast(Encoder, self.model.encode_text)
 
     @property
     def model_cfg(self) -> dict[str, Any]:

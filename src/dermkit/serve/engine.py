@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -161,7 +161,7 @@ class Engine:
         ddx = [self.differential.preprocess(image) for image in images]
         return CaseInput(
             pixels=torch.stack([self.prepare_image(image) for image in images]),
-            ddx_pixels=None if ddx[0] is None else torch.stack(ddx),
+            ddx_pixels=None if ddx[0] is None else torch.stack(cast("list[torch.Tensor]", ddx)),
             history=history,
             acquisition=acquisition,
         )
@@ -173,7 +173,7 @@ class Engine:
 
         pixels = pixels.to(self.device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            return l2_normalize(self.vlm.model.encode_image(pixels).float().numpy())
+            return l2_normalize(self.vlm.image_encoder(pixels).float().numpy())
 
     def embed_images(self, pixels: Sequence[torch.Tensor]) -> list[np.ndarray]:
         """One unit embedding per preprocessed image, in one forward pass."""

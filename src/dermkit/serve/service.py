@@ -61,11 +61,13 @@ class Service:
 
     def attach(self, engine: Engine) -> None:
         """Start the batchers around a loaded engine; one model thread, so inference calls never overlap."""
-        options = {"max_batch": self.config.max_batch, "max_wait_ms": self.config.max_wait_ms}
+        batch, wait = self.config.max_batch, self.config.max_wait_ms
         self.predict: MicroBatcher[CaseInput, Prediction] = MicroBatcher(
-            engine.predict, units=lambda case: len(case.pixels), name="predict", **options)
-        self.images: MicroBatcher[Any, np.ndarray] = MicroBatcher(engine.embed_images, name="image", **options)
-        self.texts: MicroBatcher[str, np.ndarray] = MicroBatcher(engine.embed_texts, name="text", **options)
+            engine.predict, units=lambda case: len(case.pixels), name="predict", max_batch=batch, max_wait_ms=wait)
+        self.images: MicroBatcher[Any, np.ndarray] = MicroBatcher(engine.embed_images, name="image",
+                                                                  max_batch=batch, max_wait_ms=wait)
+        self.texts: MicroBatcher[str, np.ndarray] = MicroBatcher(engine.embed_texts, name="text",
+                                                                 max_batch=batch, max_wait_ms=wait)
         self.batchers = (self.predict, self.images, self.texts)
         self.readiness.loading("inference")
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dermkit-model")

@@ -121,7 +121,7 @@ class TextBank:
                            stored["concept_margins"], float(stored["scale"]))
         bank = cls.build(loaded, classes, concepts, ontology)
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, **bank._arrays())
+            np.savez(handle, **bank._arrays())  # type: ignore[arg-type]  # numpy types **kwds as allow_pickle
         return bank
 
     @staticmethod

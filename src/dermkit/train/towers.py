@@ -8,7 +8,7 @@ evaluation preprocessing) and only the projection head runs during training.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import cast
 
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from dermkit.core.errors import DermkitError
+from dermkit.models.loaded import Encoder
 
 # Where open_clip keeps each tower's projection: timm image towers (``head``), vision and HF text
 # transformers (``proj``), open_clip's built-in text transformer (``text_projection``).
@@ -23,7 +24,6 @@ PROJECTION_ATTRS = {"image": ("head", "proj"), "text": ("proj", "text_projection
 # Parameters of the model itself that belong to neither tower.
 SHARED_PARAMETERS = ("logit_scale", "logit_bias")
 
-Encoder = Callable[[torch.Tensor], torch.Tensor]  # a tower's encode_image / encode_text
 
 
 def _in_text_tower(name: str) -> bool:
