@@ -135,12 +135,12 @@ class _AutocastSensitive(torch.nn.Module):
 
 
 def test_bf16_falls_back_to_fp32_when_embeddings_drift(table: Path, tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
     from torchvision.transforms.functional import to_tensor
 
-    fake = SimpleNamespace(model=_AutocastSensitive(), preprocess_eval=to_tensor, tokenizer=None,
-                           name="drifting", embed_dim=3)
+    from dermkit.models.loaded import LoadedModel
+
+    fake = LoadedModel(model=_AutocastSensitive(), preprocess_train=to_tensor, preprocess_eval=to_tensor,
+                       tokenizer=None, name="drifting", embed_dim=3)  # type: ignore[arg-type]
     with pytest.warns(RuntimeWarning, match="using fp32"):
         features = extract(fake, table, tmp_path / "cache", precision="bf16")
     assert features.meta["precision_used"] == "fp32"
