@@ -49,12 +49,12 @@ from _real_sample import ham_table
 from dermkit.core.atomic import atomic_write_text
 from dermkit.core.precision import precision_record, resolve_precision
 from dermkit.data.images import open_image
+from dermkit.data.predictions import Predictions, write_predictions
 from dermkit.data.splits import split_table
 from dermkit.data.table import frame_to_cases, read_table
 from dermkit.evaluate.ddx_compare import compare
 from dermkit.evaluate.metrics.collection import score_predictions
-from dermkit.evaluate.predictions import Predictions, write_predictions
-from dermkit.models.ddx import LabelSpace
+from dermkit.models.ddx_net import LabelSpace
 from dermkit.models.factory import build_backbone
 from dermkit.models.transforms import AUGMENTATIONS
 from dermkit.predict import choose_tta, predict_table

@@ -123,7 +123,7 @@ def untrained_ddx_model() -> Callable[..., Path]:
     """Save a tiny untrained image-only ddx model (32 px test trunk) on a label set; returns its folder."""
 
     def make(folder: Path, labels: str = "ham10000", other: bool = False) -> Path:
-        from dermkit.models.ddx import DdxNet, LabelSpace
+        from dermkit.models.ddx_net import DdxNet, LabelSpace
         from dermkit.models.factory import build_backbone
         from dermkit.models.families.ddx import DdxModel, save_ddx
 

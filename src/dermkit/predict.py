@@ -19,7 +19,7 @@ import torch
 from dermkit.core.errors import InputError
 from dermkit.data.images import open_image
 from dermkit.data.schema import MAX_IMAGES_PER_CASE, SEXES
-from dermkit.models.ddx import AGE_RANGE
+from dermkit.models.ddx_net import AGE_RANGE
 from dermkit.models.families.ddx import DdxModel, load_ddx
 from dermkit.ontology import default_ontology
 
@@ -135,7 +135,7 @@ def ignored_fields(model: DdxModel, fields: CaseFields) -> list[str]:
 @torch.no_grad()
 def predict_table(model: DdxModel, table: str | Path, splits: Sequence[str] = ("test",),
                   cache_dir: str | Path | None = None, tta: int | None = None) -> Any:
-    """A predictions table (``dermkit.evaluate.predictions``) for the labelled cases of ``splits``.
+    """A predictions table (``dermkit.data.predictions``) for the labelled cases of ``splits``.
 
     The trunk's features come from (or go to) the feature cache (:mod:`dermkit.models.feature_cache`:
     ``cache_dir``, else the user cache dir) that training uses, keyed by the trunk's weights, so a
@@ -143,7 +143,7 @@ def predict_table(model: DdxModel, table: str | Path, splits: Sequence[str] = ("
     ``tta`` > 1 the probabilities are the mean over that many flipped and turned views of every image
     (each view's features cached apart); None: the count stored with the model.
     """
-    from dermkit.evaluate.predictions import Predictions
+    from dermkit.data.predictions import Predictions
     from dermkit.models.transforms import check_tta
 
     views = check_tta(model.tta if tta is None else tta)
@@ -229,7 +229,7 @@ def _view_probabilities(model: DdxModel, cases: list[Any], table: str | Path, ca
                         views: int) -> list[np.ndarray]:
     """The model's probabilities of ``cases`` under each of the first ``views`` test-time views (one
     entry for a model without images); trunk features cached in ``cache_dir`` (None: the user cache dir)."""
-    from dermkit.models.ddx import collate_metadata
+    from dermkit.models.ddx_net import collate_metadata
     from dermkit.models.families.ddx import pad_images
 
     model.net.eval()

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dermkit.data.predictions import Predictions
 from dermkit.evaluate.isic import to_isic_csv
-from dermkit.evaluate.predictions import Predictions
 from dermkit.metrics import (
     auroc_per_class,
     average_precision_per_class,

@@ -12,9 +12,9 @@ import pytest
 
 from conftest import SHARED_DATA  # tests/ is on sys.path under pytest
 from dermkit.data.importers import run_import
+from dermkit.data.predictions import Predictions
 from dermkit.data.table import read_cases
 from dermkit.evaluate.metrics.collection import metric_fns, score_predictions
-from dermkit.evaluate.predictions import Predictions
 
 pytestmark = pytest.mark.realdata
 

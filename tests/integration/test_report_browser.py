@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dermkit.evaluate.predictions import Predictions, write_predictions
+from dermkit.data.predictions import Predictions, write_predictions
 from dermkit.evaluate.report import write_report
 from dermkit.evaluate.runner import run_suite
 

@@ -170,10 +170,10 @@ def test_yes_no_history_answers_reach_the_model_as_in_dermkit_predict(tmp_path: 
     exactly as ``--symptom``/``--history`` do, and an answer the model was not trained on is ignored."""
     from types import SimpleNamespace
 
-    from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec
+    from dermkit.models.ddx_net import DdxNet, LabelSpace, MetadataSpec
     from dermkit.models.factory import build_backbone
     from dermkit.models.families.ddx import DdxModel, save_ddx
-    from dermkit.serve.ddx import DdxDifferential
+    from dermkit.serve.ddx_differential import DdxDifferential
 
     backbone = build_backbone("test_efficientnet", pretrained=False, image_size=32)
     spec = MetadataSpec.fit([SimpleNamespace(age=50.0, measurements={"diameter_1_mm": 6.0}, symptoms=None,

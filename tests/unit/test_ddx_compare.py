@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from dermkit.core.errors import InputError
+from dermkit.data.predictions import Predictions
 from dermkit.evaluate.ddx_compare import compare
 from dermkit.evaluate.metrics.collection import score_predictions
-from dermkit.evaluate.predictions import Predictions
 from dermkit.metrics import auroc, balanced_accuracy
 
 CLASSES = ("melanoma", "melanocytic_nevus", "basal_cell_carcinoma")

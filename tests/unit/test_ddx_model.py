@@ -11,7 +11,7 @@ from torch import nn
 
 from dermkit.core.errors import InputError
 from dermkit.models import load_model
-from dermkit.models.ddx import OTHER, DdxNet, LabelSpace, MetadataSpec, collate_metadata
+from dermkit.models.ddx_net import OTHER, DdxNet, LabelSpace, MetadataSpec, collate_metadata
 from dermkit.models.families.ddx import DdxModel, pad_images, save_ddx
 
 

@@ -13,8 +13,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
 from dermkit.cli import main
+from dermkit.data.predictions import read_predictions
 from dermkit.data.table import Case, write_table
-from dermkit.evaluate.predictions import read_predictions
 from dermkit.evaluate.retrieval import retrieval_report
 from dermkit.evaluate.zeroshot import zero_shot_report
 

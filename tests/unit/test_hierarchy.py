@@ -8,9 +8,9 @@ import pytest
 
 from dermkit.core.errors import InputError
 from dermkit.data.captions import captions_for_case
+from dermkit.data.predictions import Predictions
 from dermkit.data.table import Case
 from dermkit.evaluate.hierarchy import at_level, merge_matrix
-from dermkit.evaluate.predictions import Predictions
 from dermkit.metrics import accuracy, confusion_matrix
 from dermkit.models import prompts
 from dermkit.ontology import default_ontology

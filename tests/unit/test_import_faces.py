@@ -36,7 +36,7 @@ def test_train_ddx_does_not_load_the_suite_runner() -> None:
 
 
 def test_one_evaluate_module_does_not_load_the_suite() -> None:
-    modules = loaded_after("import dermkit.evaluate.predictions")
+    modules = loaded_after("import dermkit.data.predictions")
     assert "dermkit.evaluate.runner" not in modules
     assert "dermkit.evaluate.suite" not in modules
     assert "yaml" not in modules

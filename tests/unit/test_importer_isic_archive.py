@@ -11,7 +11,7 @@ import pytest
 from dermkit.core.errors import InputError
 from dermkit.data.importers import run_import
 from dermkit.data.table import read_table
-from dermkit.models.ddx import LabelSpace
+from dermkit.models.ddx_net import LabelSpace
 
 # The nine folder labels of the release, and the HAM10000 class each counts as (None: outside).
 HAM_CLASS = {

@@ -13,9 +13,9 @@ torch = pytest.importorskip("torch")
 
 from test_eval_tasks import GREEN, RED, FakeLoaded, make_table
 
+from dermkit.data.predictions import Predictions
 from dermkit.evaluate import concepts, linear_probe, retrieval, zeroshot
 from dermkit.evaluate.metrics.collection import metric_fns, score_predictions
-from dermkit.evaluate.predictions import Predictions
 from dermkit.metrics import top_k_accuracy
 
 CLASSES = ("melanoma", "melanocytic_nevus", "seborrheic_keratosis", "basal_cell_carcinoma")

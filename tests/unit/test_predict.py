@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from dermkit.cli import main
-from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec
+from dermkit.models.ddx_net import DdxNet, LabelSpace, MetadataSpec
 from dermkit.models.factory import build_backbone
 from dermkit.models.families.ddx import DdxModel, save_ddx
 

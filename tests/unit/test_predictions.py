@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from dermkit.core import InputError
+from dermkit.data.predictions import Predictions, read_predictions, write_predictions
 from dermkit.evaluate.isic import to_isic_csv
-from dermkit.evaluate.predictions import Predictions, read_predictions, write_predictions
 
 CLASSES = ("melanoma", "nevus", "bcc")
 
@@ -89,7 +89,7 @@ def test_isic_csv_export(predictions: Predictions, tmp_path: Path) -> None:
 
 
 def test_resampling_units_prefer_the_patient_then_the_lesion_then_the_row():
-    from dermkit.evaluate.predictions import resampling_units
+    from dermkit.data.predictions import resampling_units
 
     frame = pd.DataFrame({"patient_id": ["p1", None, None, "p1"], "lesion_id": ["l1", "l2", None, "l9"]})
     units = resampling_units(frame)

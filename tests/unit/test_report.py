@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from dermkit.core.errors import InputError
-from dermkit.evaluate.predictions import Predictions, write_predictions
+from dermkit.data.predictions import Predictions, write_predictions
 from dermkit.evaluate.report import format_ci, write_report
 from dermkit.evaluate.runner import run_suite
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from dermkit.core import InputError
-from dermkit.evaluate.predictions import Predictions
+from dermkit.data.predictions import Predictions
 from dermkit.evaluate.strata import UNKNOWN, stratify, stratum_of
 from dermkit.metrics import accuracy, expected_calibration_error, macro_auroc
 

@@ -13,10 +13,10 @@ pytest.importorskip("open_clip")
 
 from dermkit.cli import main
 from dermkit.data.importers import run_import
+from dermkit.data.predictions import read_predictions
 from dermkit.data.splits import split_table
 from dermkit.data.synthetic import write_synthetic_ham
 from dermkit.data.table import read_table
-from dermkit.evaluate.predictions import read_predictions
 
 torch.set_num_threads(1)
 

@@ -43,9 +43,9 @@ def _cmd_task(task: EvalTask, args: argparse.Namespace) -> int:
 
 
 def _cmd_classifier(args: argparse.Namespace) -> int:
+    from dermkit.data.predictions import write_predictions
     from dermkit.evaluate.isic import to_isic_csv, without_zero_weight
     from dermkit.evaluate.metrics.collection import score_predictions
-    from dermkit.evaluate.predictions import write_predictions
     from dermkit.models.families.ddx import load_ddx, store_tta
     from dermkit.predict import (
         choose_tta,
@@ -84,8 +84,8 @@ def _cmd_classifier(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from dermkit.data.predictions import read_predictions
     from dermkit.evaluate.ddx_compare import compare, complete_history_mask
-    from dermkit.evaluate.predictions import read_predictions
 
     a, b = read_predictions(args.a), read_predictions(args.b)
     mask = None if args.complete_history is None else complete_history_mask(a, args.complete_history)

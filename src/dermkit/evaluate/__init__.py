@@ -1,13 +1,13 @@
 """Evaluation: metrics written once, bootstrap intervals, strata, and the predictions table.
 
-Every evaluation task writes a predictions table (:mod:`dermkit.evaluate.predictions`); the
+Every evaluation task writes a predictions table (:mod:`dermkit.data.predictions`); the
 metrics, strata and reports read it, so nothing has to re-run a model to redo a cheap step.
 Image and text embeddings come from :mod:`dermkit.models.encoding`.
 A suite (:mod:`dermkit.evaluate.suite`) names datasets, models and tasks in one YAML file;
 :func:`run_suite` runs it into a run directory and :func:`write_report` turns that into HTML
 and Markdown.
 
-The face is lazy (PEP 562): importing one module of this package (``dermkit.evaluate.predictions``)
+The face is lazy (PEP 562): importing one module of this package (``dermkit.data.predictions``)
 does not load the suite runner, YAML or model code; the names below are imported on first use.
 """
 

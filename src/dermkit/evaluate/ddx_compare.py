@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from dermkit.core.errors import InputError
+from dermkit.data.predictions import Predictions, resampling_units
 from dermkit.data.table import read_table
 from dermkit.evaluate.bootstrap import paired_bootstrap
 from dermkit.evaluate.metrics.collection import (
@@ -20,7 +21,6 @@ from dermkit.evaluate.metrics.collection import (
     DEFAULT_STRATA,
     fields_present,
 )
-from dermkit.evaluate.predictions import Predictions, resampling_units
 from dermkit.evaluate.strata import stratum_of
 from dermkit.metrics import balanced_accuracy
 

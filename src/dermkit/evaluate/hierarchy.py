@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from dermkit.core.errors import InputError
-from dermkit.evaluate.predictions import UNLABELLED, Predictions
+from dermkit.data.predictions import UNLABELLED, Predictions
 from dermkit.ontology import Ontology, default_ontology
 
 

@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 
 from dermkit.core import InputError, atomic_path
-from dermkit.evaluate.predictions import UNLABELLED, Predictions
+from dermkit.data.predictions import UNLABELLED, Predictions
 from dermkit.ontology import default_ontology
 
 ISIC_2018 = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
 ISIC_2019 = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
 ONLY_2019 = frozenset({"SCC", "UNK"})
-OTHER_CLASS = "other"  # the label space's catch-all class (models.ddx.OTHER)
+OTHER_CLASS = "other"  # the label space's catch-all class (models.ddx_net.OTHER)
 
 ZERO_WEIGHT_IMAGES = frozenset({"ISIC_0035068"})
 ZERO_WEIGHT_SOURCE = "isic"  # the importer of the challenge's ground-truth CSVs

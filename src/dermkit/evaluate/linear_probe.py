@@ -32,7 +32,7 @@ from dermkit.models.encoding import (
 )
 
 if TYPE_CHECKING:
-    from dermkit.evaluate.predictions import Predictions
+    from dermkit.data.predictions import Predictions
     from dermkit.models.loaded import LoadedModel
 
 DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-3, 3, 7))
@@ -183,7 +183,7 @@ def split_data(frame: pd.DataFrame, features: Any, class_ids: Sequence[str]) -> 
 def probe_predictions(data: ProbeData, cases: dict[str, pd.DataFrame], class_ids: Sequence[str], model_id: str,
                       summary: dict[str, Any], cs: Sequence[float] = DEFAULT_CS) -> tuple[Predictions, float]:
     """The full-data probe's val and test predictions table, and its C (the summary's, when it ran ``full``)."""
-    from dermkit.evaluate.predictions import Predictions
+    from dermkit.data.predictions import Predictions
 
     if "full" in summary:  # reuse the C the summary chose rather than searching again
         cs = [summary["full"]["runs"][0]["C"]]

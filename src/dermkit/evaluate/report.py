@@ -21,7 +21,7 @@ import numpy as np
 
 from dermkit.core.atomic import atomic_dir, atomic_write_text
 from dermkit.core.errors import InputError
-from dermkit.evaluate.predictions import Predictions, read_predictions
+from dermkit.data.predictions import Predictions, read_predictions
 from dermkit.evaluate.runner import RESULTS_FILE
 from dermkit.evaluate.strata import UNKNOWN
 from dermkit.metrics import (

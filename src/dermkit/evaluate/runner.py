@@ -33,11 +33,11 @@ import pandas as pd
 
 from dermkit.core.atomic import atomic_write_text
 from dermkit.core.errors import InputError
+from dermkit.data.predictions import Predictions, write_predictions
 from dermkit.data.schema import ALL_SPLITS
 from dermkit.data.table import read_table
 from dermkit.evaluate.hierarchy import at_level
 from dermkit.evaluate.metrics.collection import metric_fns, score_predictions
-from dermkit.evaluate.predictions import Predictions, write_predictions
 from dermkit.evaluate.suite import (
     Dataset,
     Suite,

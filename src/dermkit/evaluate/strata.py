@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from dermkit.core import InputError
+from dermkit.data.predictions import Predictions, resampling_units
 from dermkit.data.schema import FITZPATRICK_GROUPS
 from dermkit.evaluate.bootstrap import MetricFn, bootstrap_ci
-from dermkit.evaluate.predictions import Predictions, resampling_units
 from dermkit.metrics.inputs import UndefinedMetricError
 
 MONK_GROUPS: dict[str, tuple[int, ...]] = {"1-3": (1, 2, 3), "4-7": (4, 5, 6, 7), "8-10": (8, 9, 10)}

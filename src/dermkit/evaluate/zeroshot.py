@@ -17,8 +17,8 @@ import pandas as pd
 from scipy.special import softmax
 
 from dermkit.core.errors import InputError
+from dermkit.data.predictions import UNLABELLED, Predictions
 from dermkit.data.table import read_table
-from dermkit.evaluate.predictions import UNLABELLED, Predictions
 from dermkit.models.embeddings import ImageFeatures
 from dermkit.models.encoding import ImageMode, encode_prompt_sets, resolve_model, split_embeddings
 from dermkit.models.loaded import logit_scale

@@ -36,6 +36,7 @@ from dermkit.data.schema import ALL_SPLITS
 from dermkit.data.table import read_table, rows_in_splits
 from dermkit.models.embeddings import ImageFeatures, l2_normalize, mean_direction
 from dermkit.models.feature_cache import EmbeddingsEntry, cache_directory, weights_fingerprint
+from dermkit.models.loaded import Encoder
 
 if TYPE_CHECKING:
     import torch
@@ -98,7 +99,7 @@ def extract_image_features(
         return cached
     split = image_trunk(loaded.model)
     if split is None:
-        embeddings, used = _embed_images(loaded, loaded.image_encoder, index["path"].tolist(), batch_size,
+        embeddings, used = _embed_images(loaded, cast(Encoder, loaded.model.encode_image), index["path"].tolist(), batch_size,
                                          num_workers, wanted, progress)
     else:  # the trunk's features are shared by every model built on the same trunk; the head is cheap
         trunk, head = split
@@ -198,7 +199,8 @@ def encode_texts(model: str | LoadedModel, texts: Sequence[str], batch_size: int
     loaded = resolve_model(model)
     device = _device_of(loaded.model)
     pad = text_padding_id(getattr(loaded.model, "text", None))
-    encode = loaded.text_encoder if pad is None else trim_padding(loaded.text_encoder, pad)
+    text_encoder = cast(Encoder, loaded.model.encode_text)  # open_clip models are untyped modules
+    encode = text_encoder if pad is None else trim_padding(text_encoder, pad)
     rows: list[np.ndarray] = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from dermkit.core.errors import InputError
 
@@ -36,16 +36,6 @@ class LoadedModel:
     name: str
     embed_dim: int
     card: ModelCard | None = None
-
-    @property
-    def image_encoder(self) -> Encoder:
-        """``model.encode_image``, typed: open_clip's models are plain ``nn.Module``s to a type checker."""
-        return cast(Encoder, self.model.encode_image)
-
-    @property
-    def text_encoder(self) -> Encoder:
-        """``model.encode_text``, typed (see :attr:`image_encoder`)."""
-        return cast(Encoder, self.model.encode_text)
 
     @property
     def model_cfg(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from dermkit.core.errors import DermkitError
 from dermkit.ontology import Ontology, default_ontology
-from dermkit.serve.ddx import HISTORY_FIELDS, DdxDifferential, given_fields
+from dermkit.serve.ddx_differential import HISTORY_FIELDS, DdxDifferential, given_fields
 from dermkit.serve.history import History
 from dermkit.serve.textbank import TextBank
 

@@ -21,7 +21,7 @@ from dermkit.models.encoding import encode_texts
 from dermkit.models.feature_cache import weights_fingerprint
 from dermkit.ontology import Ontology, default_ontology
 from dermkit.serve.config import ServeConfig, condition_ids
-from dermkit.serve.ddx import DdxDifferential, is_ddx_dir, ranked_entry
+from dermkit.serve.ddx_differential import DdxDifferential, is_ddx_dir, ranked_entry
 from dermkit.serve.differential import CaseInput, Differential, ModelDifferential, ZeroShotDifferential
 from dermkit.serve.errors import ApiError
 from dermkit.serve.history import History
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import torch
     from PIL.Image import Image
 
-    from dermkit.models.loaded import LoadedModel
+    from dermkit.models.loaded import Encoder, LoadedModel
 
 VERSION_CHARS = 12
 log = logging.getLogger("dermkit.serve")
@@ -173,7 +173,7 @@ class Engine:
 
         pixels = pixels.to(self.device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            return l2_normalize(self.vlm.image_encoder(pixels).float().numpy())
+            return l2_normalize(cast("Encoder", self.vlm.model.encode_image)(pixels).float().numpy())
 
     def embed_images(self, pixels: Sequence[torch.Tensor]) -> list[np.ndarray]:
         """One unit embedding per preprocessed image, in one forward pass."""

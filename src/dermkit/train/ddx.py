@@ -52,7 +52,7 @@ from dermkit.models.card import (
     training_data_entries,
 )
 from dermkit.models.colour import PREPROCESS_KEY as COLOUR_KEY
-from dermkit.models.ddx import (
+from dermkit.models.ddx_net import (
     POOLINGS,
     DdxNet,
     LabelSpace,

@@ -27,7 +27,7 @@ from dermkit.core.atomic import atomic_dir, atomic_path, atomic_write_text
 from dermkit.core.errors import InputError
 from dermkit.data.images import open_image
 from dermkit.data.table import Case, frame_to_cases, read_table, write_table
-from dermkit.models.ddx import LabelSpace
+from dermkit.models.ddx_net import LabelSpace
 from dermkit.models.gan import CycleGan, CycleGanConfig, load_cyclegan, save_cyclegan
 from dermkit.train import distributed
 from dermkit.train.checkpoint import (

@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from dermkit.core.errors import InputError
+from dermkit.data.predictions import Predictions, resampling_units
 from dermkit.evaluate.bootstrap import MetricFn, bootstrap_ci
-from dermkit.evaluate.predictions import Predictions, resampling_units
 from dermkit.evaluate.strata import STRATIFIABLE, UNKNOWN, stratify_rows, stratum_of
 from dermkit.metrics.binary import (
     auroc,

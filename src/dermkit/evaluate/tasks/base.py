@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from dermkit.evaluate.predictions import Predictions
+    from dermkit.data.predictions import Predictions
     from dermkit.evaluate.suite import Dataset, Suite, Task, _Checker
     from dermkit.models.embeddings import ImageFeatures
     from dermkit.models.loaded import LoadedModel

@@ -9,7 +9,7 @@ from dermkit.core.errors import InputError
 from dermkit.evaluate.tasks.base import EvalTask, Job, register_task
 
 if TYPE_CHECKING:
-    from dermkit.evaluate.predictions import Predictions
+    from dermkit.data.predictions import Predictions
 
 NEGATIVE_CLASS = "rest"
 
@@ -59,7 +59,7 @@ class BinaryTask(EvalTask):
 
     def run(self, job: Job) -> dict[str, Any]:
         """Positive-vs-rest with an operating threshold chosen on validation rows, scored on test rows."""
-        from dermkit.evaluate.predictions import write_predictions
+        from dermkit.data.predictions import write_predictions
         from dermkit.evaluate.runner import (
             evaluate_predictions,
             predictions_path,
@@ -90,7 +90,7 @@ def binary_view(source: Predictions, positive: Sequence[str]) -> tuple[Predictio
     """Two-class predictions: score = summed probability of classes at or below a ``positive`` node."""
     import numpy as np
 
-    from dermkit.evaluate.predictions import UNLABELLED, Predictions
+    from dermkit.data.predictions import UNLABELLED, Predictions
     from dermkit.ontology import default_ontology
 
     conditions = default_ontology().conditions

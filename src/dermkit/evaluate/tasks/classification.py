@@ -38,7 +38,7 @@ class ClassificationTask(EvalTask):
 
     def run_once(self, task: Task, suite: Suite, out: Path) -> list[dict[str, Any]] | None:
         """One record per predictions table, scored on its test rows when it has them."""
-        from dermkit.evaluate.predictions import read_predictions, write_predictions
+        from dermkit.data.predictions import read_predictions, write_predictions
         from dermkit.evaluate.runner import evaluate_predictions, predictions_path
         from dermkit.evaluate.suite import resolve_path
 

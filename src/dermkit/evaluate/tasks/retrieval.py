@@ -29,8 +29,8 @@ class RetrievalTask(EvalTask):
         import numpy as np
 
         from dermkit.core.atomic import atomic_path
+        from dermkit.data.predictions import GROUPING_FIELDS
         from dermkit.evaluate.metrics.collection import score_rows
-        from dermkit.evaluate.predictions import GROUPING_FIELDS
         from dermkit.evaluate.retrieval import case_captions
         from dermkit.evaluate.runner import (
             predictions_path,

@@ -39,8 +39,8 @@ class ZeroShotTask(EvalTask):
 
     def run_command(self, args: argparse.Namespace, **scoring: Any) -> Any:
         """The split's zero-shot predictions (written to ``--out``) scored by the metric collection."""
+        from dermkit.data.predictions import write_predictions
         from dermkit.evaluate.metrics.collection import score_predictions
-        from dermkit.evaluate.predictions import write_predictions
         from dermkit.evaluate.zeroshot import zero_shot_predictions
 
         predictions = zero_shot_predictions(args.model, args.table, classes=args.label_set, split=args.split,

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # torch is imported where used, so registering this family st
     from PIL.Image import Image
 
     from dermkit.models.backbones import Backbone
-    from dermkit.models.ddx import DdxNet, LabelSpace, MetadataSpec
+    from dermkit.models.ddx_net import DdxNet, LabelSpace, MetadataSpec
 
 CONFIG_FILE = "ddx_config.json"
 WEIGHTS_FILE = "ddx_model.safetensors"
@@ -101,7 +101,7 @@ class DdxModel:
         ``images`` is not read by a model without an image trunk."""
         import torch
 
-        from dermkit.models.ddx import collate_metadata
+        from dermkit.models.ddx_net import collate_metadata
         from dermkit.models.transforms import check_tta, dihedral_view
 
         views = check_tta(self.tta if tta is None else tta)
@@ -131,7 +131,7 @@ class DdxModel:
         """One case's probabilities as a ranked list of {rank, id, name, probability}."""
         import numpy as np
 
-        from dermkit.models.ddx import OTHER
+        from dermkit.models.ddx_net import OTHER
 
         conditions = default_ontology().conditions
         order = np.argsort(-probs, kind="stable")[:top]
@@ -156,7 +156,7 @@ def pad_images(per_case: Sequence[Sequence[torch.Tensor]]) -> tuple[torch.Tensor
 
 def build_net(config: dict[str, Any], trunk: torch.nn.Module | None) -> DdxNet:
     """The network a config describes (weights random until loaded)."""
-    from dermkit.models.ddx import DdxNet, MetadataSpec
+    from dermkit.models.ddx_net import DdxNet, MetadataSpec
 
     metadata = MetadataSpec(**config["metadata"]) if config["metadata"] is not None else None
     return DdxNet(len(config["classes"]), feature_dim=config["feature_dim"], trunk=trunk, metadata=metadata,
@@ -205,7 +205,7 @@ def load_ddx(path: str | Path, device: str = "cpu") -> DdxModel:
     """Read a directory written by :func:`save_ddx`."""
     from safetensors.torch import load_file
 
-    from dermkit.models.ddx import LabelSpace, MetadataSpec
+    from dermkit.models.ddx_net import LabelSpace, MetadataSpec
 
     path = Path(path)
     config_file = _check_ddx_dir(path)

@@ -16,7 +16,7 @@ router = APIRouter(tags=["about"])
 @router.get("/v1/models", response_model=schemas.ModelsResponse)
 async def models(service: ServiceDep) -> dict[str, Any]:
     """The loaded models with their cards, the differential's classes and history fields, the index size."""
-    from dermkit.serve.ddx import ranked_entry
+    from dermkit.serve.ddx_differential import ranked_entry
 
     engine = service.require_engine()
     similar = engine.similar

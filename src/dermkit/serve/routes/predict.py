@@ -40,7 +40,7 @@ async def predict(
     acquisition: Annotated[Acquisition | None, Form(description="selects the prompt templates")] = None,
 ) -> dict[str, Any]:
     """Ranked differential, top clinical concepts and similar cases for one case's photographs."""
-    from dermkit.serve.ddx import parse_pairs  # torch-bound: imported once the engine is loaded
+    from dermkit.serve.ddx_differential import parse_pairs  # torch-bound: imported once the engine is loaded
 
     engine = service.require_engine()
     config = service.config

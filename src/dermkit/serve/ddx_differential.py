@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dermkit.models.ddx import AGE_RANGE, OTHER
+from dermkit.models.ddx_net import AGE_RANGE, OTHER
 from dermkit.models.families.ddx import CONFIG_FILE, DdxModel, load_ddx
 from dermkit.ontology import Ontology, default_ontology
 from dermkit.predict import CaseFields
