@@ -32,6 +32,7 @@ demo: $(STAMP)
 
 test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy src
 	PYTHONPATH=src $(VENV)/bin/lint-imports
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 

@@ -287,6 +287,13 @@ class DdxTrainer:
     def _labelled(self, cases: list[Case]) -> list[Case]:
         return [c for c in cases if self.labels.target(c.differential) is not None]
 
+    def _target(self, case: Case) -> np.ndarray:
+        """A kept case's soft target over the label space (``_labelled`` dropped the others)."""
+        target = self.labels.target(case.differential)
+        if target is None:
+            raise InputError(f"case {case.case_id}: no label is in the model's label space", field="differential")
+        return target
+
     def _synthetic(self, real: list[Case]) -> list[Case]:
         """Synthetic cases of the given tables, ``synthetic_ratio`` × each class's real count."""
         if not self.config.synthetic:
@@ -297,14 +304,14 @@ class DdxTrainer:
             if not all(c.synthetic and c.split in (None, "train") for c in cases):
                 raise InputError("a synthetic table must hold only synthetic training cases", file=table)
             pool += self._labelled(cases)
-        real_labels = [int(np.argmax(self.labels.target(c.differential))) for c in real]
-        pool_labels = [int(np.argmax(self.labels.target(c.differential))) for c in pool]
+        real_labels = [int(np.argmax(self._target(c))) for c in real]
+        pool_labels = [int(np.argmax(self._target(c))) for c in pool]
         chosen = choose_synthetic(pool_labels, synthetic_quota(real_labels, pool_labels, self.config.synthetic_ratio),
                                   self.config.seed)
         return [pool[i] for i in chosen]
 
     def _split(self, cases: list[Case], features: dict[str, torch.Tensor] | None) -> Split:
-        target = torch.from_numpy(np.stack([self.labels.target(c.differential) for c in cases]))
+        target = torch.from_numpy(np.stack([self._target(c) for c in cases]))
         metadata = None
         if self.metadata_spec is not None:
             metadata = collate_metadata([self.metadata_spec.encode(c) for c in cases])
@@ -395,8 +402,8 @@ class DdxTrainer:
             with self._epoch_threads():
                 train_loss = self._train_epoch()
                 validation = self._validate()
-            record = {"event": "epoch", "epoch": self.epoch, "train_loss": train_loss, **validation,
-                      "seconds": round(time.perf_counter() - started, 3)}
+            record: dict[str, Any] = {"event": "epoch", "epoch": self.epoch, "train_loss": train_loss,
+                                      **validation, "seconds": round(time.perf_counter() - started, 3)}
             score, state = self._score(validation), self.net.state_dict()
             if self.ema is not None:
                 averaged = self._validate_weights(self.ema)
