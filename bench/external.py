@@ -117,7 +117,7 @@ def freeze(name: str, predict: Callable[[Path, str], Predictions], labels: Label
     internal = predict(table, "test")
     write_predictions(internal, work / f"{name}-ham-test-predictions.parquet")
     progress(f"{name}: melanoma threshold {operating_point['threshold']:.4f} chosen on HAM validation "
-             f"(sensitivity {operating_point['validation_sensitivity']:.3f}); scoring the HAM test split")
+             f"(sensitivity {operating_point['validation_sensitivity']:.3f}); HAM test split scored")
     record = {**record, "melanoma_operating_point": operating_point,
               "internal_ham_test": headline(internal, operating_point["threshold"]),
               "threshold_and_internal_seconds": round(time.perf_counter() - choosing, 1),
