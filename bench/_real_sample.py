@@ -18,11 +18,17 @@ from dermkit.data.table import read_table
 SHARED_DATA = Path(os.environ.get("DERMKIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
+def shared_source(name: str, marker: str) -> Path:
+    """``../shared/data/NAME``, or exit with the reason when its ``marker`` file (or folder) is absent."""
+    source = SHARED_DATA / name
+    if not (source / marker).exists():
+        sys.exit(f"real data {source} is absent; this benchmark needs ../shared/data beside the checkout")
+    return source
+
+
 def ham_table(work_dir: Path, limit: int | None = None) -> tuple[Path, pd.DataFrame]:
     """Import HAM10000 into ``work_dir/ham`` (no image check) and return its path and first ``limit`` rows."""
-    source = SHARED_DATA / "ham10000"
-    if not (source / "metadata.csv").exists():
-        sys.exit(f"real data {source} is absent; this benchmark needs ../shared/data beside the checkout")
+    source = shared_source("ham10000", "metadata.csv")
     table_dir = work_dir / "ham"
     run_import("ham10000", source, table_dir, check_images=False)
     frame = read_table(table_dir)

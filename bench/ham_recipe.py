@@ -37,6 +37,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +53,12 @@ from dermkit.core.precision import precision_record, resolve_precision
 from dermkit.data.images import open_image
 from dermkit.data.predictions import Predictions, write_predictions
 from dermkit.data.splits import split_table
-from dermkit.data.table import frame_to_cases, read_table
+from dermkit.data.table import frame_to_cases, read_table, rows_in_splits
 from dermkit.evaluate.ddx_compare import compare
 from dermkit.evaluate.metrics.collection import score_predictions
 from dermkit.models.ddx_net import LabelSpace
 from dermkit.models.factory import build_backbone
+from dermkit.models.families.ddx import DdxModel, load_ddx
 from dermkit.models.transforms import AUGMENTATIONS
 from dermkit.predict import choose_tta, predict_table
 from dermkit.train.ddx import SELECTION_CRITERIA, DdxTrainConfig, train_ddx
@@ -64,19 +67,24 @@ RESULT = Path(__file__).resolve().parent / "results" / "ham_recipe.json"
 DERMKIT_PREDICTIONS, BASELINE_PREDICTIONS = "dermkit-test-predictions.parquet", "baseline-test-predictions.parquet"
 
 
-def baseline(table: Path, work: Path, budget_s: float, image_size: int,
-             batch_size: int) -> tuple[dict[str, Any], Predictions]:
-    """The plain loop: every layer trained, inverse-frequency weighted CE, last weights evaluated."""
+@dataclass(frozen=True)
+class PlainLoop:
+    """The baseline's trained network and what scoring it needs (its label space, its plain view)."""
+
+    model: torch.nn.Module
+    space: LabelSpace
+    plain: Callable[[Any], torch.Tensor]
+
+
+def train_baseline(table: Path, budget_s: float, image_size: int, batch_size: int) -> tuple[PlainLoop, dict[str, Any]]:
+    """The plain loop: every layer trained, inverse-frequency weighted CE, the last weights kept."""
     from torchvision import transforms as T
 
     torch.manual_seed(0)  # the head's initialisation and the augmentation draws: a rerun repeats the arm
 
     space = LabelSpace.build("ham10000", other=False)
-    frame = read_table(table)
-    cases = list(frame_to_cases(frame))
-    train = [c for c in cases if c.split == "train"]
-    test = [c for c in cases if c.split == "test"]
-    label = {c.case_id: space.index_of(c.diagnosis_id) for c in cases}
+    train = list(frame_to_cases(rows_in_splits(read_table(table), ["train"], origin=table)))
+    label = {c.case_id: space.index_of(c.diagnosis_id) for c in train}
     backbone = build_backbone(image_size=image_size)
     mean, std = backbone.preprocess["mean"], backbone.preprocess["std"]
     augment = T.Compose([T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), T.RandomVerticalFlip(),
@@ -102,26 +110,42 @@ def baseline(table: Path, work: Path, budget_s: float, image_size: int,
             if time.perf_counter() - started > budget_s:
                 break
         epochs += 1
-    train_s = time.perf_counter() - started
     model.eval()
-    with torch.no_grad():
-        probs = torch.cat([torch.softmax(model(torch.stack([plain(open_image(c.image_paths[0]))
-                                                            for c in test[i:i + 64]])), dim=1)
-                           for i in range(0, len(test), 64)]).numpy()
-    labels = [label[c.case_id] for c in test]
-    predictions = Predictions.from_cases(frame[frame["split"] == "test"], probs, labels, "plain-timm-loop",
-                                         space.classes)
+    return PlainLoop(model, space, plain), {"train_seconds": round(time.perf_counter() - started, 1),
+                                            "epochs_started": epochs, "images_seen": seen}
+
+
+@torch.no_grad()
+def baseline_predictions(loop: PlainLoop, table: Path, split: str) -> Predictions:
+    """The plain view's probabilities for the cases of ``split`` that the loop's label space can score
+    (as ``predict_table`` keeps them for the dermkit arm)."""
+    frame = rows_in_splits(read_table(table), [split], origin=table)
+    targets = [loop.space.target(differential) for differential in frame["differential"]]
+    frame = frame[[t is not None for t in targets]].reset_index(drop=True)
+    cases = list(frame_to_cases(frame))
+    probs = torch.cat([torch.softmax(loop.model(torch.stack([loop.plain(open_image(c.image_paths[0]))
+                                                             for c in cases[i:i + 64]])), dim=1)
+                       for i in range(0, len(cases), 64)]).numpy()
+    labels = [int(np.argmax(t)) for t in targets if t is not None]
+    return Predictions.from_cases(frame, probs, labels, "plain-timm-loop", loop.space.classes)
+
+
+def baseline(table: Path, work: Path, budget_s: float, image_size: int,
+             batch_size: int) -> tuple[dict[str, Any], Predictions]:
+    """The plain loop trained, then scored on the test split in its plain view."""
+    started = time.perf_counter()
+    loop, stats = train_baseline(table, budget_s, image_size, batch_size)
+    predictions = baseline_predictions(loop, table, "test")
     write_predictions(predictions, work / BASELINE_PREDICTIONS)
-    return {"train_seconds": round(train_s, 1), "epochs_started": epochs, "images_seen": seen,
-            "total_seconds": round(time.perf_counter() - started, 1)}, predictions
+    return {**stats, "total_seconds": round(time.perf_counter() - started, 1)}, predictions
 
 
-def dermkit_recipe(table: Path, work: Path, budget_s: float, image_size: int, batch_size: int, head_epochs: int,
-                   finetune_lr: float, class_weights: str, augment: str, select_on: str,
-                   choose_views: bool) -> tuple[dict[str, Any], Predictions]:
+def train_dermkit(table: Path, work: Path, budget_s: float, image_size: int, batch_size: int, head_epochs: int,
+                  finetune_lr: float, class_weights: str, augment: str, select_on: str,
+                  choose_views: bool) -> tuple[DdxModel, dict[str, Any]]:
+    """``train_ddx`` with the recipe, cold, then the test-time view count chosen on validation."""
     for stale in (work / "cache", work / "dermkit-run"):  # cold: caching is part of the budget
         shutil.rmtree(stale, ignore_errors=True)
-    started = time.perf_counter()
     summary = train_ddx(DdxTrainConfig(
         data=[str(table)], out=str(work / "dermkit-run"), labels="ham10000", other=False, inputs="images",
         image_size=image_size, batch_size=batch_size, lr=1e-3, wd=0.02, epochs=200, patience=200,
@@ -129,25 +153,42 @@ def dermkit_recipe(table: Path, work: Path, budget_s: float, image_size: int, ba
         unfreeze_epoch=head_epochs, unfreeze_groups=-1, finetune_lr=finetune_lr, schedule="cosine", augment=augment,
         select_on=select_on, workers=1, time_budget_s=budget_s, cache_dir=str(work / "cache")))
     assert summary is not None
-    from dermkit.models.families.ddx import load_ddx
-
     model = load_ddx(summary["model"])
-    evaluating = time.perf_counter()
+    choosing = time.perf_counter()
     tta = choose_tta(model, table, cache_dir=work / "cache") if choose_views else {"views": 1}
-    predictions = predict_table(model, table, ["test"], cache_dir=work / "cache", tta=tta["views"])
-    write_predictions(predictions, work / DERMKIT_PREDICTIONS)
     cache = [json.loads(line) for line in (work / "dermkit-run" / "metrics.jsonl").read_text().splitlines()
              if '"feature_cache"' in line]
-    return {"train_seconds": summary["seconds"], "epochs_run": summary["epochs_run"],
-            "best_epoch": summary["best_epoch"], "planned_epochs": summary["planned_epochs"],
-            "selection": summary["selection"], "tta": tta, "feature_cache": cache,
-            "evaluation_seconds": round(time.perf_counter() - evaluating, 1),
+    return model, {"train_seconds": summary["seconds"], "epochs_run": summary["epochs_run"],
+                   "best_epoch": summary["best_epoch"], "planned_epochs": summary["planned_epochs"],
+                   "selection": summary["selection"], "precision": summary["precision"], "tta": tta,
+                   "feature_cache": cache, "choosing_views_seconds": round(time.perf_counter() - choosing, 1)}
+
+
+def dermkit_recipe(table: Path, work: Path, budget_s: float, image_size: int, batch_size: int, head_epochs: int,
+                   finetune_lr: float, class_weights: str, augment: str, select_on: str,
+                   choose_views: bool) -> tuple[dict[str, Any], Predictions]:
+    """The dermkit arm trained, then scored on the test split in the views chosen on validation."""
+    started = time.perf_counter()
+    model, stats = train_dermkit(table, work, budget_s, image_size, batch_size, head_epochs, finetune_lr,
+                                 class_weights, augment, select_on, choose_views)
+    scoring = time.perf_counter()
+    predictions = predict_table(model, table, ["test"], cache_dir=work / "cache", tta=stats["tta"]["views"])
+    write_predictions(predictions, work / DERMKIT_PREDICTIONS)
+    return {**stats, "evaluation_seconds": round(stats["choosing_views_seconds"] + time.perf_counter() - scoring, 1),
             "total_seconds": round(time.perf_counter() - started, 1)}, predictions
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget-min", type=float, default=30.0, help="wall-time budget of each arm")
+def lesion_split_table(work: Path) -> Path:
+    """HAM10000 imported into ``work/ham`` and split by lesion 70/15/15 (seed 0), unless already there."""
+    table = work / "ham"
+    if not (table / "cases.parquet").exists():
+        table, _ = ham_table(work)
+        split_table(table, by="lesion", val=0.15, test=0.15, seed=0)
+    return table
+
+
+def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """The two arms' settings, shared by the benchmarks that train them."""
     parser.add_argument("--image-size", type=int, default=160, help="both arms (160 px: 2.6x the images/s of 224)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--head-epochs", type=int, default=3, help="dermkit arm: head epochs before the trunk opens")
@@ -157,6 +198,12 @@ def main() -> None:
     parser.add_argument("--augment", choices=AUGMENTATIONS, default="light", help="dermkit arm's augmentation")
     parser.add_argument("--select-on", choices=SELECTION_CRITERIA, default="balanced-accuracy",
                         help="dermkit arm's validation criterion for the checkpoint kept")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget-min", type=float, default=30.0, help="wall-time budget of each arm")
+    add_recipe_arguments(parser)
     parser.add_argument("--no-tta", action="store_true",
                         help="dermkit arm: score the plain view only (default: the test-time view count of best "
                              "validation balanced accuracy)")
@@ -165,10 +212,7 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="ham-recipe-"))
     work.mkdir(parents=True, exist_ok=True)
-    table = work / "ham"
-    if not (table / "cases.parquet").exists():
-        table, _ = ham_table(work)
-        split_table(table, by="lesion", val=0.15, test=0.15, seed=0)
+    table = lesion_split_table(work)
     budget_s = args.budget_min * 60
     ours, ours_predictions = dermkit_recipe(table, work, budget_s, args.image_size, args.batch_size,
                                             args.head_epochs, args.finetune_lr, args.class_weights, args.augment,
