@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dermkit.cli.common import add_split_arguments
 from dermkit.cli.output import add_json, emit
 from dermkit.core.precision import PRECISION_HELP, PRECISIONS
 
@@ -61,10 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="images within K of 256 perceptual-hash bits (or mirrored) are duplicates (default 20)")
     dedup.add_argument("--no-captions", action="store_true", help="ignore identical captions")
     dedup.add_argument("--split", action="store_true", help="reassign splits keeping each cluster in one split")
-    dedup.add_argument("--by", choices=["patient", "lesion", "case"], default="patient", help="as for data split")
-    dedup.add_argument("--val", type=float, default=0.15)
-    dedup.add_argument("--test", type=float, default=0.15)
-    dedup.add_argument("--seed", type=int, default=0)
+    add_split_arguments(dedup)
     dedup.add_argument("--workers", type=int, help="hashing threads")
     add_json(dedup)
     dedup.set_defaults(func=_cmd_dedup)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dermkit.cli.common import key_values
+from dermkit.cli.common import add_split_arguments, key_values
 from dermkit.cli.output import add_json, emit
 
 
@@ -110,11 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     # Literal choices and defaults (mirroring dermkit.data.splits/leaks) keep scipy out of --help.
     split = data_sub.add_parser("split", help="assign leak-free train/val/test splits in place")
     split.add_argument("table", type=Path, help="case-table directory")
-    split.add_argument("--by", choices=["patient", "lesion", "case"], default="patient",
-                       help="keep each patient (falling back to lesion, then case), lesion or case in one split")
-    split.add_argument("--val", type=float, default=0.15, help="share of cases for validation (default 0.15)")
-    split.add_argument("--test", type=float, default=0.15, help="share of cases for testing (default 0.15)")
-    split.add_argument("--seed", type=int, default=0, help="random seed (same seed, same split)")
+    add_split_arguments(split)
     split.add_argument("--temporal", action="store_true", help="earliest cases in train, latest in test")
     split.add_argument("--link-images", type=int, metavar="K",
                        help="also keep cases with images within K of 256 hash bits in one split (reads every image)")

@@ -7,7 +7,9 @@ The flags of ``train clip`` and ``train ddx`` are their config dataclasses' fiel
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from dermkit.cli.config_args import (
     DeferredParser,
@@ -16,40 +18,43 @@ from dermkit.cli.config_args import (
 )
 from dermkit.cli.output import add_json, emit
 
+# A config-driven command's (config dataclass, trainer); the loaders below import them only when the
+# command runs or shows its help.
+Trainer = tuple[type, Callable[[Any], dict[str, Any] | None]]
 
-def _cmd_clip(args: argparse.Namespace) -> int:
+
+def _clip() -> Trainer:
     from dermkit.train.clip import ClipTrainConfig, train_clip
 
-    summary = train_clip(config_from_args(ClipTrainConfig, args))
-    if summary is None:  # not the main process of a torchrun launch: rank 0 reports
-        return 0
-    state = "finished" if summary["finished"] else "stopped"
-    emit(args, summary, f"{state} at epoch {summary['epoch']}, step {summary['step']}: {summary['out']}")
-    return 0
+    return ClipTrainConfig, train_clip
 
 
-def _clip_flags(parser: argparse.ArgumentParser) -> None:
-    from dermkit.train.clip import ClipTrainConfig
-
-    add_config_arguments(parser, ClipTrainConfig)
-    add_json(parser)
-
-
-def _cmd_ddx(args: argparse.Namespace) -> int:
+def _ddx() -> Trainer:
     from dermkit.train.ddx import DdxTrainConfig, train_ddx
 
-    summary = train_ddx(config_from_args(DdxTrainConfig, args))
-    if summary is None:  # not the main process of a torchrun launch: rank 0 reports
-        return 0
-    emit(args, summary, f"best epoch {summary['best_epoch']} (chosen on validation): {summary.get('model')}")
+    return DdxTrainConfig, train_ddx
+
+
+def _report(args: argparse.Namespace, summary: dict[str, Any] | None, headline: Callable[[dict[str, Any]], str]) -> int:
+    """Print a run's summary; the other processes of a torchrun launch get None and leave it to rank 0."""
+    if summary is not None:
+        emit(args, summary, headline(summary))
     return 0
 
 
-def _ddx_flags(parser: argparse.ArgumentParser) -> None:
-    from dermkit.train.ddx import DdxTrainConfig
+def _add_config_command(train_sub: argparse._SubParsersAction, name: str, help_text: str,
+                        trainer: Callable[[], Trainer], headline: Callable[[dict[str, Any]], str]) -> None:
+    """``train NAME``, whose flags are its config dataclass's fields, added when it runs or shows its help."""
 
-    add_config_arguments(parser, DdxTrainConfig)
-    add_json(parser)
+    def populate(parser: argparse.ArgumentParser) -> None:
+        add_config_arguments(parser, trainer()[0])
+        add_json(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        config_class, train = trainer()
+        return _report(args, train(config_from_args(config_class, args)), headline)
+
+    train_sub.add_parser(name, help=help_text, populate=populate).set_defaults(func=run)
 
 
 def _cmd_gan(args: argparse.Namespace) -> int:
@@ -60,10 +65,7 @@ def _cmd_gan(args: argparse.Namespace) -> int:
         image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         cycle_weight=args.cycle_weight, seed=args.seed, sample_every=args.sample_every, max_steps=args.max_steps,
         resume=args.resume))
-    if summary is None:
-        return 0
-    emit(args, summary, f"trained {summary['step']} steps: {summary['out']}/model")
-    return 0
+    return _report(args, summary, lambda done: f"trained {done['step']} steps: {done['out']}/model")
 
 
 def _cmd_synthesize(args: argparse.Namespace) -> int:
@@ -96,12 +98,11 @@ def _add_gan(train_sub: argparse._SubParsersAction) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train models (multi-process: torchrun -m dermkit.cli train ...)")
     train_sub = train.add_subparsers(dest="train_command", required=True, parser_class=DeferredParser)
-    clip = train_sub.add_parser("clip", help="contrastive (CLIP or SigLIP) training on case tables",
-                                populate=_clip_flags)
-    clip.set_defaults(func=_cmd_clip)
-    ddx = train_sub.add_parser("ddx", help="differential diagnosis / lesion classifier from images + history",
-                               populate=_ddx_flags)
-    ddx.set_defaults(func=_cmd_ddx)
+    _add_config_command(train_sub, "clip", "contrastive (CLIP or SigLIP) training on case tables", _clip,
+                        lambda done: f"{'finished' if done['finished'] else 'stopped'} at epoch {done['epoch']}, "
+                                     f"step {done['step']}: {done['out']}")
+    _add_config_command(train_sub, "ddx", "differential diagnosis / lesion classifier from images + history", _ddx,
+                        lambda done: f"best epoch {done['best_epoch']} (chosen on validation): {done.get('model')}")
     _add_gan(train_sub)
 
     synth = sub.add_parser("synthesize", help="translate training cases with a CycleGAN into a synthetic table")

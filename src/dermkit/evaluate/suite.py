@@ -196,6 +196,12 @@ class _Checker:
             raise self.fail("expected " + " or ".join(k.__name__ for k in kinds)
                             + f", got {type(value).__name__}", line, name)
 
+    def typed_items(self, values: Mapping[str, Any], name: str, expected: Any, line: int) -> None:
+        """Each item of the list ``values[name]`` (if given) is ``expected``; an error names the item's own line."""
+        items = values.get(name, [])
+        for item, item_line in zip(items, _item_lines(items, line)):
+            self.typed(item, expected, item_line, name)
+
     def choice(self, value: str, allowed: Sequence[str], line: int, name: str, what: str) -> str:
         if value not in allowed:
             close = difflib.get_close_matches(str(value), list(allowed), n=1)

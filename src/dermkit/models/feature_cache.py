@@ -185,8 +185,7 @@ def get_or_compute(
     hit = bool(distributed.broadcast_object(cache.path.exists()))
     if not hit:
         size, rank = distributed.world_size(), distributed.rank()
-        shard = compute_features(keys[rank::size], load, encode, batch_size=batch_size, device=device,
-                                 workers=workers, description=description)
+        shard = compute_features(keys[rank::size], load, encode, Batching(batch_size, device, workers, description))
         shards = distributed.all_gather_objects(shard)
         if distributed.is_main():
             features = torch.empty(len(keys), shard.shape[1])
@@ -219,25 +218,31 @@ def _channels_last(batch: torch.Tensor) -> torch.Tensor:
     return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 else batch
 
 
+@dataclass(frozen=True)
+class Batching:
+    """How :func:`compute_features` runs: batch size, device, loader workers and the progress bar's label."""
+
+    batch_size: int
+    device: torch.device
+    workers: int = 0
+    description: str = "features"
+
+
 def compute_features(
     keys: Sequence[str],
     load: Callable[[str], torch.Tensor],
     encode: Callable[[torch.Tensor], torch.Tensor],
-    *,
-    batch_size: int,
-    device: torch.device,
-    workers: int = 0,
-    description: str = "features",
+    batching: Batching,
 ) -> torch.Tensor:
     """Encode ``keys`` in batches, in order; ``load`` turns one key into one input tensor."""
     import torch
     from tqdm.auto import tqdm
 
     dataset = cast("torch.utils.data.Dataset[torch.Tensor]", _Loaded(keys, load))  # a map-style dataset
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batching.batch_size, num_workers=batching.workers)
     # The loader draws its worker seed from the global RNG: fork it, so that a run that fills the
     # cache and a run that finds it consume the same random numbers afterwards.
     with torch.random.fork_rng(devices=[]), torch.no_grad():
-        chunks = [encode(_channels_last(batch.to(device))).float().cpu()
-                  for batch in tqdm(loader, desc=description, leave=False)]
+        chunks = [encode(_channels_last(batch.to(batching.device))).float().cpu()
+                  for batch in tqdm(loader, desc=batching.description, leave=False)]
     return torch.cat(chunks)

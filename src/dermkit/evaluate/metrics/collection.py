@@ -230,14 +230,13 @@ def score_predictions(
     metrics: Sequence[str] | None = None,
     threshold: float | None = None,
     positive: str | None = DEFAULT_POSITIVE,
-    n_boot: int = DEFAULT_BOOT,
-    level: float = 0.95,
-    seed: int = 0,
-    strata: Sequence[str] = DEFAULT_STRATA,
-    strata_metrics: Sequence[str] = DEFAULT_STRATA_METRICS,
-    min_stratum: int = DEFAULT_MIN_STRATUM,
+    **scoring: Any,
 ) -> dict[str, Any]:
-    """The collection's figures of a predictions table's labelled rows (``metrics``: a subset by name)."""
+    """The collection's figures of a predictions table's labelled rows (``metrics``: a subset by name).
+
+    ``scoring`` holds :func:`score_rows`'s bootstrap and strata keywords (``n_boot``, ``level``, ``seed``,
+    ``strata``, ``strata_metrics``, ``min_stratum``), with its defaults.
+    """
     labelled, truth, differential = reference(predictions)
     if len(labelled) == 0:
         raise InputError("no labelled case to score (every row has label -1)", field="label")
@@ -247,8 +246,7 @@ def score_predictions(
         if unknown:
             raise InputError(f"unknown or inapplicable metrics {unknown}; this table has {list(fns)}", field="metrics")
         fns = {name: fns[name] for name in metrics}
-    scored = score_rows(fns, labelled.probs(), truth, labelled.frame, n_boot=n_boot, level=level, seed=seed,
-                        strata=strata, strata_metrics=strata_metrics, min_stratum=min_stratum)
+    scored = score_rows(fns, labelled.probs(), truth, labelled.frame, **scoring)
     out: dict[str, Any] = {"n": len(labelled), "n_unlabelled": len(predictions) - len(labelled),
                            "classes": list(predictions.classes),
                            "reference": "differential" if differential else "label", **scored}

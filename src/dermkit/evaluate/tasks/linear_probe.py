@@ -28,10 +28,8 @@ class LinearProbeTask(EvalTask):
         for regime, regime_line in zip(values.get("regimes", []), _item_lines(values.get("regimes", []), at)):
             if not isinstance(regime, str) or not _REGIME.match(regime):
                 raise check.fail(f"unknown regime {regime!r}; use full, fraction:F or shot:K", regime_line, "regimes")
-        for item, item_line in zip(values.get("seeds", []), _item_lines(values.get("seeds", []), at)):
-            check.typed(item, int, item_line, "seeds")
-        for item, item_line in zip(values.get("cs", []), _item_lines(values.get("cs", []), at)):
-            check.typed(item, float, item_line, "cs")
+        check.typed_items(values, "seeds", int, at)
+        check.typed_items(values, "cs", float, at)
 
     def run(self, job: Job) -> dict[str, Any]:
         """Probe summary over regimes and seeds, and the full-data probe's val and test predictions."""

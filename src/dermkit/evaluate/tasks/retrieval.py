@@ -19,10 +19,7 @@ class RetrievalTask(EvalTask):
 
     def check(self, check: Any, values: Mapping[str, Any], lines: Mapping[str, int], at: int,
               earlier: Mapping[str, Any]) -> None:
-        from dermkit.evaluate.suite import _item_lines
-
-        for item, item_line in zip(values.get("ks", []), _item_lines(values.get("ks", []), at)):
-            check.typed(item, int, item_line, "ks")
+        check.typed_items(values, "ks", int, at)
 
     def run(self, job: Job) -> dict[str, Any]:
         """Recall at k both ways; image-to-text recall also with patient-bootstrap CIs; ranks on disk."""
