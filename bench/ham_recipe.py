@@ -37,6 +37,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,7 @@ from dermkit.core.atomic import atomic_write_text
 from dermkit.core.precision import precision_record, resolve_precision
 from dermkit.data.images import open_image
 from dermkit.data.splits import split_table
-from dermkit.data.table import frame_to_cases, read_table
+from dermkit.data.table import Case, frame_to_cases, read_table
 from dermkit.evaluate.ddx_compare import compare
 from dermkit.evaluate.metrics.collection import score_predictions
 from dermkit.evaluate.predictions import Predictions, write_predictions
@@ -64,11 +66,54 @@ RESULT = Path(__file__).resolve().parent / "results" / "ham_recipe.json"
 DERMKIT_PREDICTIONS, BASELINE_PREDICTIONS = "dermkit-test-predictions.parquet", "baseline-test-predictions.parquet"
 
 
-def baseline(table: Path, work: Path, budget_s: float, image_size: int,
-             batch_size: int) -> tuple[dict[str, Any], Predictions]:
-    """The plain loop: every layer trained, inverse-frequency weighted CE, last weights evaluated."""
+@dataclass
+class PlainLoop:
+    """The plain timm loop's pieces: the model (trunk + linear head), its loss, optimiser and transforms."""
+
+    model: torch.nn.Module
+    loss_fn: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    augment: Callable[[Any], torch.Tensor]
+    plain: Callable[[Any], torch.Tensor]
+
+
+def plain_loop(counts: np.ndarray, image_size: int) -> PlainLoop:
+    """What a user would write: ``timm.create_model`` + a linear head, every layer trained with Adam,
+    inverse-frequency weighted CE, random resized crop and flips (torch's RNG: seed it first)."""
     from torchvision import transforms as T
 
+    backbone = build_backbone(image_size=image_size)
+    mean, std = backbone.preprocess["mean"], backbone.preprocess["std"]
+    augment = T.Compose([T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), T.RandomVerticalFlip(),
+                         T.ToTensor(), T.Normalize(mean, std)])
+    plain = T.Compose([T.Resize(image_size), T.CenterCrop(image_size), T.ToTensor(), T.Normalize(mean, std)])
+    model = torch.nn.Sequential(backbone.module, torch.nn.Linear(backbone.dim, len(counts)))
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(counts.sum() / (len(counts) * counts), dtype=torch.float32))
+    return PlainLoop(model, loss_fn, torch.optim.Adam(model.parameters(), lr=1e-4), augment, plain)
+
+
+def plain_epoch(loop: PlainLoop, train: list[Case], labels: list[int], batch_size: int, rng: np.random.Generator,
+                deadline: float = float("inf")) -> int:
+    """One epoch in a random order, each batch's images decoded and augmented in the loop; stops after
+    the step that passes ``deadline`` (a ``perf_counter`` time). Returns the images trained on."""
+    loop.model.train()
+    order, seen = rng.permutation(len(train)), 0
+    for start in range(0, len(train), batch_size):
+        rows = order[start:start + batch_size]
+        images = torch.stack([loop.augment(open_image(train[i].image_paths[0])) for i in rows])
+        loss = loop.loss_fn(loop.model(images), torch.tensor([labels[i] for i in rows]))
+        loop.optimizer.zero_grad()
+        loss.backward()
+        loop.optimizer.step()
+        seen += len(rows)
+        if time.perf_counter() > deadline:
+            break
+    return seen
+
+
+def baseline(table: Path, work: Path, budget_s: float, image_size: int,
+             batch_size: int) -> tuple[dict[str, Any], Predictions]:
+    """The plain loop (:func:`plain_loop`) for the budget, the last weights evaluated."""
     torch.manual_seed(0)  # the head's initialisation and the augmentation draws: a rerun repeats the arm
 
     space = LabelSpace.build("ham10000", other=False)
@@ -77,35 +122,18 @@ def baseline(table: Path, work: Path, budget_s: float, image_size: int,
     train = [c for c in cases if c.split == "train"]
     test = [c for c in cases if c.split == "test"]
     label = {c.case_id: space.index_of(c.diagnosis_id) for c in cases}
-    backbone = build_backbone(image_size=image_size)
-    mean, std = backbone.preprocess["mean"], backbone.preprocess["std"]
-    augment = T.Compose([T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), T.RandomVerticalFlip(),
-                         T.ToTensor(), T.Normalize(mean, std)])
-    plain = T.Compose([T.Resize(image_size), T.CenterCrop(image_size), T.ToTensor(), T.Normalize(mean, std)])
-    model = torch.nn.Sequential(backbone.module, torch.nn.Linear(backbone.dim, len(space.classes)))
-    counts = np.bincount([label[c.case_id] for c in train], minlength=len(space.classes))
-    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(counts.sum() / (len(counts) * counts), dtype=torch.float32))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    train_labels = [label[c.case_id] for c in train]
+    loop = plain_loop(np.bincount(train_labels, minlength=len(space.classes)), image_size)
+    model = loop.model
     started, epochs, seen = time.perf_counter(), 0, 0
     rng = np.random.default_rng(0)
     while time.perf_counter() - started < budget_s:
-        model.train()
-        order = rng.permutation(len(train))
-        for start in range(0, len(train), batch_size):
-            batch = [train[i] for i in order[start:start + batch_size]]
-            images = torch.stack([augment(open_image(c.image_paths[0])) for c in batch])
-            loss = loss_fn(model(images), torch.tensor([label[c.case_id] for c in batch]))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            seen += len(batch)
-            if time.perf_counter() - started > budget_s:
-                break
+        seen += plain_epoch(loop, train, train_labels, batch_size, rng, deadline=started + budget_s)
         epochs += 1
     train_s = time.perf_counter() - started
     model.eval()
     with torch.no_grad():
-        probs = torch.cat([torch.softmax(model(torch.stack([plain(open_image(c.image_paths[0]))
+        probs = torch.cat([torch.softmax(model(torch.stack([loop.plain(open_image(c.image_paths[0]))
                                                             for c in test[i:i + 64]])), dim=1)
                            for i in range(0, len(test), 64)]).numpy()
     labels = [label[c.case_id] for c in test]

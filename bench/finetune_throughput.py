@@ -1,0 +1,186 @@
+"""Training images/s of dermkit's fine-tuning loop against the plain timm loop, one run, fp32 on the CPU.
+
+Both arms train every layer of the same model (EfficientNet-Lite0 with the offline ImageNet
+weights, a linear head) on the same images (the first ``--images`` of ../shared/data HAM10000, one
+image per case) at the same side and batch size, in fp32, for ``--epochs`` epochs each:
+
+- baseline: :func:`ham_recipe.plain_loop` / :func:`ham_recipe.plain_epoch`, the loop a user would
+  write (``timm`` model, torchvision transforms decoding every JPEG every epoch in the loop, Adam,
+  contiguous NCHW tensors);
+- dermkit: ``DdxTrainer`` fine-tuning from epoch 0 (``--unfreeze-epoch 0 --unfreeze-groups -1``)
+  with its speed options (see docs/ddx.md, "Fine-tuning speed"): channels-last trunk and inputs,
+  the fused AdamW kernel, the decoded-image cache and ``--workers`` data-loading processes.
+
+Every optimiser step is timestamped (a global ``torch.optim`` step post-hook, the same for both).
+Images/s = images of the steps after the first ``--warmup-steps`` / the training time after them,
+summed over the epochs: each epoch from its start (data-loader start-up, cache filling included)
+to its last step, the first epoch from the end of the last warm-up step. dermkit's validation pass
+after each epoch is outside its training time, and so is the model set-up of both arms.
+
+    python bench/finetune_throughput.py [--images 512] [--epochs 3] [--image-size 160] [--batch-size 32]
+                                        [--warmup-steps 2] [--workers 1] [--compile] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _real_sample import SHARED_DATA, ham_table
+from ham_recipe import plain_epoch, plain_loop
+
+from dermkit.core.atomic import atomic_write_text
+from dermkit.core.precision import precision_record
+from dermkit.data.table import frame_to_cases, read_manifest, write_table
+from dermkit.models.ddx import LabelSpace
+from dermkit.train.ddx import DdxTrainConfig, DdxTrainer
+
+RESULT = Path(__file__).resolve().parent / "results" / "finetune_throughput.json"
+PRECISION = "fp32"
+VAL_IMAGES = 64  # dermkit validates every epoch (outside its timing); the baseline does not
+
+
+class Epochs:
+    """Start time and optimiser-step end times of each epoch of one arm."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+        self.steps: list[list[float]] = []
+
+    def start(self) -> None:
+        self.starts.append(time.perf_counter())
+        self.steps.append([])
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        handle = register_optimizer_step_post_hook(lambda *_: self.steps[-1].append(time.perf_counter()))
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def images_per_s(self, batch_size: int, warmup: int) -> dict[str, Any]:
+        """Steady-state images/s after ``warmup`` steps, and each epoch's images/s."""
+        if len(self.steps[0]) <= warmup:
+            raise SystemExit(f"the first epoch has {len(self.steps[0])} steps, not more than --warmup-steps {warmup}")
+        seconds = [steps[-1] - start for start, steps in zip(self.starts, self.steps, strict=True)]
+        seconds[0] = self.steps[0][-1] - self.steps[0][warmup - 1] if warmup else seconds[0]
+        steps = sum(map(len, self.steps)) - warmup
+        return {"images_per_s": round(steps * batch_size / sum(seconds), 2),
+                "epoch_images_per_s": [round((len(s) - (warmup if i == 0 else 0)) * batch_size / t, 2)
+                                       for i, (s, t) in enumerate(zip(self.steps, seconds, strict=True))],
+                "measured_steps": steps, "measured_seconds": round(sum(seconds), 2)}
+
+
+class TimedTrainer(DdxTrainer):
+    """dermkit's trainer with each training epoch's start recorded (validation stays outside it)."""
+
+    epochs: Epochs
+
+    def _train_epoch(self) -> float:
+        self.epochs.start()
+        return super()._train_epoch()
+
+
+def subset_table(work: Path, n_train: int) -> Path:
+    """The first ``n_train`` HAM10000 images as the training split and the next ``VAL_IMAGES`` as validation."""
+    imported, frame = ham_table(work, limit=n_train + VAL_IMAGES)
+    if len(frame) < n_train + VAL_IMAGES:
+        raise SystemExit(f"only {len(frame)} HAM10000 images, {n_train + VAL_IMAGES} needed")
+    frame["split"] = ["train"] * n_train + ["val"] * VAL_IMAGES
+    return write_table(frame, work / "subset", manifest=read_manifest(imported))
+
+
+def baseline(table: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """ham_recipe's plain loop for ``--epochs`` epochs on the training split."""
+    from dermkit.data.table import read_table
+
+    torch.manual_seed(0)
+    space = LabelSpace.build("ham10000", other=False)
+    train = [c for c in frame_to_cases(read_table(table)) if c.split == "train"]
+    labels = [space.index_of(c.diagnosis_id) for c in train]
+    loop = plain_loop(np.bincount(labels, minlength=len(space.classes)), args.image_size)
+    epochs, rng = Epochs(), np.random.default_rng(0)
+    with epochs.recording():
+        for _ in range(args.epochs):
+            epochs.start()
+            plain_epoch(loop, train, labels, args.batch_size, rng)
+    return {"optimizer": "Adam", "memory_format": "contiguous", "data_loading": "in the loop, every epoch",
+            **epochs.images_per_s(args.batch_size, args.warmup_steps)}
+
+
+def dermkit(table: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """``DdxTrainer`` fine-tuning every trunk layer from the first epoch with its speed options."""
+    config = DdxTrainConfig(
+        data=[str(table)], out=str(work / "dermkit-run"), labels="ham10000", other=False, inputs="images",
+        image_size=args.image_size, batch_size=args.batch_size, epochs=args.epochs, patience=args.epochs,
+        unfreeze_epoch=0, unfreeze_groups=-1, finetune_lr=1e-4, precision=PRECISION, export=False,
+        workers=args.workers, compile=args.compile, cache_dir=str(work / "feature-cache"))
+    trainer = TimedTrainer(config, torch.device("cpu"))
+    trainer.epochs = Epochs()
+    with trainer.epochs.recording():
+        trainer.run()
+    speed = {name: getattr(config, name) for name in ("workers", "image_cache_mb", "fused_optimizer", "compile")}
+    return {"optimizer": "AdamW", "memory_format": "channels_last", "settings": speed,
+            **trainer.epochs.images_per_s(args.batch_size, args.warmup_steps)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=512, help="training images (a multiple of --batch-size)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of each arm")
+    parser.add_argument("--image-size", type=int, default=160)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--warmup-steps", type=int, default=2, help="first optimiser steps left out of the timing")
+    parser.add_argument("--workers", type=int, default=1, help="dermkit arm's data-loading processes")
+    parser.add_argument("--compile", action="store_true", help="dermkit arm: torch.compile the trunk")
+    parser.add_argument("--work", type=Path, help="work folder (tables, run); default a temporary one")
+    parser.add_argument("--out", type=Path, default=RESULT)
+    args = parser.parse_args()
+    if not (SHARED_DATA / "ham10000" / "metadata.csv").exists():
+        sys.exit(f"skipped: {SHARED_DATA / 'ham10000'} is absent; this benchmark needs ../shared/data beside "
+                 "the checkout (HAM10000 images)")
+    if args.images % args.batch_size:
+        sys.exit(f"--images {args.images} must be a multiple of --batch-size {args.batch_size}")
+    work = args.work or Path(tempfile.mkdtemp(prefix="finetune-throughput-"))
+    work.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    table = subset_table(work, args.images)
+    started = time.perf_counter()
+    base = baseline(table, args)
+    ours = dermkit(table, work, args)
+    result = {
+        "benchmark": "finetune_throughput", "model": "timm:efficientnet_lite0 (offline ImageNet weights)",
+        "images": args.images, "image_source": f"ham10000 ({SHARED_DATA / 'ham10000'}), first {args.images} images",
+        "image_size": args.image_size, "batch_size": args.batch_size, "epochs": args.epochs,
+        "warmup_steps": args.warmup_steps,
+        "baseline_images_per_s": base["images_per_s"], "dermkit_images_per_s": ours["images_per_s"],
+        "ratio": round(ours["images_per_s"] / base["images_per_s"], 3),
+        "baseline": base, "dermkit": ours,
+        **precision_record(PRECISION),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "platform": platform.platform(),
+        "load_average": {"before": load_before, "after": os.getloadavg()},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
