@@ -1,17 +1,21 @@
-"""The fine-tuning loop's speed options: decoded images kept in memory, the fused AdamW kernel, trunk compilation."""
+"""The fine-tuning loop's speed options: decoded images kept in memory, freed memory kept for reuse, the fused
+AdamW kernel, trunk compilation."""
 
 from __future__ import annotations
 
 import dataclasses
+import platform
 from pathlib import Path
 
 import pytest
 import torch
 
+from dermkit.core import memory
 from dermkit.data import image_cache
 from dermkit.data.image_cache import DecodedImages
 from dermkit.data.images import open_image
 from dermkit.models.backbones import build_backbone
+from dermkit.train import ddx
 from dermkit.train.checkpoint import load_checkpoint
 from dermkit.train.ddx import DdxTrainConfig, DdxTrainer
 from dermkit.train.optim import adamw, fused_adamw_supported
@@ -93,3 +97,32 @@ def test_trunk_compilation_is_off_by_default_and_compiles_the_trunk_in_place_whe
         trainer = DdxTrainer(config, torch.device("cpu"))
         assert compiled == ([trainer.backbone.module] if compile_trunk else [])
         assert trainer.optimizer.defaults["fused"] is True
+
+
+def test_cpu_training_with_images_keeps_freed_memory_unless_told_not_to(table, tmp_path, monkeypatch):
+    calls: list[bool] = []
+    monkeypatch.setattr(ddx, "keep_freed_memory", lambda: calls.append(True) or True)
+    for keep in (True, False):
+        DdxTrainer(DdxTrainConfig(data=[str(table)], out=str(tmp_path / f"run-{keep}"), keep_freed_memory=keep,
+                                  cache_dir=str(tmp_path / "features"), **TINY), torch.device("cpu"))
+    assert calls == [True]
+
+
+@pytest.mark.parametrize("accepted", [(), (32 * 2**20,), (2**31 - 1, 32 * 2**20)])
+def test_keep_freed_memory_never_fixes_the_trim_threshold_without_an_mmap_threshold(monkeypatch, accepted):
+    calls: list[tuple[int, int]] = []
+
+    def mallopt(parameter: int, value: int) -> int:
+        calls.append((parameter, value))
+        return int(parameter == memory.M_TRIM_THRESHOLD or value in accepted)
+
+    monkeypatch.setattr(memory, "_mallopt", lambda: mallopt)
+    assert memory.keep_freed_memory() is bool(accepted)
+    trims = [value for parameter, value in calls if parameter == memory.M_TRIM_THRESHOLD]
+    assert trims == ([2**31 - 1] if accepted else [])
+    assert next(value for parameter, value in calls if parameter == memory.M_MMAP_THRESHOLD) == 2**31 - 1
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_keep_freed_memory_is_accepted_by_this_glibc():
+    assert memory.keep_freed_memory()
