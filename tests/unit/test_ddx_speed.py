@@ -99,11 +99,12 @@ def test_trunk_compilation_is_off_by_default_and_compiles_the_trunk_in_place_whe
         assert trainer.optimizer.defaults["fused"] is True
 
 
-def test_cpu_training_with_images_keeps_freed_memory_unless_told_not_to(table, tmp_path, monkeypatch):
+def test_fine_tuning_on_the_cpu_keeps_freed_memory_unless_told_not_to(table, tmp_path, monkeypatch):
     calls: list[bool] = []
     monkeypatch.setattr(ddx, "keep_freed_memory", lambda: calls.append(True) or True)
-    for keep in (True, False):
-        DdxTrainer(DdxTrainConfig(data=[str(table)], out=str(tmp_path / f"run-{keep}"), keep_freed_memory=keep,
+    for keep, unfreeze in ((True, None), (False, 0), (True, 0)):  # heads only: the process is left alone
+        DdxTrainer(DdxTrainConfig(data=[str(table)], out=str(tmp_path / f"run-{keep}-{unfreeze}"),
+                                  keep_freed_memory=keep, unfreeze_epoch=unfreeze, unfreeze_groups=-1,
                                   cache_dir=str(tmp_path / "features"), **TINY), torch.device("cpu"))
     assert calls == [True]
 

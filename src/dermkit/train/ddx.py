@@ -170,7 +170,7 @@ class DdxTrainConfig:
         "fine-tuning: memory (MiB, per training process) for training and validation images decoded "
         "once and reused every epoch, the same pixels as decoding again (0: decode every epoch)")})
     keep_freed_memory: bool = field(default=True, metadata={"help": (
-        "glibc's defaults for freed memory rather than keeping it for reuse when training on a CPU "
+        "glibc's defaults for freed memory rather than keeping it for reuse when fine-tuning on a CPU "
         "(otherwise each step maps and unmaps its large activations again: 1.4x slower steps on 2 cores; "
         "kept, the process stays at its peak resident size)")})
     fused_optimizer: bool = field(default=True, metadata={"help": (
@@ -271,8 +271,6 @@ class DdxTrainer:
             raise InputError("no labelled validation cases: the checkpoint is chosen on split 'val' "
                              "(run `dermkit data split` with --val > 0)")
         self.uses_images = "images" in config.inputs
-        if self.uses_images and config.keep_freed_memory and device.type == "cpu":
-            keep_freed_memory()  # the trunk's passes reuse their activations' pages (core/memory.py)
         self.metadata_spec = MetadataSpec.fit(train) if "metadata" in config.inputs else None
         self.backbone: Backbone | None = (build_backbone(config.backbone, config.pretrained, config.image_size)
                                           if self.uses_images else None)
@@ -396,6 +394,8 @@ class DdxTrainer:
             assert self.backbone is not None
             self.backbone.set_trainable(self.config.unfreeze_groups)
             self.backbone.module.to(memory_format=torch.channels_last)
+            if self.config.keep_freed_memory and self.device.type == "cpu":
+                keep_freed_memory()  # each step reuses the last one's activation pages (core/memory.py)
             if self.config.compile_trunk:
                 self.backbone.module.compile()  # in place: the state dict keeps its keys
             groups.append({"params": [p for p in self.backbone.module.parameters() if p.requires_grad],
