@@ -99,6 +99,12 @@ def test_trunk_compilation_is_off_by_default_and_compiles_the_trunk_in_place_whe
         assert trainer.optimizer.defaults["fused"] is True
 
 
+def test_heads_on_cached_features_keep_the_default_adamw_kernel(table, tmp_path):
+    config = DdxTrainConfig(data=[str(table)], out=str(tmp_path / "run"), unfreeze_epoch=1, unfreeze_groups=-1,
+                            cache_dir=str(tmp_path / "features"), **TINY)
+    assert DdxTrainer(config, torch.device("cpu")).optimizer.defaults["fused"] is None
+
+
 def test_fine_tuning_on_the_cpu_keeps_freed_memory_unless_told_not_to(table, tmp_path, monkeypatch):
     calls: list[bool] = []
     monkeypatch.setattr(ddx, "keep_freed_memory", lambda: calls.append(True) or True)

@@ -174,11 +174,11 @@ class DdxTrainConfig:
         "(otherwise each step maps and unmaps its large activations again: 1.4x slower steps on 2 cores; "
         "kept, the process stays at its peak resident size)")})
     fused_optimizer: bool = field(default=True, metadata={"help": (
-        "AdamW's default kernel rather than the fused one that is used where this torch has it for the "
-        "device (they agree to rounding, not bit for bit; a resumed run keeps its checkpoint's kernel)")})
+        "fine-tuning: AdamW's default kernel rather than the fused one that is used where this torch has "
+        "it for the device (they agree to rounding, not bit for bit; a resumed run keeps its checkpoint's)")})
     compile_trunk: bool = field(default=False, metadata={"help": (
         "torch.compile the trunk for fine-tuning (off by default: on a 2-core CPU, EfficientNet-Lite0 "
-        "took 75 s to compile and then stepped at most about a tenth faster in fp32)")})
+        "took about a minute to compile and then stepped no faster in fp32)")})
     cache_dir: str | None = field(default=None, metadata={"path": True, "help": (
         "frozen-trunk feature cache (default $DERMKIT_CACHE_DIR/features)")})
     export: bool = field(default=True, metadata={"help": "skip writing the trained model to OUT/model"})
@@ -402,7 +402,8 @@ class DdxTrainer:
                            "lr": self.config.finetune_lr})
         for group in groups:
             group["base_lr"] = group["lr"]
-        return adamw(groups, weight_decay=self.config.wd, fused=self.config.fused_optimizer)
+        # Heads on cached features keep torch's default kernel: their few small tensors gain nothing.
+        return adamw(groups, weight_decay=self.config.wd, fused=self.config.fused_optimizer and self._finetuning())
 
     def _set_learning_rates(self, step: int, steps_per_epoch: int) -> None:
         """Scale every group's base rate by the schedule at this step of the epoch (fine-tuning only)."""
