@@ -53,7 +53,7 @@ from dermkit.core.precision import precision_record, resolve_precision
 from dermkit.data.images import open_image
 from dermkit.data.predictions import Predictions, write_predictions
 from dermkit.data.splits import split_table
-from dermkit.data.table import frame_to_cases, read_table, rows_in_splits
+from dermkit.data.table import Case, frame_to_cases, read_table, rows_in_splits
 from dermkit.evaluate.ddx_compare import compare
 from dermkit.evaluate.metrics.collection import score_predictions
 from dermkit.models.ddx_net import LabelSpace
@@ -67,8 +67,19 @@ RESULT = Path(__file__).resolve().parent / "results" / "ham_recipe.json"
 DERMKIT_PREDICTIONS, BASELINE_PREDICTIONS = "dermkit-test-predictions.parquet", "baseline-test-predictions.parquet"
 
 
-@dataclass(frozen=True)
+@dataclass
 class PlainLoop:
+    """The plain timm loop's pieces: the model (trunk + linear head), its loss, optimiser and transforms."""
+
+    model: torch.nn.Module
+    loss_fn: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    augment: Callable[[Any], torch.Tensor]
+    plain: Callable[[Any], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainedBaseline:
     """The baseline's trained network and what scoring it needs (its label space, its plain view)."""
 
     model: torch.nn.Module
@@ -76,58 +87,72 @@ class PlainLoop:
     plain: Callable[[Any], torch.Tensor]
 
 
-def train_baseline(table: Path, budget_s: float, image_size: int, batch_size: int) -> tuple[PlainLoop, dict[str, Any]]:
-    """The plain loop: every layer trained, inverse-frequency weighted CE, the last weights kept."""
+def plain_loop(counts: np.ndarray, image_size: int) -> PlainLoop:
+    """What a user would write: ``timm.create_model`` + a linear head, every layer trained with Adam,
+    inverse-frequency weighted CE, random resized crop and flips (torch's RNG: seed it first)."""
     from torchvision import transforms as T
 
-    torch.manual_seed(0)  # the head's initialisation and the augmentation draws: a rerun repeats the arm
-
-    space = LabelSpace.build("ham10000", other=False)
-    train = list(frame_to_cases(rows_in_splits(read_table(table), ["train"], origin=table)))
-    label = {c.case_id: space.index_of(c.diagnosis_id) for c in train}
     backbone = build_backbone(image_size=image_size)
     mean, std = backbone.preprocess["mean"], backbone.preprocess["std"]
     augment = T.Compose([T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), T.RandomVerticalFlip(),
                          T.ToTensor(), T.Normalize(mean, std)])
     plain = T.Compose([T.Resize(image_size), T.CenterCrop(image_size), T.ToTensor(), T.Normalize(mean, std)])
-    model = torch.nn.Sequential(backbone.module, torch.nn.Linear(backbone.dim, len(space.classes)))
-    counts = np.bincount([label[c.case_id] for c in train], minlength=len(space.classes))
+    model = torch.nn.Sequential(backbone.module, torch.nn.Linear(backbone.dim, len(counts)))
     loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(counts.sum() / (len(counts) * counts), dtype=torch.float32))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    return PlainLoop(model, loss_fn, torch.optim.Adam(model.parameters(), lr=1e-4), augment, plain)
+
+
+def plain_epoch(loop: PlainLoop, train: list[Case], labels: list[int], batch_size: int, rng: np.random.Generator,
+                deadline: float = float("inf")) -> int:
+    """One epoch in a random order, each batch's images decoded and augmented in the loop; stops after
+    the step that passes ``deadline`` (a ``perf_counter`` time). Returns the images trained on."""
+    loop.model.train()
+    order, seen = rng.permutation(len(train)), 0
+    for start in range(0, len(train), batch_size):
+        rows = order[start:start + batch_size]
+        images = torch.stack([loop.augment(open_image(train[i].image_paths[0])) for i in rows])
+        loss = loop.loss_fn(loop.model(images), torch.tensor([labels[i] for i in rows]))
+        loop.optimizer.zero_grad()
+        loss.backward()
+        loop.optimizer.step()
+        seen += len(rows)
+        if time.perf_counter() > deadline:
+            break
+    return seen
+
+
+def train_baseline(table: Path, budget_s: float, image_size: int,
+                   batch_size: int) -> tuple[TrainedBaseline, dict[str, Any]]:
+    """The plain loop (:func:`plain_loop`) for the budget, the last weights kept."""
+    torch.manual_seed(0)  # the head's initialisation and the augmentation draws: a rerun repeats the arm
+
+    space = LabelSpace.build("ham10000", other=False)
+    train = list(frame_to_cases(rows_in_splits(read_table(table), ["train"], origin=table)))
+    train_labels = [space.index_of(c.diagnosis_id) for c in train]
+    loop = plain_loop(np.bincount(train_labels, minlength=len(space.classes)), image_size)
     started, epochs, seen = time.perf_counter(), 0, 0
     rng = np.random.default_rng(0)
     while time.perf_counter() - started < budget_s:
-        model.train()
-        order = rng.permutation(len(train))
-        for start in range(0, len(train), batch_size):
-            batch = [train[i] for i in order[start:start + batch_size]]
-            images = torch.stack([augment(open_image(c.image_paths[0])) for c in batch])
-            loss = loss_fn(model(images), torch.tensor([label[c.case_id] for c in batch]))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            seen += len(batch)
-            if time.perf_counter() - started > budget_s:
-                break
+        seen += plain_epoch(loop, train, train_labels, batch_size, rng, deadline=started + budget_s)
         epochs += 1
-    model.eval()
-    return PlainLoop(model, space, plain), {"train_seconds": round(time.perf_counter() - started, 1),
-                                            "epochs_started": epochs, "images_seen": seen}
+    loop.model.eval()
+    return TrainedBaseline(loop.model, space, loop.plain), {"train_seconds": round(time.perf_counter() - started, 1),
+                                                           "epochs_started": epochs, "images_seen": seen}
 
 
 @torch.no_grad()
-def baseline_predictions(loop: PlainLoop, table: Path, split: str) -> Predictions:
+def baseline_predictions(trained: TrainedBaseline, table: Path, split: str) -> Predictions:
     """The plain view's probabilities for the cases of ``split`` that the loop's label space can score
     (as ``predict_table`` keeps them for the dermkit arm)."""
     frame = rows_in_splits(read_table(table), [split], origin=table)
-    targets = [loop.space.target(differential) for differential in frame["differential"]]
+    targets = [trained.space.target(differential) for differential in frame["differential"]]
     frame = frame[[t is not None for t in targets]].reset_index(drop=True)
     cases = list(frame_to_cases(frame))
-    probs = torch.cat([torch.softmax(loop.model(torch.stack([loop.plain(open_image(c.image_paths[0]))
-                                                             for c in cases[i:i + 64]])), dim=1)
+    probs = torch.cat([torch.softmax(trained.model(torch.stack([trained.plain(open_image(c.image_paths[0]))
+                                                                for c in cases[i:i + 64]])), dim=1)
                        for i in range(0, len(cases), 64)]).numpy()
     labels = [int(np.argmax(t)) for t in targets if t is not None]
-    return Predictions.from_cases(frame, probs, labels, "plain-timm-loop", loop.space.classes)
+    return Predictions.from_cases(frame, probs, labels, "plain-timm-loop", trained.space.classes)
 
 
 def baseline(table: Path, work: Path, budget_s: float, image_size: int,
@@ -151,7 +176,7 @@ def train_dermkit(table: Path, work: Path, budget_s: float, image_size: int, bat
         image_size=image_size, batch_size=batch_size, lr=1e-3, wd=0.02, epochs=200, patience=200,
         class_weights=class_weights,
         unfreeze_epoch=head_epochs, unfreeze_groups=-1, finetune_lr=finetune_lr, schedule="cosine", augment=augment,
-        select_on=select_on, workers=1, time_budget_s=budget_s, cache_dir=str(work / "cache")))
+        select_on=select_on, time_budget_s=budget_s, cache_dir=str(work / "cache")))
     assert summary is not None
     model = load_ddx(summary["model"])
     choosing = time.perf_counter()

@@ -5,7 +5,10 @@ preprocessing), so the heads train in seconds; with ``unfreeze_epoch`` the last 
 opened at that epoch and trained on augmented images (``light``: crops, flips and quarter turns
 with mild brightness/contrast; ``strong``: DermLIP's crops, colour jitter and grayscale plus
 rotation; see :mod:`dermkit.models.transforms`) with channels-last and optional bf16 autocast,
-under a constant rate or a warm-up + cosine schedule over the fine-tuning epochs. With a time
+under a constant rate or a warm-up + cosine schedule over the fine-tuning epochs. Fine-tuning
+decodes each image once (``image_cache_mb``), keeps freed memory for reuse on a CPU
+(``keep_freed_memory``), steps the fused AdamW kernel where torch has one (``fused_optimizer``) and
+may compile the trunk (``compile_trunk``); docs/ddx.md, "Fine-tuning speed". With a time
 budget the number of epochs is fitted to it after the first fine-tuning epoch, so the cosine
 reaches zero when the budget does, and an epoch is not started when the last one's length would
 overrun it. The checkpoint kept, and early stopping, follow one validation criterion,
@@ -35,12 +38,14 @@ from torch.utils.data import DataLoader, Dataset
 from dermkit.core import distributed as ranks
 from dermkit.core.atomic import atomic_write_text
 from dermkit.core.errors import InputError
+from dermkit.core.memory import keep_freed_memory
 from dermkit.core.precision import (
     PRECISION_HELP,
     PRECISIONS,
     precision_record,
     resolve_precision,
 )
+from dermkit.data.image_cache import DecodedImages
 from dermkit.data.images import open_image
 from dermkit.data.table import Case, frame_to_cases, read_table
 from dermkit.metrics import balanced_accuracy
@@ -79,6 +84,7 @@ from dermkit.train.losses_supervised import (
     smooth,
     soft_cross_entropy,
 )
+from dermkit.train.optim import adamw
 from dermkit.train.run_log import MetricsLog
 from dermkit.train.schedule import warmup_cosine
 
@@ -161,6 +167,19 @@ class DdxTrainConfig:
     # Run control: may differ between a run and its resumption.
     resume: bool = field(default=False, metadata={"help": "continue from OUT/checkpoints/last.pt if present"})
     workers: int = field(default=0, metadata={"help": "data-loading processes per training process"})
+    image_cache_mb: int = field(default=2048, metadata={"metavar": "MIB", "help": (
+        "fine-tuning: memory (MiB, per training process) for training and validation images decoded "
+        "once and reused every epoch, the same pixels as decoding again (0: decode every epoch)")})
+    keep_freed_memory: bool = field(default=True, metadata={"help": (
+        "glibc's defaults for freed memory rather than keeping it for reuse when fine-tuning on a CPU "
+        "(otherwise each step maps and unmaps its large activations again: 1.4x slower steps on 2 cores; "
+        "kept, the process stays at its peak resident size)")})
+    fused_optimizer: bool = field(default=True, metadata={"help": (
+        "fine-tuning: AdamW's default kernel rather than the fused one that is used where this torch has "
+        "it for the device (they agree to rounding, not bit for bit; a resumed run keeps its checkpoint's)")})
+    compile_trunk: bool = field(default=False, metadata={"help": (
+        "torch.compile the trunk for fine-tuning (off by default: on a 2-core CPU, EfficientNet-Lite0 "
+        "took about a minute to compile and then stepped no faster in fp32)")})
     cache_dir: str | None = field(default=None, metadata={"path": True, "help": (
         "frozen-trunk feature cache (default $DERMKIT_CACHE_DIR/features)")})
     export: bool = field(default=True, metadata={"help": "skip writing the trained model to OUT/model"})
@@ -179,7 +198,8 @@ class DdxTrainConfig:
         "test-time views stored with the model (predict, eval and serve use them); "
         "auto: the count of best validation balanced accuracy")})
 
-    RUN_CONTROL = ("resume", "workers", "cache_dir", "export", "time_budget_s", "tta")
+    RUN_CONTROL = ("resume", "workers", "image_cache_mb", "keep_freed_memory", "fused_optimizer", "compile_trunk",
+                   "cache_dir", "export", "time_budget_s", "tta")
 
     def recipe(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_CONTROL}
@@ -216,16 +236,16 @@ class Split:
 
 
 class CaseImages(Dataset):
-    """A case's images through a transform, for the fine-tuning phase."""
+    """A case's images (decoded ones from memory) through a transform, for the fine-tuning phase."""
 
-    def __init__(self, cases: list[Case], transform: Any) -> None:
-        self.cases, self.transform = cases, transform
+    def __init__(self, cases: list[Case], transform: Any, images: DecodedImages) -> None:
+        self.cases, self.transform, self.images = cases, transform, images
 
     def __len__(self) -> int:
         return len(self.cases)
 
     def __getitem__(self, index: int) -> tuple[int, list[torch.Tensor]]:
-        return index, [self.transform(open_image(path)) for path in self.cases[index].image_paths]
+        return index, [self.transform(self.images.open(path)) for path in self.cases[index].image_paths]
 
 
 def _collate(items: list[tuple[int, list[torch.Tensor]]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -280,6 +300,7 @@ class DdxTrainer:
         self.optimizer = self._optimizer()
         self.best_state: dict[str, torch.Tensor] | None = None
         self.ema: dict[str, torch.Tensor] | None = None  # --weight-average ema, from the first fine-tuning step
+        self.decoded: DecodedImages | None = None  # filled when fine-tuning first reads images
         self.history: list[dict[str, Any]] = []
 
     # -- data ---------------------------------------------------------------------------------
@@ -340,6 +361,21 @@ class DdxTrainer:
         self.log.write(record)
         return loaded
 
+    def _images(self) -> DecodedImages:
+        """Fine-tuning's decoded training and validation images (up to ``image_cache_mb``), filled on
+        first use, before any data-loader worker is forked, so the workers share them. Spawned workers
+        would each be sent a copy every epoch, so with those the images are decoded where they are used."""
+        if self.config.workers and torch.multiprocessing.get_start_method() != "fork":
+            return DecodedImages(0)
+        if self.decoded is None:
+            started = time.perf_counter()
+            self.decoded = DecodedImages(self.config.image_cache_mb * 2**20)
+            self.decoded.fill(p for c in self.train.cases + self.val.cases for p in c.image_paths)
+            self.log.write({"event": "image_cache", "images": len(self.decoded),
+                            "mib": round(self.decoded.used_bytes / 2**20, 1),
+                            "seconds": round(time.perf_counter() - started, 3)})
+        return self.decoded
+
     # -- the loop -----------------------------------------------------------------------------
 
     def _finetuning(self) -> bool:
@@ -366,11 +402,16 @@ class DdxTrainer:
             assert self.backbone is not None
             self.backbone.set_trainable(self.config.unfreeze_groups)
             self.backbone.module.to(memory_format=torch.channels_last)
+            if self.config.keep_freed_memory and self.device.type == "cpu":
+                keep_freed_memory()  # each step reuses the last one's activation pages (core/memory.py)
+            if self.config.compile_trunk:
+                self.backbone.module.compile()  # in place: the state dict keeps its keys
             groups.append({"params": [p for p in self.backbone.module.parameters() if p.requires_grad],
                            "lr": self.config.finetune_lr})
         for group in groups:
             group["base_lr"] = group["lr"]
-        return torch.optim.AdamW(groups, weight_decay=self.config.wd)
+        # Heads on cached features keep torch's default kernel: their few small tensors gain nothing.
+        return adamw(groups, weight_decay=self.config.wd, fused=self.config.fused_optimizer and self._finetuning())
 
     def _set_learning_rates(self, step: int, steps_per_epoch: int) -> None:
         """Scale every group's base rate by the schedule at this step of the epoch (fine-tuning only)."""
@@ -503,7 +544,7 @@ class DdxTrainer:
         steps = len(sampler)
         if self._finetuning():
             train_transform, _ = self.backbone.transforms(config.augment)  # type: ignore[union-attr]
-            loader = DataLoader(CaseImages(self.train.cases, train_transform),
+            loader = DataLoader(CaseImages(self.train.cases, train_transform, self._images()),
                                 batch_sampler=[draw[b].tolist() for b in sampler], num_workers=config.workers,
                                 collate_fn=_collate)
             batches = ((rows, {"images": images, "mask": mask}) for rows, images, mask in loader)
@@ -533,7 +574,7 @@ class DdxTrainer:
         chunks = []
         if self._finetuning():
             _, evaluate = self.backbone.transforms()  # type: ignore[union-attr]
-            loader = DataLoader(CaseImages(split.cases, evaluate), batch_size=self.config.batch_size,
+            loader = DataLoader(CaseImages(split.cases, evaluate, self._images()), batch_size=self.config.batch_size,
                                 num_workers=self.config.workers, collate_fn=_collate)
             for rows, images, mask in loader:
                 inputs = _to({**split.inputs(rows, cached=False), "images": images, "mask": mask}, self.device)
