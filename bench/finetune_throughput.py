@@ -48,12 +48,11 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dermkit.models.ddx import LabelSpace
-
 from _real_sample import SHARED_DATA, ham_table
 from dermkit.core.atomic import atomic_write_text
 from dermkit.core.precision import precision_record
 from dermkit.data.table import frame_to_cases, read_manifest, write_table
+from dermkit.models.ddx_net import LabelSpace
 from dermkit.train.ddx import DdxTrainConfig, DdxTrainer
 from ham_recipe import plain_epoch, plain_loop
 

@@ -14,7 +14,7 @@ from dermkit.core import memory
 from dermkit.data import image_cache
 from dermkit.data.image_cache import DecodedImages
 from dermkit.data.images import open_image
-from dermkit.models.backbones import build_backbone
+from dermkit.models.factory import build_backbone
 from dermkit.train import ddx
 from dermkit.train.checkpoint import load_checkpoint
 from dermkit.train.ddx import DdxTrainConfig, DdxTrainer
