@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _real_sample import ham_table
 from dermkit.core.atomic import atomic_write_text
-from dermkit.core.precision import precision_record, resolve_precision
+from dermkit.core.precision import cpu_capability, precision_record, resolve_precision
 from dermkit.data.images import open_image
 from dermkit.data.predictions import Predictions, write_predictions
 from dermkit.data.splits import split_table
@@ -256,7 +256,7 @@ def main() -> None:
         "ratio": ours["balanced_accuracy"] / base["balanced_accuracy"],
         "paired_difference": compare(ours_predictions, base_predictions),  # dermkit − baseline, lesions resampled
         **precision_record(resolve_precision("auto")),  # the dermkit arm's --precision auto, decided here
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+        "machine": {"cpu_capability": cpu_capability(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
                     "load_average": os.getloadavg()},
     }
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")

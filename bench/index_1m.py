@@ -35,6 +35,7 @@ import pandas as pd
 
 from _real_sample import ham_table
 from dermkit.core.atomic import atomic_write_text
+from dermkit.core.precision import cpu_capability
 from dermkit.core.precision import precision_record, resolve_precision
 from dermkit.models.encoding import extract_image_features
 from dermkit.serve.index import build, recall_at_k
@@ -153,7 +154,7 @@ def main() -> None:
                  "note": "each vector is a real embedding plus Gaussian noise of the given norm, renormalised; "
                          "queries are fresh noisy copies, not in the index",
                  "embed_seconds": round(embed_s, 1)},
-        "settings": {"query_threads": 1, "build_threads": os.cpu_count(), "faiss": faiss.__version__,
+        "settings": {"cpu_capability": cpu_capability(), "query_threads": 1, "build_threads": os.cpu_count(), "faiss": faiss.__version__,
                      "cpu_count": os.cpu_count(), "python": platform.python_version(),
                      "load_average_1min": round(os.getloadavg()[0], 2)},
     }
