@@ -35,8 +35,7 @@ import pandas as pd
 
 from _real_sample import ham_table
 from dermkit.core.atomic import atomic_write_text
-from dermkit.core.precision import cpu_capability
-from dermkit.core.precision import precision_record, resolve_precision
+from dermkit.core.precision import cpu_capability, precision_record, resolve_precision
 from dermkit.models.encoding import extract_image_features
 from dermkit.serve.index import build, recall_at_k
 
