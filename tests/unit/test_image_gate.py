@@ -20,7 +20,7 @@ from dermkit.data.images import (
     UnsupportedFormat,
     open_image,
 )
-from dermkit.data.importers.base import run_import
+from dermkit.data.importers import run_import
 
 STRICT = ImageLimits(formats=UPLOAD_FORMATS, min_side=32)
 

@@ -15,7 +15,7 @@ import pytest
 
 from dermkit.core.errors import InputError
 from dermkit.data.importers import IMPORTERS, run_import
-from dermkit.data.importers.base import CsvColumns, SourceCsv, UndeclaredColumnError, rows
+from dermkit.data.importers.csv_files import CsvColumns, SourceCsv, UndeclaredColumnError, rows
 from dermkit.data.table import read_cases
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

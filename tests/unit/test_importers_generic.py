@@ -13,11 +13,12 @@ import pytest
 from dermkit.cli import main
 from dermkit.core.errors import InputError
 from dermkit.data.importers import run_import
-from dermkit.data.importers.base import ImportContext, Where, parse_fitzpatrick
+from dermkit.data.importers.base import ImportContext, Where
 from dermkit.data.importers.csv_table import CSVImporter
 from dermkit.data.importers.derm1m import COLUMNS as DERM1M_COLUMNS
 from dermkit.data.importers.derm1m import Derm1MImporter
 from dermkit.data.importers.imagefolder import ImageFolderImporter
+from dermkit.data.importers.values import parse_fitzpatrick
 from dermkit.data.table import Case, read_cases
 from dermkit.ontology import Ontology, default_ontology
 

@@ -13,23 +13,16 @@ from typing import Any
 
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
-from dermkit.data.importers.base import (
-    CsvColumns,
-    ImportContext,
-    Importer,
-    Where,
-    checked_label_source,
+from dermkit.data.importers.base import ImportContext, Importer, Where, checked_label_source, register_importer
+from dermkit.data.importers.csv_files import CsvColumns, misspelling_hint, read_csv, rows
+from dermkit.data.importers.image_paths import locate_image
+from dermkit.data.importers.values import (
     is_missing,
-    locate_image,
-    misspelling_hint,
     parse_body_site,
     parse_fitzpatrick,
     parse_float,
     parse_int,
     parse_sex,
-    read_csv,
-    register_importer,
-    rows,
 )
 from dermkit.data.schema import ACQUISITIONS
 from dermkit.data.table import Case

@@ -14,19 +14,10 @@ from typing import ClassVar
 
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
-from dermkit.data.importers.base import (
-    CsvColumns,
-    ImportContext,
-    Importer,
-    Where,
-    find_csv,
-    image_name,
-    is_missing,
-    parse_bool,
-    read_csv,
-    register_importer,
-    rows,
-)
+from dermkit.data.importers.base import ImportContext, Importer, Where, register_importer
+from dermkit.data.importers.csv_files import CsvColumns, find_csv, read_csv, rows
+from dermkit.data.importers.image_paths import image_name
+from dermkit.data.importers.values import is_missing, parse_bool
 from dermkit.data.table import Case
 
 FITZPATRICK_GROUPS = {"12": "I-II", "34": "III-IV", "56": "V-VI"}

@@ -14,20 +14,10 @@ from typing import Any, ClassVar
 
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
-from dermkit.data.importers.base import (
-    CsvColumns,
-    ImportContext,
-    Importer,
-    Row,
-    Where,
-    find_csv,
-    is_missing,
-    locate_image,
-    parse_sex,
-    read_csv,
-    register_importer,
-    rows,
-)
+from dermkit.data.importers.base import ImportContext, Importer, Where, register_importer
+from dermkit.data.importers.csv_files import CsvColumns, Row, find_csv, read_csv, rows
+from dermkit.data.importers.image_paths import locate_image
+from dermkit.data.importers.values import is_missing, parse_sex
 from dermkit.data.table import Case
 from dermkit.ontology import Hierarchy
 from dermkit.ontology.normalize import normalize_term

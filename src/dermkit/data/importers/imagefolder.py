@@ -11,13 +11,8 @@ from pathlib import Path
 
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
-from dermkit.data.importers.base import (
-    IMAGE_SUFFIXES,
-    ImportContext,
-    Importer,
-    checked_label_source,
-    register_importer,
-)
+from dermkit.data.importers.base import ImportContext, Importer, checked_label_source, register_importer
+from dermkit.data.importers.image_paths import IMAGE_SUFFIXES
 from dermkit.data.schema import ACQUISITIONS
 from dermkit.data.table import Case
 from dermkit.ontology import UnknownTermError

@@ -15,19 +15,10 @@ from typing import ClassVar
 
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
-from dermkit.data.importers.base import (
-    CsvColumns,
-    ImportContext,
-    Importer,
-    Where,
-    checked_label_source,
-    find_csv,
-    is_missing,
-    locate_image,
-    read_csv,
-    register_importer,
-    rows,
-)
+from dermkit.data.importers.base import ImportContext, Importer, Where, checked_label_source, register_importer
+from dermkit.data.importers.csv_files import CsvColumns, find_csv, read_csv, rows
+from dermkit.data.importers.image_paths import locate_image
+from dermkit.data.importers.values import is_missing
 from dermkit.data.table import Case
 from dermkit.ontology import UnknownTermError
 

@@ -13,23 +13,10 @@ from typing import ClassVar
 
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import single_label
-from dermkit.data.importers.base import (
-    CsvColumns,
-    ImportContext,
-    Importer,
-    Where,
-    find_csv,
-    image_name,
-    is_missing,
-    parse_body_site,
-    parse_bool,
-    parse_float,
-    parse_int,
-    parse_sex,
-    read_csv,
-    register_importer,
-    rows,
-)
+from dermkit.data.importers.base import ImportContext, Importer, Where, register_importer
+from dermkit.data.importers.csv_files import CsvColumns, find_csv, read_csv, rows
+from dermkit.data.importers.image_paths import image_name
+from dermkit.data.importers.values import is_missing, parse_body_site, parse_bool, parse_float, parse_int, parse_sex
 from dermkit.data.table import Case
 
 # Lesion symptoms the patient was asked about; the ontology's symptom synonyms resolve these names.

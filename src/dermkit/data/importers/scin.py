@@ -15,23 +15,10 @@ from typing import Any, ClassVar
 
 from dermkit.core.errors import InputError
 from dermkit.data.aggregate import Grade, aggregate_differential, top_condition
-from dermkit.data.importers.base import (
-    CsvColumns,
-    ImportContext,
-    Importer,
-    Row,
-    SourceCsv,
-    Where,
-    is_missing,
-    locate_image,
-    parse_bool,
-    parse_int,
-    parse_literal,
-    parse_sex,
-    read_csv,
-    register_importer,
-    rows,
-)
+from dermkit.data.importers.base import ImportContext, Importer, Where, register_importer
+from dermkit.data.importers.csv_files import CsvColumns, Row, SourceCsv, read_csv, rows
+from dermkit.data.importers.image_paths import locate_image
+from dermkit.data.importers.values import is_missing, parse_bool, parse_int, parse_literal, parse_sex
 from dermkit.data.table import Case
 from dermkit.ontology.normalize import normalize_term
 
@@ -44,7 +31,7 @@ GRADERS = (1, 2, 3)
 IMAGE_SLOTS = (1, 2, 3)
 MAX_CONDITIONS_PER_GRADER = 3
 
-# SCIN's own spellings of "no value", on top of the generic ones in base.MISSING_TOKENS.
+# SCIN's own spellings of "no value", on top of the generic ones in values.MISSING_TOKENS.
 SCIN_MISSING = frozenset({"age_unknown", "none_identified", "none_selected", "other_or_unspecified"})
 FITZPATRICK = {f"fst{n}": n for n in range(1, 7)}
 AGE_RANGE = re.compile(r"^AGE_(\d+)_TO_(\d+)$")
