@@ -53,7 +53,7 @@ from dermkit.core.atomic import atomic_write_text
 from dermkit.core.precision import precision_record
 from dermkit.data.table import frame_to_cases, read_manifest, write_table
 from dermkit.models.ddx_net import LabelSpace
-from dermkit.train.ddx import DdxTrainConfig, DdxTrainer
+from dermkit.train.ddx_trainer import DdxTrainConfig, DdxTrainer
 from ham_recipe import plain_epoch, plain_loop
 
 RESULT = Path(__file__).resolve().parent / "results" / "finetune_throughput.json"

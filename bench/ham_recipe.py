@@ -61,7 +61,7 @@ from dermkit.models.factory import build_backbone
 from dermkit.models.families.ddx import DdxModel, load_ddx
 from dermkit.models.transforms import AUGMENTATIONS
 from dermkit.predict import choose_tta, predict_table
-from dermkit.train.ddx import SELECTION_CRITERIA, DdxTrainConfig, train_ddx
+from dermkit.train.ddx_trainer import SELECTION_CRITERIA, DdxTrainConfig, train_ddx
 
 RESULT = Path(__file__).resolve().parent / "results" / "ham_recipe.json"
 DERMKIT_PREDICTIONS, BASELINE_PREDICTIONS = "dermkit-test-predictions.parquet", "baseline-test-predictions.parquet"

@@ -166,7 +166,7 @@ def train_and_evaluate_ddx(name: str, table_dir: str, out: Path, seed: int,
     from dermkit.evaluate.metrics.collection import score_predictions
     from dermkit.models.families.ddx import load_ddx
     from dermkit.predict import predict_table
-    from dermkit.train.ddx import DdxTrainConfig, train_ddx
+    from dermkit.train.ddx_trainer import DdxTrainConfig, train_ddx
 
     timer = timer or StepTimer()
     cache = out / "ddx-feature-cache"

@@ -31,7 +31,7 @@ from dermkit.serve.app import create_app
 from dermkit.serve.build import build_index
 from dermkit.serve.config import ServeConfig
 from dermkit.serve.engine import Engine
-from dermkit.train.ddx import DdxTrainConfig, train_ddx
+from dermkit.train.ddx_trainer import DdxTrainConfig, train_ddx
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 CHROMIUM = "/usr/bin/chromium"

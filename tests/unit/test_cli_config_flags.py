@@ -12,7 +12,7 @@ import pytest
 from dermkit.cli import build_parser, main
 from dermkit.cli.config_args import add_config_arguments, config_from_args, flag_name
 from dermkit.train.clip import ClipTrainConfig
-from dermkit.train.ddx import DdxTrainConfig
+from dermkit.train.ddx_trainer import DdxTrainConfig
 
 REQUIRED = {DdxTrainConfig: ["--data", "t", "--out", "o"], ClipTrainConfig: ["--data", "t", "--out", "o"]}
 # Fields whose flag value is converted on the way into the config: (flag arguments, config value).

@@ -15,9 +15,9 @@ from dermkit.data import image_cache
 from dermkit.data.image_cache import DecodedImages
 from dermkit.data.images import open_image
 from dermkit.models.factory import build_backbone
-from dermkit.train import ddx
+from dermkit.train import ddx_trainer
 from dermkit.train.checkpoint import load_checkpoint
-from dermkit.train.ddx import DdxTrainConfig, DdxTrainer
+from dermkit.train.ddx_trainer import DdxTrainConfig, DdxTrainer
 from dermkit.train.optim import adamw, fused_adamw_supported
 
 TINY = {"labels": "ham10000", "other": False, "backbone": "timm:test_efficientnet", "pretrained": False,
@@ -107,7 +107,7 @@ def test_heads_on_cached_features_keep_the_default_adamw_kernel(table, tmp_path)
 
 def test_fine_tuning_on_the_cpu_keeps_freed_memory_unless_told_not_to(table, tmp_path, monkeypatch):
     calls: list[bool] = []
-    monkeypatch.setattr(ddx, "keep_freed_memory", lambda: calls.append(True) or True)
+    monkeypatch.setattr(ddx_trainer, "keep_freed_memory", lambda: calls.append(True) or True)
     for keep, unfreeze in ((True, None), (False, 0), (True, 0)):  # heads only: the process is left alone
         DdxTrainer(DdxTrainConfig(data=[str(table)], out=str(tmp_path / f"run-{keep}-{unfreeze}"),
                                   keep_freed_memory=keep, unfreeze_epoch=unfreeze, unfreeze_groups=-1,

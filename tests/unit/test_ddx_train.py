@@ -16,7 +16,7 @@ from dermkit.metrics import balanced_accuracy
 from dermkit.models import ModelCard, load_model
 from dermkit.predict import choose_tta, predict_table
 from dermkit.train.checkpoint import load_checkpoint
-from dermkit.train.ddx import DdxTrainConfig, DdxTrainer, train_ddx
+from dermkit.train.ddx_trainer import DdxTrainConfig, DdxTrainer, train_ddx
 
 TINY = {"labels": "ham10000", "other": False, "backbone": "test_efficientnet", "pretrained": False,
         "image_size": 32, "batch_size": 8, "hidden": 16, "precision": "fp32"}

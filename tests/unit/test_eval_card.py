@@ -14,7 +14,7 @@ from huggingface_hub import ModelCard as HubCard
 from dermkit.cli import main
 from dermkit.evaluate.card import END, START, limitations
 from dermkit.models import ModelCard
-from dermkit.train.ddx import DdxTrainConfig, train_ddx
+from dermkit.train.ddx_trainer import DdxTrainConfig, train_ddx
 
 TINY = {"labels": "ham10000", "other": False, "backbone": "test_efficientnet", "pretrained": False,
         "image_size": 32, "batch_size": 8, "hidden": 16}

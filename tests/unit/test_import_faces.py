@@ -30,7 +30,7 @@ def test_train_distributed_loads_neither_the_clip_trainer_nor_evaluation(stateme
 
 
 def test_train_ddx_does_not_load_the_suite_runner() -> None:
-    modules = loaded_after("import dermkit.train.ddx")
+    modules = loaded_after("import dermkit.train.ddx_trainer")
     assert not {name for name in modules if name.startswith("dermkit.evaluate")}
     assert "dermkit.train.clip" not in modules
 

@@ -20,7 +20,7 @@ from dermkit.core.errors import InputError
 from dermkit.models import LoadedModel, ModelCard, export_model, load_model
 from dermkit.models.factory import build_backbone
 from dermkit.models.families import dermlip_lite
-from dermkit.train.ddx import DdxTrainConfig, train_ddx
+from dermkit.train.ddx_trainer import DdxTrainConfig, train_ddx
 
 torch.set_num_threads(1)
 

@@ -30,7 +30,7 @@ def _clip() -> Trainer:
 
 
 def _ddx() -> Trainer:
-    from dermkit.train.ddx import DdxTrainConfig, train_ddx
+    from dermkit.train.ddx_trainer import DdxTrainConfig, train_ddx
 
     return DdxTrainConfig, train_ddx
 
