@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from dermkit.core.errors import InputError
-from dermkit.models.names import FAMILIES, ModelName, parse_model_name, unknown_message
+from dermkit.models.names import FAMILIES, PREFIXES, ModelName, parse_model_name, unknown_message
 
 if TYPE_CHECKING:
     from dermkit.models.backbones import Backbone
@@ -53,8 +53,6 @@ SOURCES: dict[str, Source] = {}
 
 def register_source(prefix: str, source: Source) -> None:
     """Register what names of ``prefix`` (one of :data:`dermkit.models.names.PREFIXES`) build."""
-    from dermkit.models.names import PREFIXES
-
     if prefix not in PREFIXES:
         raise ValueError(f"{prefix!r} is not a model prefix of dermkit.models.names.PREFIXES")
     if prefix in SOURCES:
